@@ -1,0 +1,179 @@
+"""Model folders: config.json + model.safetensors + README.md, written atomically, never pickled."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from sadm.config import FORMAT_VERSION, ModelConfig
+from sadm.errors import CheckpointError, ConfigError
+from sadm.model import SADM, parameter_count
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that a reader sees the old content or the new one, never a half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """safetensors file written atomically (temp file in the same folder + rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file, turning a missing or truncated file into a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist; a model folder needs {WEIGHTS_FILE} beside {CONFIG_FILE}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"{path} could not be read as safetensors ({error}); the file is truncated or not a "
+            "weights file — copy the model folder again or retrain"
+        ) from error
+
+
+def default_model_card(config: ModelConfig, model: SADM) -> str:
+    prov = config.provenance
+    lines = [
+        f"# SADM model ({config.variant})",
+        "",
+        "Sequence-Aware Diffusion Model (Yoon et al., IPMI 2023) for longitudinal 3D image generation.",
+        "",
+        f"- grid (k, j, i): {list(config.grid)}, up to {config.max_frames} frames",
+        f"- parameters: Aθ {parameter_count(model.attention):,}, UNet {parameter_count(model.unet):,}",
+        f"- trained: {prov.get('command', 'not recorded')}",
+    ]
+    if config.metrics:
+        lines += ["", "## Metrics", "", "```json", json.dumps(config.metrics, indent=2), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def save_model(folder: Path | str, model: SADM, model_card: str | None = None) -> Path:
+    """Write a model folder atomically: a reader sees the previous folder or the new one whole."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        metadata = {"format": "pt", "sadm_architecture": json.dumps(config.architecture(), sort_keys=True)}
+        save_tensors(staging / WEIGHTS_FILE, model.state_dict(), metadata)
+        atomic_write_bytes(staging / CONFIG_FILE, config.to_json().encode())
+        atomic_write_bytes(staging / CARD_FILE, (model_card or default_model_card(config, model)).encode())
+        if folder.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+            os.replace(folder, retired / folder.name)
+            os.replace(staging, folder)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def read_config(folder: Path | str) -> ModelConfig:
+    """Read and check a model folder's config.json."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"model folder {folder} does not exist or is not a folder")
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{folder} has no {CONFIG_FILE}; a model folder holds {CONFIG_FILE} + {WEIGHTS_FILE}")
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error})") from error
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format_version {version!r}, but this sadm ({FORMAT_VERSION=}) reads only "
+            f"version {FORMAT_VERSION}; use the sadm release that wrote it or retrain"
+        )
+    try:
+        return ModelConfig.from_dict(data)
+    except (ConfigError, TypeError) as error:
+        raise CheckpointError(f"{path} does not describe a valid model: {error}") from error
+
+
+def describe_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> list[str]:
+    """Human-readable differences between two state dicts (names and shapes)."""
+    problems = []
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing:
+        problems.append(f"missing tensors: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+    for name in sorted(set(expected) & set(found)):
+        if tuple(expected[name].shape) != tuple(found[name].shape):
+            problems.append(f"{name}: expected shape {tuple(expected[name].shape)}, found {tuple(found[name].shape)}")
+    return problems
+
+
+def architecture_differences(expected: dict[str, Any], found: dict[str, Any], prefix: str = "") -> list[str]:
+    """Field-by-field differences of two architecture dicts, e.g. 'grid: [8, 16, 16] != [16, 32, 32]'."""
+    problems = []
+    for key in sorted(set(expected) | set(found)):
+        a, b = expected.get(key), found.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            problems += architecture_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            problems.append(f"{prefix}{key}: config.json says {a!r}, the weights were made for {b!r}")
+    return problems
+
+
+def load_model(folder: Path | str, device: torch.device | str = "cpu") -> SADM:
+    """Rebuild a model from its folder and load its weights, saying exactly what does not match."""
+    folder = Path(folder)
+    config = read_config(folder)
+    weights_path = folder / WEIGHTS_FILE
+    state = load_tensors(weights_path)
+    with open(weights_path, "rb") as handle:
+        header_size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(header_size))
+    stored = header.get("__metadata__", {}).get("sadm_architecture")
+    if stored is not None:
+        differences = architecture_differences(config.architecture(), json.loads(stored))
+        if differences:
+            raise CheckpointError(f"{folder}: config.json does not match the weights: " + "; ".join(differences))
+    model = SADM(config)
+    problems = describe_mismatch(model.state_dict(), state)
+    if problems:
+        raise CheckpointError(f"{weights_path} does not fit the architecture in {CONFIG_FILE}: " + "; ".join(problems))
+    model.load_state_dict(state)
+    return model.to(device).eval()

@@ -1,0 +1,186 @@
+"""Model configuration: the dataclasses are exactly what a model folder's config.json holds."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sadm.errors import ConfigError
+
+FORMAT_VERSION = 1
+VARIANTS = ("sadm", "diffusion-only", "attention-only")
+TIME_EMBEDDINGS = ("index", "continuous")
+
+
+@dataclass
+class AttentionConfig:
+    """Aθ, the factorized 4D ViViT that turns frames 1..i-1 into the conditioning volume of frame i."""
+
+    patch_size: tuple[int, int, int] = (2, 4, 4)  # voxels per token along (k, j, i); l = 1 in time
+    dim: int = 64
+    depth: int = 2  # N: temporal-encoder blocks = spatial-decoder blocks
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    head_channels: int = 32  # channels of the upsampling head before the final 3D conv
+    conditioning_channels: int = 1  # the paper's c is one volume
+    skip_connections: bool = True  # decoder adds the encoder tokens of the same resolution
+    time_embedding: str = "index"  # "index": learned per frame index; "continuous": Fourier of a time value
+    time_scale: float = 1.0  # continuous times are divided by this (e.g. 100 for ages in years)
+
+
+@dataclass
+class UNetConfig:
+    """The 3D ε-prediction UNet; names follow MONAI's DiffusionModelUNet."""
+
+    channels: tuple[int, ...] = (32, 64, 128)
+    num_res_blocks: int = 2
+    attention_levels: tuple[bool, ...] = (False, False, True)
+    norm_num_groups: int = 8
+    heads: int = 4
+    dropout: float = 0.0
+
+
+@dataclass
+class DiffusionConfig:
+    """Continuous-time diffusion of the paper's §2.1: cosine logSNR schedule clipped to a range."""
+
+    log_snr_min: float = -20.0
+    log_snr_max: float = 20.0
+    p_uncond: float = 0.1  # probability of dropping the condition during training (CFG)
+    guidance: float = 0.1  # default w at sampling; the paper uses 0.1
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model and feed it data as it was trained."""
+
+    grid: tuple[int, int, int] = (16, 32, 32)  # model grid in numpy (k, j, i) order
+    max_frames: int = 8
+    variant: str = "sadm"
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    # How intensities were normalised per sequence during training; generation repeats it.
+    normalization: dict[str, Any] = field(
+        default_factory=lambda: {"method": "minmax", "clip_percentiles": None}
+    )
+    format_version: int = FORMAT_VERSION
+    provenance: dict[str, Any] = field(default_factory=dict)  # training command, data, steps, hardware
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.grid = tuple(int(n) for n in self.grid)
+        self.attention.patch_size = tuple(int(n) for n in self.attention.patch_size)
+        self.unet.channels = tuple(int(n) for n in self.unet.channels)
+        self.unet.attention_levels = tuple(bool(a) for a in self.unet.attention_levels)
+        self.validate()
+
+    # --- checks -------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Fail early, naming the value, for configurations the networks cannot be built from."""
+        if len(self.grid) != 3 or min(self.grid) < 1:
+            raise ConfigError(f"grid must be three positive sizes (k, j, i); got {self.grid}")
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant must be one of {VARIANTS}; got {self.variant!r}")
+        if self.max_frames < 2:
+            raise ConfigError(f"max_frames must be at least 2 (one observed, one generated); got {self.max_frames}")
+        att = self.attention
+        if att.time_embedding not in TIME_EMBEDDINGS:
+            raise ConfigError(f"attention.time_embedding must be one of {TIME_EMBEDDINGS}; got {att.time_embedding!r}")
+        if att.dim % att.heads:
+            raise ConfigError(f"attention.dim ({att.dim}) must be divisible by attention.heads ({att.heads})")
+        factor = 2**att.depth
+        for axis, (size, patch) in enumerate(zip(self.grid, att.patch_size)):
+            if size % (patch * factor):
+                raise ConfigError(
+                    f"grid axis {axis} has {size} voxels, which is not divisible by patch_size[{axis}]={patch} "
+                    f"times 2**depth={factor} (each temporal-encoder block merges 2 tokens per axis); "
+                    f"choose a grid that is a multiple of {patch * factor} along that axis"
+                )
+        unet = self.unet
+        if len(unet.attention_levels) != len(unet.channels):
+            raise ConfigError(
+                f"unet.attention_levels has {len(unet.attention_levels)} entries but unet.channels has "
+                f"{len(unet.channels)}; give one flag per level"
+            )
+        for ch in unet.channels:
+            if ch % unet.norm_num_groups:
+                raise ConfigError(f"unet channel count {ch} is not divisible by norm_num_groups={unet.norm_num_groups}")
+        down = 2 ** (len(unet.channels) - 1)
+        for axis, size in enumerate(self.grid):
+            if size % down:
+                raise ConfigError(
+                    f"grid axis {axis} has {size} voxels, not divisible by {down} (the UNet halves it "
+                    f"{len(unet.channels) - 1} times)"
+                )
+        d = self.diffusion
+        if not d.log_snr_min < d.log_snr_max:
+            raise ConfigError(f"diffusion.log_snr_min ({d.log_snr_min}) must be below log_snr_max ({d.log_snr_max})")
+        if not 0.0 <= d.p_uncond < 1.0:
+            raise ConfigError(f"diffusion.p_uncond must lie in [0, 1); got {d.p_uncond}")
+
+    # --- (de)serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        data = dict(data)
+        nested = {"attention": AttentionConfig, "unet": UNetConfig, "diffusion": DiffusionConfig}
+        for key, klass in nested.items():
+            if key in data:
+                data[key] = _build(klass, data[key], key)
+        return _build(cls, data, "config")
+
+    def architecture(self) -> dict[str, Any]:
+        """The fields that decide the weights' shapes (compared when loading a checkpoint)."""
+        d = self.to_dict()
+        return {k: d[k] for k in ("grid", "max_frames", "variant", "attention", "unet")}
+
+
+def _build(klass, values: dict[str, Any], where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a JSON object; got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(klass)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {unknown}; expected some of {sorted(known)}")
+    return klass(**values)
+
+
+def preset(name: str) -> ModelConfig:
+    """Named configurations: `tiny` for tests, `demo` for CPU-trainable bundled models, `paper` for
+    the paper's cardiac setting (12 frames at 128×128×32, i.e. numpy grid (32, 128, 128))."""
+    if name == "tiny":
+        return ModelConfig(
+            grid=(8, 16, 16),
+            max_frames=6,
+            attention=AttentionConfig(patch_size=(2, 4, 4), dim=32, depth=1, heads=2, head_channels=16),
+            unet=UNetConfig(channels=(16, 32), num_res_blocks=1, attention_levels=(False, True), norm_num_groups=8),
+        )
+    if name == "demo":
+        return ModelConfig(
+            grid=(16, 32, 32),
+            max_frames=12,
+            attention=AttentionConfig(patch_size=(2, 4, 4), dim=64, depth=2, heads=4, head_channels=32),
+            unet=UNetConfig(channels=(32, 64, 128), num_res_blocks=2, attention_levels=(False, False, True)),
+        )
+    if name == "paper":
+        return ModelConfig(
+            grid=(32, 128, 128),
+            max_frames=12,
+            attention=AttentionConfig(patch_size=(2, 8, 8), dim=128, depth=2, heads=8, head_channels=32),
+            unet=UNetConfig(
+                channels=(32, 64, 128, 256),
+                num_res_blocks=2,
+                attention_levels=(False, False, False, True),
+                norm_num_groups=16,
+                heads=8,
+            ),
+        )
+    raise ConfigError(f"unknown preset {name!r}; choose one of 'tiny', 'demo', 'paper'")

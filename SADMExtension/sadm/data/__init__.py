@@ -1,0 +1,1 @@
+"""Image I/O, preprocessing and datasets for longitudinal 3D sequences."""

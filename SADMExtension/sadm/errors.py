@@ -1,0 +1,25 @@
+"""Typed exceptions: every bad input is reported where it is first understood."""
+
+
+class SADMError(Exception):
+    """Base class of every error the SADM engine raises on purpose."""
+
+
+class InvalidRolesError(SADMError, ValueError):
+    """The observed / missing / future roles of a sequence break a rule of the method."""
+
+
+class InvalidFramesError(SADMError, ValueError):
+    """Frames have the wrong dimensionality, disagree in shape, or hold NaN/Inf voxels."""
+
+
+class CheckpointError(SADMError):
+    """A model folder is missing, truncated, or made for another version, grid or architecture."""
+
+
+class ConfigError(SADMError, ValueError):
+    """A model or training configuration is inconsistent (e.g. a grid not divisible by the patches)."""
+
+
+class GenerationCancelled(SADMError):
+    """The caller's cancel event was set; the run produced nothing."""

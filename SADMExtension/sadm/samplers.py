@@ -1,0 +1,84 @@
+"""Samplers: pure functions over an ε-predictor and a logSNR grid (k-diffusion's shape).
+
+Each takes `eps_fn(z, λ) -> ε̂`, the initial noise z (B, ...), a decreasing-noise grid of logSNRs
+(t = 1 → 0, see `diffusion.log_snr_steps`) and an optional `callback(info)` called after every step
+with {"i", "total", "z", "denoised", "log_snr"}; a callback may raise to stop the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from sadm.diffusion import EpsFn, alpha_sigma, posterior, predict_x
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+def _denoise(eps_fn: EpsFn, z: torch.Tensor, log_snr: torch.Tensor, clip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    batch_log_snr = log_snr.to(z.device).expand(z.shape[0])
+    eps = eps_fn(z, batch_log_snr).float()
+    x = predict_x(z, eps, batch_log_snr)
+    if clip:
+        x = x.clamp(-1.0, 1.0)
+    return x, eps
+
+
+@torch.no_grad()
+def sample_ancestral(
+    eps_fn: EpsFn,
+    z: torch.Tensor,
+    log_snrs: torch.Tensor,
+    v: float = 0.3,
+    clip_denoised: bool = True,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """Ancestral sampling of the paper (Eq. 3): z_s = μ̃(z_t, x̂) + sqrt((σ̃²)^{1−v} (σ²_{t|s})^v) ε."""
+    total = len(log_snrs) - 1
+    x = z
+    for i in range(total):
+        log_snr_t, log_snr_s = log_snrs[i], log_snrs[i + 1]
+        x, _ = _denoise(eps_fn, z, log_snr_t, clip_denoised)
+        if i == total - 1:
+            z = x  # the last step lands on the data: return the denoised estimate, not a noisy z_0
+        else:
+            mean, variance, transition = posterior(z, x, log_snr_t.to(z.device), log_snr_s.to(z.device))
+            std = (variance ** (1 - v) * transition**v).sqrt()
+            noise = torch.randn(z.shape, generator=generator).to(z.device)
+            z = mean + std * noise
+        if callback is not None:
+            callback({"i": i, "total": total, "z": z, "denoised": x, "log_snr": log_snr_t})
+    return z
+
+
+@torch.no_grad()
+def sample_ddim(
+    eps_fn: EpsFn,
+    z: torch.Tensor,
+    log_snrs: torch.Tensor,
+    clip_denoised: bool = True,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """Deterministic DDIM (Song et al. 2021, η = 0): z_s = α_s x̂ + σ_s ε̂, for any number of steps."""
+    total = len(log_snrs) - 1
+    for i in range(total):
+        log_snr_t, log_snr_s = log_snrs[i], log_snrs[i + 1]
+        x, eps = _denoise(eps_fn, z, log_snr_t, clip_denoised)
+        if i == total - 1:
+            z = x
+        else:
+            if clip_denoised:
+                # Keep ε consistent with the clipped x̂ so the trajectory stays on the data manifold.
+                alpha_t, sigma_t = alpha_sigma(log_snr_t.to(z.device))
+                eps = (z - alpha_t * x) / sigma_t
+            alpha_s, sigma_s = alpha_sigma(log_snr_s.to(z.device))
+            z = alpha_s * x + sigma_s * eps
+        if callback is not None:
+            callback({"i": i, "total": total, "z": z, "denoised": x, "log_snr": log_snr_t})
+    return z
+
+
+SAMPLERS = {"ancestral": sample_ancestral, "ddim": sample_ddim}
+DEFAULT_STEPS = {"ancestral": 1000, "ddim": 50}

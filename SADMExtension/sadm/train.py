@@ -1,0 +1,78 @@
+"""Algorithm 1: turn sequences into (X̃, target) training examples and take gradient steps."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from sadm.model import SADM
+from sadm.roles import context_mask, sample_partition, sample_target
+
+
+def make_batch(
+    sequences: torch.Tensor,
+    lengths: Sequence[int] | None = None,
+    times: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """Alg. 1 lines 3–9 for a batch of sequences.
+
+    `sequences` (B, L, D, H, W) in [0, 1]; `lengths[b]` frames of sequence b are real (the rest is
+    padding). Per sequence: draw (C, M, F), a target i ~ U(M ∪ F), and X̃ = frames 0..i−1 with
+    zero volumes where frames are not observed. Contexts of different lengths share one tensor
+    with a mask. `positions` are frame indices, or `times` where the data carry them.
+    Returns context (B, Lc, D, H, W), context_mask (B, Lc), positions (B, Lc),
+    target_position (B,), target (B, 1, D, H, W) in [−1, 1], target_index (B,).
+    """
+    batch, length = sequences.shape[:2]
+    lengths = [length] * batch if lengths is None else [int(n) for n in lengths]
+    if times is None:
+        times = torch.arange(length, dtype=torch.float32).expand(batch, length)
+    targets, observed = [], []
+    for b in range(batch):
+        roles = sample_partition(lengths[b], generator)
+        target = sample_target(roles, generator)
+        targets.append(target)
+        observed.append(context_mask(roles, target))
+    context_length = max(targets)
+    context = sequences.new_zeros(batch, context_length, *sequences.shape[2:])
+    mask = torch.zeros(batch, context_length, dtype=torch.bool, device=sequences.device)
+    positions = torch.zeros(batch, context_length, dtype=torch.float32, device=sequences.device)
+    for b, (target, keep) in enumerate(zip(targets, observed)):
+        mask[b, :target] = True
+        positions[b, :target] = times[b, :target]
+        for k, is_observed in enumerate(keep):
+            if is_observed:
+                context[b, k] = sequences[b, k]
+    index = torch.tensor(targets, device=sequences.device)
+    rows = torch.arange(batch, device=sequences.device)
+    return {
+        "context": context,
+        "context_mask": mask,
+        "positions": positions,
+        "target_position": times.to(sequences.device)[rows, index].float(),
+        "target": sequences[rows, index][:, None] * 2.0 - 1.0,
+        "target_index": index,
+    }
+
+
+def train_step(
+    model: SADM,
+    optimizer: torch.optim.Optimizer,
+    sequences: torch.Tensor,
+    lengths: Sequence[int] | None = None,
+    times: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    max_grad_norm: float | None = 1.0,
+) -> float:
+    """One gradient step of Alg. 1 on a batch of sequences; returns the loss."""
+    model.train()
+    batch = make_batch(sequences, lengths, times, generator)
+    loss = model.loss(batch, generator)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return float(loss.detach())
