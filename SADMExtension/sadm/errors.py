@@ -23,3 +23,7 @@ class ConfigError(SADMError, ValueError):
 
 class GenerationCancelled(SADMError):
     """The caller's cancel event was set; the run produced nothing."""
+
+
+class DataError(SADMError, ValueError):
+    """A file or folder cannot be read as a longitudinal sequence (unreadable, wrong layout, bad voxels)."""
