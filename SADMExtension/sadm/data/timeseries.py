@@ -34,6 +34,8 @@ def read_4d_image(path: Path, subject: str | None = None) -> LongitudinalSequenc
         frames, geometry, times, metadata = _split_4d_scalar(image, path)
     elif image.GetDimension() == 3 and image.GetNumberOfComponentsPerPixel() > 1:
         frames, geometry, times, metadata = _split_components(image, path)
+    elif _sequence_index(image)[1] is not None:  # a .seq.nrrd whose list axis holds one frame
+        raise DataError(f"{path} is a sequence of 1 frame; a longitudinal sequence needs at least 2")
     else:
         raise DataError(
             f"{path} is {describe(image)}; expected a 4D image with time as the 4th axis (or a Slicer .seq.nrrd). "
