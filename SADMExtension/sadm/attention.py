@@ -121,6 +121,13 @@ class AttentionModule(nn.Module):
             nn.Conv3d(att.head_channels, att.conditioning_channels, kernel_size=3, padding=1),
         )
 
+    def embed(self, frames: torch.Tensor, positions: torch.Tensor, target_position: torch.Tensor) -> torch.Tensor:
+        """Patch tokens + spatial, frame and target position codes: (B, L, D, H, W) -> (B, L, d, h, w, C).
+        A missing frame (zero volume) still gets a non-zero, position-specific code."""
+        tokens = self.patch_embedding(frames) + self.spatial_position
+        position = self.frame_position(positions) + self.target_position(target_position)[:, None]
+        return tokens + position[:, :, None, None, None, :]
+
     def forward(
         self,
         frames: torch.Tensor,
@@ -131,10 +138,7 @@ class AttentionModule(nn.Module):
         batch, length = frames.shape[:2]
         if length > self.max_context:
             raise ValueError(f"Aθ got {length} context frames; this model takes at most {self.max_context}")
-        tokens = self.patch_embedding(frames) + self.spatial_position
-        position = self.frame_position(positions) + self.target_position(target_position)[:, None]
-        tokens = tokens + position[:, :, None, None, None, :]
-
+        tokens = self.embed(frames, positions, target_position)
         skips = []
         for block in self.encoder:
             tokens, attended = block(tokens, frame_mask)

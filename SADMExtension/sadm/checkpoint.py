@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -82,17 +83,15 @@ def default_model_card(config: ModelConfig, model: SADM) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_model(folder: Path | str, model: SADM, model_card: str | None = None) -> Path:
-    """Write a model folder atomically: a reader sees the previous folder or the new one whole."""
+@contextlib.contextmanager
+def atomic_folder(folder: Path | str) -> Iterator[Path]:
+    """Yield an empty staging folder; on success it replaces `folder` in one rename, so a reader
+    sees the previous folder or the new one whole. On failure the previous folder is untouched."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    config = model.config
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        metadata = {"format": "pt", "sadm_architecture": json.dumps(config.architecture(), sort_keys=True)}
-        save_tensors(staging / WEIGHTS_FILE, model.state_dict(), metadata)
-        atomic_write_bytes(staging / CONFIG_FILE, config.to_json().encode())
-        atomic_write_bytes(staging / CARD_FILE, (model_card or default_model_card(config, model)).encode())
+        yield staging
         if folder.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
             os.replace(folder, retired / folder.name)
@@ -103,7 +102,22 @@ def save_model(folder: Path | str, model: SADM, model_card: str | None = None) -
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return folder
+
+
+def write_model_files(folder: Path, model: SADM, model_card: str | None = None) -> None:
+    """The three files of a model folder, into an existing (staging) folder."""
+    config = model.config
+    metadata = {"format": "pt", "sadm_architecture": json.dumps(config.architecture(), sort_keys=True)}
+    save_tensors(folder / WEIGHTS_FILE, model.state_dict(), metadata)
+    atomic_write_bytes(folder / CONFIG_FILE, config.to_json().encode())
+    atomic_write_bytes(folder / CARD_FILE, (model_card or default_model_card(config, model)).encode())
+
+
+def save_model(folder: Path | str, model: SADM, model_card: str | None = None) -> Path:
+    """Write a model folder atomically (see `atomic_folder`)."""
+    with atomic_folder(folder) as staging:
+        write_model_files(staging, model, model_card)
+    return Path(folder)
 
 
 def read_config(folder: Path | str) -> ModelConfig:

@@ -70,19 +70,30 @@ def condition_dropout_mask(batch: int, p_uncond: float, generator: torch.Generat
     return keep.to(device=device, dtype=torch.float32)[:, None, None, None, None]
 
 
+def eps_from_prediction(z: torch.Tensor, output: torch.Tensor, log_snr: torch.Tensor, prediction: str) -> torch.Tensor:
+    """The network's raw output as ε̂: itself for "eps", σ z + α v̂ for "v"."""
+    if prediction == "eps":
+        return output
+    alpha, sigma = alpha_sigma(log_snr)
+    return _broadcast(sigma, z) * z + _broadcast(alpha, z) * output
+
+
 def diffusion_loss(
-    denoiser: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    network: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     conditioning: torch.Tensor,
     log_snr_min: float,
     log_snr_max: float,
     p_uncond: float,
     generator: torch.Generator | None = None,
+    prediction: str = "eps",
 ) -> torch.Tensor:
     """Alg. 1 line 11–13: mean ||ε̂θ(z_t, c·I, λ_t) − ε||² with t ~ U(0, 1), I ~ Be(1 − p_uncond).
 
-    `denoiser(z_t, λ_t, c)` predicts ε; x (B, 1, D, H, W) is the target frame in [−1, 1]. Random
-    draws come from `generator` on the CPU so a run is reproducible on any device.
+    `network(z_t, λ_t, c)` returns the raw output: ε̂ (prediction "eps", the paper) or v̂, whose
+    loss ||v̂ − v||² with v = α ε − σ x weights low-SNR steps by 1/α² more. x (B, 1, D, H, W) is
+    the target frame in [−1, 1]. Random draws come from `generator` on the CPU so a run is
+    reproducible on any device.
     """
     batch = x.shape[0]
     t = torch.rand(batch, generator=generator, dtype=torch.float64)
@@ -90,8 +101,13 @@ def diffusion_loss(
     noise = torch.randn(x.shape, generator=generator).to(x.device)
     keep = condition_dropout_mask(batch, p_uncond, generator, x.device)
     z_t = q_sample(x, log_snr, noise)
-    eps = denoiser(z_t, log_snr, conditioning * keep)
-    return torch.mean((eps.float() - noise) ** 2)
+    output = network(z_t, log_snr, conditioning * keep).float()
+    if prediction == "eps":
+        target = noise
+    else:
+        alpha, sigma = alpha_sigma(log_snr)
+        target = _broadcast(alpha, x) * noise - _broadcast(sigma, x) * x
+    return torch.mean((output - target) ** 2)
 
 
 def guided_eps_fn(

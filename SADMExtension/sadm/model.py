@@ -9,7 +9,7 @@ from torch import nn
 
 from sadm.attention import AttentionModule
 from sadm.config import ModelConfig
-from sadm.diffusion import diffusion_loss
+from sadm.diffusion import diffusion_loss, eps_from_prediction
 from sadm.unet import UNet3D
 
 
@@ -56,9 +56,14 @@ class SADM(nn.Module):
             return F.pad(context, (0, 0, 0, 0, 0, 0, 0, self.conditioning_channels - frames.shape[1]))
         return self.attention(frames, frame_mask, positions, target_position)
 
+    def network_output(self, z: torch.Tensor, log_snr: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
+        """The UNet's raw output (ε̂ or v̂, see DiffusionConfig.prediction) for z_t concatenated with c."""
+        return self.unet(torch.cat([z, conditioning.to(z.dtype)], dim=1), log_snr)
+
     def denoise(self, z: torch.Tensor, log_snr: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
         """ε̂θ(z_t, c, λ_t): (B, 1, D, H, W), (B,), (B, C, D, H, W) -> (B, 1, D, H, W)."""
-        return self.unet(torch.cat([z, conditioning.to(z.dtype)], dim=1), log_snr)
+        output = self.network_output(z, log_snr, conditioning).float()
+        return eps_from_prediction(z.float(), output, log_snr, self.config.diffusion.prediction)
 
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """The training objective on a batch from `training.make_batch`: the ε-loss of Alg. 1 with
@@ -68,7 +73,9 @@ class SADM(nn.Module):
         if not self.is_diffusion:
             return torch.mean((conditioning.float() * 2 - 1 - target) ** 2)
         d = self.config.diffusion
-        return diffusion_loss(self.denoise, target, conditioning, d.log_snr_min, d.log_snr_max, d.p_uncond, generator)
+        return diffusion_loss(
+            self.network_output, target, conditioning, d.log_snr_min, d.log_snr_max, d.p_uncond, generator, d.prediction
+        )
 
 
 def parameter_count(module: nn.Module | None) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from sadm.data.checks import check_finite
-from sadm.data.integrity import check_nifti_complete, is_nifti
+from sadm.data.integrity import check_nifti, is_nifti
 from sadm.data.sequence import Geometry
 from sadm.errors import DataError
 
@@ -28,7 +28,7 @@ def read_image(path: Path) -> sitk.Image:
     if path.is_dir():
         return read_dicom_series(path)
     if is_nifti(path):
-        check_nifti_complete(path)
+        check_nifti(path)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:

@@ -34,7 +34,7 @@ def read_4d_image(path: Path, subject: str | None = None) -> LongitudinalSequenc
         frames, geometry, times, metadata = _split_4d_scalar(image, path)
     elif image.GetDimension() == 3 and image.GetNumberOfComponentsPerPixel() > 1:
         frames, geometry, times, metadata = _split_components(image, path)
-    elif _sequence_index(image)[1] is not None:  # a .seq.nrrd whose list axis holds one frame
+    elif _declares_one_frame(image):
         raise DataError(f"{path} is a sequence of 1 frame; a longitudinal sequence needs at least 2")
     else:
         raise DataError(
@@ -111,6 +111,13 @@ def _split_components(image: sitk.Image, path: Path):
         if image.HasMetaDataKey(key):
             metadata["index_name" if "labels" in key else "index_unit"] = image.GetMetaData(key)
     return frames, Geometry.of_image(image), times, metadata
+
+
+def _declares_one_frame(image: sitk.Image) -> bool:
+    """SimpleITK drops a time axis of size 1: a 4D NIfTI with dim[4] = 1, a .seq.nrrd of one item."""
+    if image.HasMetaDataKey("dim[0]") and image.HasMetaDataKey("dim[4]"):
+        return int(image.GetMetaData("dim[0]")) >= 4 and int(image.GetMetaData("dim[4]")) == 1
+    return _sequence_index(image)[1] is not None
 
 
 def _sequence_index(image: sitk.Image) -> tuple[str, list[str] | None]:
