@@ -44,7 +44,8 @@ def read_acdc_info(path: Path) -> AcdcInfo:
             fields[key.strip().lower()] = value.strip()
     missing = [name for name in ("ed", "es") if name not in fields]
     if missing:
-        raise DataError(f"{path} has no {' or '.join(n.upper() for n in missing)} line; expected e.g. 'ED: 1' and 'ES: 12'")
+        names = " or ".join(name.upper() for name in missing)
+        raise DataError(f"{path} has no {names} line; expected e.g. 'ED: 1' and 'ES: 12'")
     return AcdcInfo(
         ed=_number(fields, "ed", int, path),
         es=_number(fields, "es", int, path),
@@ -108,7 +109,10 @@ def read_acdc_patient(folder: Path) -> LongitudinalSequence:
             f"{info_path}: ES {info.es} is not after ED {info.ed}; the ED→ES sequence needs ES > ED (1-based frames)"
         )
     if info.frame_count is not None and info.frame_count != frame_count:
-        warnings.warn(f"{info_path} says NbFrame: {info.frame_count} but {cine_path.name} holds {frame_count} frames", stacklevel=2)
+        warnings.warn(
+            f"{info_path} says NbFrame: {info.frame_count} but {cine_path.name} holds {frame_count} frames",
+            stacklevel=2,
+        )
     sequence = cycle.subset(range(info.ed - 1, info.es))
     # The paper positions cardiac frames by their order (ED→ES, resampled to 12 phases), not by ms.
     sequence.times = None

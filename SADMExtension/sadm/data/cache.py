@@ -111,16 +111,21 @@ def source_fingerprint(source: SequenceSource) -> dict:
         try:
             stat = Path(path).stat()
         except OSError as error:
-            raise DataError(f"cannot read {path} ({error.strerror}); it is part of subject '{source.subject}'") from None
+            raise DataError(
+                f"cannot read {path} ({error.strerror}); it is part of subject '{source.subject}'"
+            ) from None
         files.append({"path": str(path), "mtime_ns": stat.st_mtime_ns, "size": stat.st_size})
     return {**source.describe(), "files": files}
 
 
-def _preprocess_into(cache_dir: Path, source: SequenceSource, fingerprint: dict, params: PreprocessParams, wanted_params: dict) -> dict:
+def _preprocess_into(
+    cache_dir: Path, source: SequenceSource, fingerprint: dict, params: PreprocessParams, wanted_params: dict
+) -> dict:
     prepared = preprocess_sequence(source.read(), params)
     digest = hashlib.sha1(json.dumps([fingerprint, wanted_params], sort_keys=True).encode()).hexdigest()[:12]
     name = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', source.subject)[:64]}-{digest}.npy"
-    _write_atomically(cache_dir / name, lambda stream: np.save(stream, np.ascontiguousarray(prepared.frames, dtype=np.float32), allow_pickle=False))
+    frames = np.ascontiguousarray(prepared.frames, dtype=np.float32)
+    _write_atomically(cache_dir / name, lambda stream: np.save(stream, frames, allow_pickle=False))
     return {
         "subject": source.subject,
         "array": name,
@@ -151,9 +156,9 @@ def _read_index(cache_dir: Path) -> list[dict]:
         warnings.warn(f"{path} is unreadable ({error}); every entry will be rebuilt", stacklevel=3)
         return []
     if not isinstance(index, dict) or index.get("format") != CACHE_FORMAT:
+        found = index.get("format") if isinstance(index, dict) else None
         raise DataError(
-            f"{path} is not a SADM sequence cache index (format {index.get('format') if isinstance(index, dict) else None!r}); "
-            "choose an empty or SADM cache folder"
+            f"{path} is not a SADM sequence cache index (format {found!r}); choose an empty or SADM cache folder"
         )
     if index.get("version") != CACHE_VERSION:
         return []  # written by another cache version: rebuild everything

@@ -25,6 +25,8 @@ def check_sequence(sequence: LongitudinalSequence, where: str) -> LongitudinalSe
         )
     for index, (frame, source) in enumerate(zip(sequence.frames, sequence.sources)):
         if frame.ndim != 3:
-            raise DataError(f"frame {index} of {where} ({source}) has shape {frame.shape}; expected a 3D volume (k, j, i)")
+            raise DataError(
+                f"frame {index} of {where} ({source}) has shape {frame.shape}; expected a 3D volume (k, j, i)"
+            )
         check_finite(frame, f"frame {index} of {where} ({source})")
     return sequence

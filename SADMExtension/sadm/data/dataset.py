@@ -66,7 +66,9 @@ def collate_sequences(items: Sequence[dict], max_frames: int | None = None) -> d
     lengths = [min(item["length"], max_frames) if max_frames else item["length"] for item in items]
     grids = {tuple(item["frames"].shape[1:]) for item in items}
     if len(grids) != 1:
-        raise ConfigError(f"sequences of one batch must share a grid; got {sorted(grids)} (preprocess them with one grid)")
+        raise ConfigError(
+            f"sequences of one batch must share a grid; got {sorted(grids)} (preprocess them with one grid)"
+        )
     longest = max(lengths)
     frames = items[0]["frames"].new_zeros((len(items), longest, *grids.pop()))
     times = torch.zeros(len(items), longest, dtype=torch.float32)
@@ -108,7 +110,9 @@ def load_training_data(
 ) -> SequenceDataset:
     """Discover every sequence under `data_path`, bring the cache up to date, and return the dataset."""
     params = PreprocessParams(
-        grid=tuple(grid), num_frames=num_frames, clip_percentiles=None if clip_percentiles is None else tuple(clip_percentiles)
+        grid=tuple(grid),
+        num_frames=num_frames,
+        clip_percentiles=None if clip_percentiles is None else tuple(clip_percentiles),
     )
     update = build_cache(discover_sequences(data_path), cache_dir, params, progress)
     return SequenceDataset(update.entries)

@@ -45,7 +45,9 @@ def read_manifest(csv_path: Path) -> list[ManifestSubject]:
             missing_files.append(f"line {line}: {path}")
         by_subject.setdefault(subject, []).append((timepoint, path, time, line))
     if missing_files:
-        shown = "; ".join(missing_files[:5]) + (f"; and {len(missing_files) - 5} more" if len(missing_files) > 5 else "")
+        shown = "; ".join(missing_files[:5])
+        if len(missing_files) > 5:
+            shown += f"; and {len(missing_files) - 5} more"
         raise DataError(f"{csv_path} names {len(missing_files)} file(s) that do not exist: {shown}")
     return [_subject_of(subject, scans, csv_path) for subject, scans in by_subject.items()]
 
@@ -83,8 +85,8 @@ def _subject_of(subject: str, scans: list, csv_path: Path) -> ManifestSubject:
     for earlier, later in zip(scans, scans[1:]):
         if earlier[0] == later[0]:
             raise DataError(
-                f"{csv_path} lines {earlier[3]} and {later[3]}: subject '{subject}' has timepoint {earlier[0]:g} twice; "
-                "expected one scan per subject and timepoint"
+                f"{csv_path} lines {earlier[3]} and {later[3]}: subject '{subject}' has timepoint {earlier[0]:g} "
+                "twice; expected one scan per subject and timepoint"
             )
     times = [scan[2] for scan in scans]
     if any(t is None for t in times) and not all(t is None for t in times):

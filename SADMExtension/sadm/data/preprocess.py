@@ -37,12 +37,19 @@ class PreprocessParams:
         if len(grid) != 3 or min(grid) < 1:
             raise ConfigError(f"grid {self.grid} must be three positive sizes (k, j, i), e.g. (32, 128, 128)")
         object.__setattr__(self, "grid", grid)
-        if self.num_frames is not None and int(self.num_frames) < 2:
-            raise ConfigError(f"num_frames {self.num_frames} must be at least 2 (or None to keep each sequence's frames)")
+        if self.num_frames is not None:
+            if int(self.num_frames) != self.num_frames or int(self.num_frames) < 2:
+                raise ConfigError(
+                    f"num_frames {self.num_frames} must be a whole number of at least 2 "
+                    "(or None to keep each sequence's frames)"
+                )
+            object.__setattr__(self, "num_frames", int(self.num_frames))
         if self.clip_percentiles is not None:
             low, high = (float(p) for p in self.clip_percentiles)
             if not 0.0 <= low < high <= 100.0:
-                raise ConfigError(f"clip_percentiles {self.clip_percentiles} must be (low, high) with 0 <= low < high <= 100")
+                raise ConfigError(
+                    f"clip_percentiles {self.clip_percentiles} must be (low, high) with 0 <= low < high <= 100"
+                )
             object.__setattr__(self, "clip_percentiles", (low, high))
 
     def as_dict(self) -> dict:
@@ -66,7 +73,7 @@ class PreprocessedSequence:
 
 def preprocess_sequence(sequence: LongitudinalSequence, params: PreprocessParams) -> PreprocessedSequence:
     """Native frames -> (L, k, j, i) float32 in [0, 1] on the model grid, plus their times."""
-    where = f"subject '{sequence.subject}'" if sequence.subject else f"the sequence from {sequence.sources[0] if sequence.sources else '?'}"
+    where = f"subject '{sequence.subject}'" if sequence.subject else f"the sequence from {sequence.sources[:1]}"
     check_sequence(sequence, where)
     native_frames = align_frames_to_first(sequence, params.max_direction_difference_deg)
     intensity = IntensityRange.of_frames(native_frames, params.clip_percentiles)
@@ -77,10 +84,14 @@ def preprocess_sequence(sequence: LongitudinalSequence, params: PreprocessParams
         frames, times = resample_in_time(frames, times, params.num_frames)
         if sequence.times is None:
             times = np.arange(params.num_frames, dtype=np.float64)  # phases 0..n−1 (the paper's cardiac setting)
-    return PreprocessedSequence(frames.astype(np.float32, copy=False), times.astype(np.float32), sequence.subject, intensity)
+    return PreprocessedSequence(
+        frames.astype(np.float32, copy=False), times.astype(np.float32), sequence.subject, intensity
+    )
 
 
-def align_frames_to_first(sequence: LongitudinalSequence, max_direction_difference_deg: float = 1.0) -> list[np.ndarray]:
+def align_frames_to_first(
+    sequence: LongitudinalSequence, max_direction_difference_deg: float = 1.0
+) -> list[np.ndarray]:
     """Every frame on frame 0's grid: frames on another grid are resampled (with a warning naming the
     file), frames oriented more than `max_direction_difference_deg` away are refused."""
     reference_geometry, reference_shape = sequence.geometries[0], sequence.frames[0].shape
@@ -133,7 +144,8 @@ def resample_in_time(frames: np.ndarray, times: np.ndarray, num_frames: int) -> 
 
 
 def _resample_onto(image: sitk.Image, reference: sitk.Image, fill: float) -> np.ndarray:
-    resampled = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), reference, sitk.Transform(), sitk.sitkLinear, fill, sitk.sitkFloat32)
+    image = sitk.Cast(image, sitk.sitkFloat32)
+    resampled = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, fill, sitk.sitkFloat32)
     return sitk.GetArrayFromImage(resampled)
 
 

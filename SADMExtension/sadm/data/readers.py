@@ -25,7 +25,8 @@ FRAMES = "frames"  # one 3D file or DICOM folder per frame, in time order
 
 _EXPECTED_DATA = (
     "expected an ACDC root (patientNNN/Info.cfg folders), an ACDC patient folder, a CSV manifest "
-    f"(subject,timepoint,path[,time]), a 4D image / Slicer .seq.nrrd, or a folder of those ({', '.join(IMAGE_SUFFIXES)})"
+    "(subject,timepoint,path[,time]), a 4D image / Slicer .seq.nrrd, or a folder of those "
+    f"({', '.join(IMAGE_SUFFIXES)})"
 )
 
 
