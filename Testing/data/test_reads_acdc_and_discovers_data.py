@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import OBLIQUE, assert_geometry_equal, image_of, make_frames, write_4d, write_acdc_patient, write_slicer_sequence
+from sequence_files import OBLIQUE, assert_geometry_equal, image_of, make_frames, write_4d, write_acdc_patient, write_slicer_sequence
 from sadm.data.acdc import list_acdc_patients, read_acdc_info, read_acdc_patient
 from sadm.data.readers import ACDC, FOUR_D, discover_sequences, read_sequence
 
@@ -101,7 +101,7 @@ def test_read_sequence_refuses_a_folder_of_many_sequences_and_points_to_discover
 
 
 def test_read_sequence_refuses_a_single_dicom_folder_as_a_sequence(tmp_path):
-    from conftest import write_dicom_series
+    from sequence_files import write_dicom_series
 
     folder = write_dicom_series(tmp_path / "series", make_frames(1)[0])
 

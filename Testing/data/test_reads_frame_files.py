@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import OBLIQUE, SHAPE, assert_geometry_equal, image_of, make_frames, write_dicom_series
+from sequence_files import OBLIQUE, SHAPE, assert_geometry_equal, image_of, make_frames, write_dicom_series
 from sadm.data.readers import discover_sequences, read_sequence
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import image_of, make_frames, write_4d, write_acdc_patient, write_dicom_series, write_slicer_sequence
+from sequence_files import image_of, make_frames, write_4d, write_acdc_patient, write_dicom_series, write_slicer_sequence
 from sadm.data.acdc import read_acdc_patient
 from sadm.data.dataset import load_training_data
 from sadm.data.readers import discover_sequences, read_sequence
@@ -101,11 +101,11 @@ def test_refuses_a_4d_file_in_a_list_of_3d_frames(tmp_path):
 def test_refuses_a_colour_image_whose_components_are_not_frames(tmp_path):
     path = tmp_path / "photo.nrrd"
     sitk.WriteImage(sitk.Image([6, 5, 4], sitk.sitkVectorUInt8, 3), str(path))
-    text = path.read_bytes()
-    if b"RGB-color" not in text:  # make the NRRD say what the components are, as colour exporters do
-        path.write_bytes(text.replace(b"kinds: vector", b"kinds: RGB-color", 1).replace(b"kinds: domain domain domain", b"kinds: RGB-color domain domain domain", 1))
+    header_and_voxels = path.read_bytes()
+    assert b"kinds: vector domain domain domain" in header_and_voxels
+    path.write_bytes(header_and_voxels.replace(b"kinds: vector", b"kinds: RGB-color", 1))  # as colour exporters write
 
-    with pytest.raises(DataError, match=r"photo.nrrd .* of NRRD kind 'RGB-color'"):
+    with pytest.raises(DataError, match=r"photo.nrrd .* of NRRD kind 'RGB-color' \(the components form one value"):
         read_sequence(path)
 
 

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import make_frames, write_4d
+from sequence_files import make_frames, write_4d
 from sadm.data.cache import INDEX_FILE, build_cache, read_cache
 from sadm.data.preprocess import PreprocessParams, preprocess_sequence
 from sadm.data.readers import discover_sequences
@@ -162,3 +162,12 @@ def test_refuses_a_folder_whose_index_belongs_to_something_else(data_dir, tmp_pa
 def test_reading_a_cache_that_was_never_built_says_so(tmp_path):
     with pytest.raises(DataError, match="build the cache first"):
         read_cache(tmp_path)
+
+
+def test_refuses_two_sources_for_one_subject(data_dir, tmp_path):
+    alice = discover_sequences(data_dir)[0]
+
+    with pytest.raises(DataError, match=r"subjects \['alice'\] appear more than once"):
+        build_cache([alice, alice], tmp_path / "cache", PARAMS)
+
+    assert not (tmp_path / "cache").exists()

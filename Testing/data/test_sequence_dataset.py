@@ -10,7 +10,7 @@ import SimpleITK as sitk
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import image_of, make_frames, write_acdc_patient
+from sequence_files import image_of, make_frames, write_acdc_patient
 from sadm.data.dataset import SequenceDataset, collate_sequences, load_training_data, split_subjects
 from sadm.errors import ConfigError
 

@@ -63,6 +63,10 @@ def build_cache(
     is left as it was. Arrays of entries that are rebuilt or no longer discovered are deleted after
     the new index is in place.
     """
+    subjects = [source.subject for source in sources]
+    repeated = sorted({subject for subject in subjects if subjects.count(subject) > 1})
+    if repeated:
+        raise DataError(f"subjects {repeated} appear more than once; the cache keeps one sequence per subject")
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     old_records = {record["subject"]: record for record in _read_index(cache_dir)}
