@@ -65,6 +65,10 @@ class SADM(nn.Module):
         output = self.network_output(z, log_snr, conditioning).float()
         return eps_from_prediction(z.float(), output, log_snr, self.config.diffusion.prediction)
 
+    def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
+        """The training objective (so DistributedDataParallel's hooks see it); see `loss`."""
+        return self.loss(batch, generator)
+
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """The training objective on a batch from `training.make_batch`: the ε-loss of Alg. 1 with
         condition dropout, or the ℓ2 regression loss of the attention-only ablation."""

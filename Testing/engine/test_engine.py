@@ -13,7 +13,7 @@ from sadm.config import preset
 from sadm.model import SADM
 from sadm.train import train_step
 
-from conftest import moving_blob_sequence
+from sadm_testing import moving_blob_sequence
 
 ROLES = ["observed", "missing", "observed", "future"]
 

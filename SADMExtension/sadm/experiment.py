@@ -1,0 +1,118 @@
+"""From a training config file (JSON, under version control) and command-line overrides to a
+ready Trainer: model config, optimisation settings, data split, output folder safety."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sadm.config import ModelConfig, preset
+import torch.distributed as dist
+
+from sadm.data.dataset import SequenceDataset, load_training_data, split_subjects
+from sadm.devices import resolve_device
+from sadm.errors import ConfigError
+from sadm.trainer import Distributed, TrainConfig, Trainer, latest_checkpoint
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def model_config_from(spec: str | dict[str, Any]) -> ModelConfig:
+    """A preset name, or a dict: {"preset": name, ...nested overrides} or a full config."""
+    if isinstance(spec, str):
+        return preset(spec)
+    spec = dict(spec)
+    name = spec.pop("preset", None)
+    base = preset(name).to_dict() if name else ModelConfig().to_dict()
+    return ModelConfig.from_dict(_merge(base, spec))
+
+
+def read_experiment(path: Path | str | None) -> dict[str, Any]:
+    """The config file: {"model": ..., "training": {...}, "data": {"path": ..., "cache": ...}}."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"training config {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"training config {path} is not valid JSON: {error}") from error
+    unknown = sorted(set(data) - {"model", "training", "data", "description"})
+    if unknown:
+        raise ConfigError(f"training config {path} has unknown keys {unknown}; expected model, training, data")
+    return data
+
+
+def build_trainer(
+    config_path: Path | str | None,
+    data: Path | str | None,
+    out: Path | str,
+    resume: bool = False,
+    device: str = "auto",
+    variant: str | None = None,
+    training_overrides: dict[str, Any] | None = None,
+    cache: Path | str | None = None,
+    show_progress: bool = True,
+) -> Trainer:
+    experiment = read_experiment(config_path)
+    model_config = model_config_from(experiment.get("model", "demo"))
+    if variant is not None:
+        model_config.variant = variant
+        model_config.validate()
+    training = TrainConfig.from_dict({**experiment.get("training", {}), **(training_overrides or {})})
+    data_settings = experiment.get("data", {})
+    if not data and not data_settings.get("path"):
+        raise ConfigError("no training data: pass --data DIR (an ACDC root, a CSV manifest or a folder of sequences)")
+    data_path = Path(data or data_settings["path"])
+    if not data and config_path is not None and not data_path.is_absolute():
+        data_path = Path(config_path).parent / data_path  # paths in a config file are relative to it
+    out = Path(out)
+    if not resume and latest_checkpoint(out) is not None:
+        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue that run or choose another --out")
+    cache_dir = Path(cache) if cache else out / "cache"
+    world = Distributed.from_environment(resolve_device(device))
+    if world.is_main:  # one process builds the cache; the others read it once it is complete
+        dataset = load_training_data(data_path, cache_dir, model_config.grid, training.num_frames, training.clip_percentiles)
+    if world.world_size > 1:
+        dist.barrier()
+        if not world.is_main:
+            dataset = SequenceDataset.from_cache(cache_dir)
+    train_subjects, val_subjects = split_subjects(dataset.subjects, training.val_fraction, training.seed)
+    provenance = {
+        "command": "sadm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "config_file": str(config_path) if config_path else None,
+        "data": str(data_path),
+        "train_subjects": len(train_subjects),
+        "validation_subjects": val_subjects,
+        "torch": torch.__version__,
+        "host": platform.node(),
+        "hardware": torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu",
+    }
+    trainer = Trainer(
+        model_config,
+        training,
+        dataset.restricted_to(train_subjects),
+        dataset.restricted_to(val_subjects) if val_subjects else [],
+        out,
+        device,
+        provenance,
+        show_progress,
+    )
+    if resume and latest_checkpoint(out) is not None:
+        trainer.resume()
+    return trainer

@@ -1,0 +1,410 @@
+"""The Alg. 1 training run: AdamW with warm-up + cosine LR, gradient clipping and accumulation,
+EMA weights, bf16 autocast on CUDA, periodic validation, atomic checkpoints with exact resume, and
+DistributedDataParallel under torchrun (rank 0 writes logs and checkpoints)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from sadm.checkpoint import atomic_folder, atomic_write_bytes, load_tensors, save_model, save_tensors, write_model_files
+from sadm.config import ModelConfig
+from sadm.data.dataset import collate_sequences
+from sadm.devices import autocast, resolve_device
+from sadm.ema import EMA
+from sadm.errors import CheckpointError, ConfigError
+from sadm.generate import autoregressive_generate
+from sadm.model import SADM
+from sadm.train import make_batch
+
+STATE_TENSORS = "training_state.safetensors"
+STATE_JSON = "training_state.json"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; `batch_size` sequences per micro-batch per process, so one optimiser
+    step sees batch_size × grad_accumulation × world_size sequences."""
+
+    steps: int = 20000
+    batch_size: int = 4
+    grad_accumulation: int = 1
+    lr: float = 2e-4
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 500
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    validate_every: int = 1000
+    val_fraction: float = 0.1
+    val_generate: int = 2  # held-out sequences whose last frame is generated and scored
+    val_sampler_steps: int = 20
+    log_every: int = 10
+    seed: int = 0
+    num_frames: int | None = None  # temporal resampling of every sequence (ACDC ED→ES: 12)
+    clip_percentiles: list[float] | None = None
+    bf16: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accumulation", "checkpoint_every", "validate_every", "log_every", "keep_last"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"training.{name} must be at least 1; got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"training.lr must be positive; got {self.lr}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"training has unknown keys {unknown}; expected some of {sorted(known)}")
+        return cls(**values)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to `lr`, then cosine decay to `lr × min_lr_ratio` at the last step."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+@dataclass
+class Distributed:
+    """Where this process stands in a torchrun job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls, device: torch.device) -> "Distributed":
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls()
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+class BatchSchedule:
+    """Which sequences each micro-batch holds, as a pure function of (seed, step, micro-batch, rank):
+    every rank sees a disjoint slice of one shuffled epoch (a DistributedSampler without state), and
+    a resumed run sees exactly the batches an uninterrupted one would."""
+
+    def __init__(self, dataset_size: int, config: TrainConfig, world: Distributed) -> None:
+        if dataset_size < 1:
+            raise ConfigError("the training set is empty; check --data and the validation split")
+        self.size = dataset_size
+        self.config = config
+        self.world = world
+        self._epoch, self._order = -1, None
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.config.seed * 100003 + epoch)
+            self._epoch, self._order = epoch, torch.randperm(self.size, generator=generator)
+        return self._order
+
+    def indices(self, step: int, micro: int) -> list[int]:
+        c = self.config
+        per_step = c.batch_size * c.grad_accumulation * self.world.world_size
+        start = step * per_step + (micro * self.world.world_size + self.world.rank) * c.batch_size
+        out = []
+        for position in range(start, start + c.batch_size):
+            out.append(int(self._permutation(position // self.size)[position % self.size]))
+        return out
+
+
+class Trainer:
+    """One training run writing into `out`: log.jsonl, checkpoints/step-XXXXXXXX/, model/ (EMA)."""
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        train_set: Sequence[dict],
+        val_set: Sequence[dict],
+        out: Path | str,
+        device: str | torch.device = "auto",
+        provenance: dict[str, Any] | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.world = Distributed.from_environment(self.device)
+        if self.device.type == "cuda" and self.world.world_size > 1:
+            self.device = torch.device("cuda", self.world.local_rank)
+            torch.cuda.set_device(self.device)
+        self.model_config = model_config
+        self.config = train_config
+        self.train_set, self.val_set = train_set, val_set
+        self.out = Path(out)
+        self.provenance = dict(provenance or {})
+        self.show_progress = show_progress and self.world.is_main
+
+        torch.manual_seed(train_config.seed)  # identical initial weights on every rank
+        self.model = SADM(model_config).to(self.device)
+        self.ema = EMA(self.model, train_config.ema_decay)
+        self.ema_model = SADM(model_config).to(self.device).eval()
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+        )
+        self.parallel_model = self.model
+        if self.world.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.parallel_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.generator = torch.Generator().manual_seed(train_config.seed * 1000 + self.world.rank)
+        torch.manual_seed(train_config.seed * 1000 + self.world.rank)
+        self.schedule = BatchSchedule(len(train_set), train_config, self.world)
+        self.step = 0
+        self.wall_seconds = 0.0  # training time over all sessions of this run (resumes included)
+
+    # --- the loop ---------------------------------------------------------------------------
+    def run(self, until: int | None = None) -> dict[str, float]:
+        """Train to `config.steps` (or stop after step `until`, e.g. to test resume)."""
+        c = self.config
+        last = c.steps if until is None else min(until, c.steps)
+        if self.world.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(total=c.steps, initial=self.step, desc="sadm train", disable=not self.show_progress, dynamic_ncols=True)
+        started, last_log_step, summary = time.perf_counter(), self.step, {}
+        while self.step < last:
+            tick = time.perf_counter()
+            loss, grad_norm = self._optimisation_step()
+            self.wall_seconds += time.perf_counter() - tick
+            self.step += 1
+            bar.update(1)
+            if self.step % c.log_every == 0 or self.step == last:
+                elapsed = time.perf_counter() - started
+                rate = (self.step - last_log_step) / max(elapsed, 1e-9)
+                started, last_log_step = time.perf_counter(), self.step
+                summary = {"step": self.step, "loss": loss, "lr": learning_rate(self.step - 1, c), "grad_norm": grad_norm, "it_per_s": rate}
+                bar.set_postfix(loss=f"{loss:.4f}", it_s=f"{rate:.2f}")
+                self._log(summary)
+            if self.step % c.validate_every == 0 or self.step == c.steps:
+                summary.update(self.validate())
+            if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                self.save_checkpoint()
+        bar.close()
+        if self.step == c.steps and self.world.is_main:
+            self.export_model(self.out / "model")
+        return summary
+
+    def _optimisation_step(self) -> tuple[float, float]:
+        c = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.step, c)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for micro in range(c.grad_accumulation):
+            items = [self.train_set[i] for i in self.schedule.indices(self.step, micro)]
+            batch = collate_sequences(items, self.model_config.max_frames)
+            example = make_batch(
+                batch["frames"].to(self.device), batch["lengths"].tolist(), batch["times"].to(self.device), self.generator
+            )
+            sync = micro == c.grad_accumulation - 1 or self.world.world_size == 1
+            context = self.parallel_model.no_sync() if not sync else contextlib.nullcontext()
+            with context, autocast(self.device, c.bf16):
+                loss = self.parallel_model(example, self.generator) / c.grad_accumulation
+            with context:
+                loss.backward()
+            total += float(loss.detach())
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm))
+        self.optimizer.step()
+        self.ema.update(self.model)
+        if self.world.world_size > 1:
+            loss_tensor = torch.tensor([total], device=self.device)
+            dist.all_reduce(loss_tensor)
+            total = float(loss_tensor) / self.world.world_size
+        return total, grad_norm
+
+    # --- validation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Held-out loss of the EMA weights (fixed draws, comparable across steps) and SSIM/PSNR of
+        the last frame of a few held-out sequences generated from all frames before it."""
+        if not self.world.is_main or len(self.val_set) == 0:
+            return {}
+        from sadm.metrics import psnr, ssim
+
+        self.ema.copy_to(self.ema_model)
+        generator = torch.Generator().manual_seed(12345)
+        losses = []
+        for index in range(len(self.val_set)):
+            batch = collate_sequences([self.val_set[index]], self.model_config.max_frames)
+            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), batch["times"].to(self.device), generator)
+            with autocast(self.device, self.config.bf16):
+                losses.append(float(self.ema_model.loss(example, generator)))
+        scores = {"ssim": [], "psnr": []}
+        for index in range(min(self.config.val_generate, len(self.val_set))):
+            item = self.val_set[index]
+            length = min(item["length"], self.model_config.max_frames)
+            frames = item["frames"][:length]
+            roles = ["observed"] * (length - 1) + ["future"]
+            filled = autoregressive_generate(
+                self.ema_model, frames[None].to(self.device), roles, item["times"][:length], "ddim",
+                self.config.val_sampler_steps, self.model_config.diffusion.guidance, torch.Generator().manual_seed(index),
+            )
+            truth, generated = frames[-1].numpy(), filled[0, -1].float().cpu().numpy()
+            scores["ssim"].append(ssim(truth, generated))
+            scores["psnr"].append(psnr(truth, generated))
+        result = {"val_loss": float(np.mean(losses))}
+        result.update({f"val_{k}": float(np.mean(v)) for k, v in scores.items() if v})
+        self._log({"step": self.step, **result})
+        return result
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        """This process's generator and torch RNG states, gathered from every rank onto rank 0."""
+        local = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            local["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.world.world_size == 1:
+            return {f"rng.{name}.rank0": state for name, state in local.items()}
+        gathered = {}
+        for name, state in local.items():
+            parts = [torch.empty_like(state) for _ in range(self.world.world_size)]
+            dist.all_gather(parts, state) if self.device.type != "cuda" else _gather_bytes(parts, state, self.device)
+            gathered.update({f"rng.{name}.rank{r}": part for r, part in enumerate(parts)})
+        return gathered
+
+    def save_checkpoint(self) -> Path | None:
+        rng = self._rng_states()  # every rank takes part in the gather
+        if not self.world.is_main:
+            return None
+        folder = self.out / "checkpoints" / f"step-{self.step:08d}"
+        self.ema.copy_to(self.ema_model)
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optimizer_state = self.optimizer.state_dict()
+        for index, values in optimizer_state["state"].items():
+            for name, value in values.items():
+                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
+        tensors.update(rng)
+        state = {
+            "step": self.step,
+            "ema_updates": self.ema.updates,
+            "wall_seconds": self.wall_seconds,
+            "world_size": self.world.world_size,
+            "param_groups": optimizer_state["param_groups"],
+            "training": asdict(self.config),
+        }
+        with atomic_folder(folder) as staging:
+            write_model_files(staging, self._stamped(self.ema_model))
+            save_tensors(staging / STATE_TENSORS, tensors)
+            atomic_write_bytes(staging / STATE_JSON, json.dumps(state, indent=2).encode())
+        self._prune_checkpoints()
+        return folder
+
+    def _prune_checkpoints(self) -> None:
+        folders = sorted((self.out / "checkpoints").glob("step-*"))
+        for old in folders[: -self.config.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def resume(self, folder: Path | str | None = None) -> int:
+        """Continue from a checkpoint folder (default: the latest under out/checkpoints)."""
+        folder = Path(folder) if folder is not None else latest_checkpoint(self.out)
+        if folder is None:
+            raise CheckpointError(f"no checkpoint to resume under {self.out / 'checkpoints'}")
+        from sadm.checkpoint import architecture_differences, read_config
+
+        saved_config = read_config(folder)
+        differences = architecture_differences(self.model_config.architecture(), saved_config.architecture())
+        if differences:
+            raise CheckpointError(f"cannot resume from {folder}: the model differs: " + "; ".join(differences))
+        state = json.loads((folder / STATE_JSON).read_text())
+        if state["world_size"] != self.world.world_size:
+            raise CheckpointError(
+                f"{folder} was written by {state['world_size']} processes; resume with the same number "
+                f"(now {self.world.world_size}) so that every rank continues its own random stream"
+            )
+        tensors = load_tensors(folder / STATE_TENSORS)
+        self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        from sadm.checkpoint import WEIGHTS_FILE
+
+        self.ema.load_state_dict(load_tensors(folder / WEIGHTS_FILE), state["ema_updates"])
+        optimizer_state: dict[str, Any] = {"state": {}, "param_groups": state["param_groups"]}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                optimizer_state["state"].setdefault(int(index), {})[name] = value.to(self.device) if name != "step" else value
+        self.optimizer.load_state_dict(optimizer_state)
+        rank = self.world.rank
+        self.generator.set_state(tensors[f"rng.generator.rank{rank}"])
+        torch.set_rng_state(tensors[f"rng.torch.rank{rank}"])
+        if self.device.type == "cuda" and f"rng.cuda.rank{rank}" in tensors:
+            torch.cuda.set_rng_state(tensors[f"rng.cuda.rank{rank}"], self.device)
+        self.step = int(state["step"])
+        self.wall_seconds = float(state.get("wall_seconds", 0.0))
+        if self.world.is_main:
+            _truncate_log(self.out / "log.jsonl", self.step)
+        return self.step
+
+    def export_model(self, folder: Path | str) -> Path:
+        """The deliverable: the EMA weights as a model folder."""
+        self.ema.copy_to(self.ema_model)
+        return save_model(folder, self._stamped(self.ema_model))
+
+    def _stamped(self, model: SADM) -> SADM:
+        model.config.provenance = {
+            **self.provenance,
+            "steps": self.step,
+            "wall_seconds": round(self.wall_seconds, 1),
+            "world_size": self.world.world_size,
+            "device": str(self.device),
+            "training": asdict(self.config),
+        }
+        return model
+
+    def weights_checksum(self) -> float:
+        """A cheap fingerprint of the live weights, to check that all ranks agree."""
+        return float(sum(p.detach().double().sum() for p in self.model.parameters()))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.world.is_main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "log.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def latest_checkpoint(out: Path | str) -> Path | None:
+    folders = sorted((Path(out) / "checkpoints").glob("step-*"))
+    complete = [f for f in folders if (f / STATE_JSON).is_file()]
+    return complete[-1] if complete else None
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines of steps after the checkpoint, which the resumed run will write again."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    atomic_write_bytes(path, ("\n".join(kept) + "\n" if kept else "").encode())
+
+
+def _gather_bytes(parts: list[torch.Tensor], state: torch.Tensor, device: torch.device) -> None:
+    """all_gather for CPU byte tensors on the NCCL backend (which only moves CUDA tensors)."""
+    on_device = [torch.empty_like(p, device=device) for p in parts]
+    dist.all_gather(on_device, state.to(device))
+    for part, gathered in zip(parts, on_device):
+        part.copy_(gathered.cpu())

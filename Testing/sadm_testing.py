@@ -1,0 +1,19 @@
+"""Small data makers shared by the test suites (imported as `sadm_testing`; Testing/ is on sys.path
+through its top-level conftest)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def moving_blob_sequence(length: int = 4, shape=(8, 16, 16), scale: float = 1.0) -> list[np.ndarray]:
+    """A bright ball that moves along i and grows over time on a dim background (k, j, i)."""
+    k, j, i = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape), indexing="ij")
+    frames = []
+    for t in range(length):
+        centre = (shape[0] / 2, shape[1] / 2, 4.0 + 2.5 * t)
+        radius = 3.0 + 0.5 * t
+        distance = np.sqrt((k - centre[0]) ** 2 + (j - centre[1]) ** 2 + (i - centre[2]) ** 2)
+        frame = 0.1 + 0.9 / (1 + np.exp((distance - radius) * 2.0))
+        frames.append((frame * scale).astype(np.float32))
+    return frames
