@@ -1,0 +1,44 @@
+"""Fixtures of the SADM module tests: the Slicer harness, a fresh scene per test, a tiny model.
+
+The harness (slicerharness/) is installed before SADMModule is imported, so the module runs on the
+real MRML scene of the slicer-core wheel with PySide6 standing in for PythonQt.
+"""
+
+from __future__ import annotations
+
+import pytest
+import slicerharness
+
+slicerharness.install()
+
+import SADMModule  # noqa: E402  (needs the harness)
+import slicer  # noqa: E402
+
+
+@pytest.fixture
+def scene():
+    """A fresh scene laid out as Slicer starts one; it becomes slicer.mrmlScene."""
+    return slicerharness.new_scene()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """An untrained tiny SADM model folder (grid 8×16×16, up to 6 frames): fast, and enough to test
+    everything but image quality."""
+    import torch
+    from sadm.checkpoint import save_model
+    from sadm.config import preset
+    from sadm.model import SADM
+
+    torch.manual_seed(0)
+    return str(save_model(tmp_path_factory.mktemp("models") / "tiny", SADM(preset("tiny"))))
+
+
+@pytest.fixture
+def logic():
+    return SADMModule.SADMModuleLogic()
+
+
+@pytest.fixture
+def qapp():
+    return slicer.app.qapp
