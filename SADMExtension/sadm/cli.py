@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from sadm import generate_command
 from sadm.errors import SADMError
 
 
@@ -56,6 +57,57 @@ def _run_train(args) -> int:
     return 0
 
 
+def _add_data(commands) -> None:
+    p = commands.add_parser("data", help="data utilities")
+    data_commands = p.add_subparsers(dest="data_command", required=True)
+    make = data_commands.add_parser("make-synthetic", help="write synthetic longitudinal sequences in real formats")
+    make.add_argument("--kind", choices=["cardiac", "brain"], required=True)
+    make.add_argument("--subjects", type=int, required=True)
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--out", required=True)
+    make.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
+                      help="generator option, e.g. --option voxel_mm=3.0 --option 'shape=[12,96,96]'")
+    make.set_defaults(run=_run_make_synthetic)
+
+
+def _run_make_synthetic(args) -> int:
+    from tqdm import tqdm
+
+    from sadm.data.synthetic import make_synthetic
+
+    options = {}
+    for item in args.option:
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    with tqdm(total=args.subjects, desc=f"synthetic {args.kind}", unit="subject") as bar:
+        result = make_synthetic(args.kind, Path(args.out), args.subjects, args.seed,
+                                progress=lambda done, total: bar.update(done - bar.n), **options)
+    print(f"wrote {args.subjects} {args.kind} subjects: {result}")
+    return 0
+
+
+def _add_demo(commands) -> None:
+    p = commands.add_parser("demo", help="generate missing/future frames of a held-out synthetic sequence")
+    p.add_argument("--out", default="sadm-demo", help="output folder (default: sadm-demo)")
+    p.add_argument("--model", default="cardiac-demo")
+    p.add_argument("--sampler", default="ddim", choices=["ddim", "ancestral"])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--guidance", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=lambda args: _run_demo(args))
+
+
+def _run_demo(args) -> int:
+    from sadm.demo import run_demo
+
+    run_demo(Path(args.out), args.model, args.sampler, args.steps, args.guidance, args.seed, args.device)
+    return 0
+
+
 def _add_info(commands) -> None:
     p = commands.add_parser("info", help="bundled models, device, versions")
     p.set_defaults(run=_run_info)
@@ -79,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sadm", description="Sequence-Aware Diffusion Model for longitudinal 3D images")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train(commands)
+    generate_command.add_parser(commands)
+    _add_data(commands)
+    _add_demo(commands)
     _add_info(commands)
     return parser
 
@@ -87,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except SADMError as error:
+    except (SADMError, ValueError) as error:
         print(f"sadm {args.command}: error: {error}", file=sys.stderr)
         return 2
 
