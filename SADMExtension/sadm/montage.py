@@ -130,12 +130,21 @@ def save_montage(
     tile_h, tile_w = tile_size
 
     font = ImageFont.load_default(size=font_size)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_size(text: str) -> tuple[int, int]:
+        left, upper, right, lower = measure.multiline_textbbox((0, 0), str(text), font=font)
+        return right - left, lower - upper
+
     line = font_size + 6
     label_w = 0
     if row_labels is not None:
-        label_w = max(round(font.getlength(str(label))) for label in row_labels) + 2 * gap + 4
-    top = (line if title else 0) + (line if column_labels is not None else 0)
+        label_w = max(text_size(label)[0] for label in row_labels) + 2 * gap + 6
+    header = max((text_size(label)[1] for label in column_labels), default=0) + 8 if column_labels is not None else 0
+    top = (line if title else 0) + header
     width = label_w + columns * (tile_w + gap) + gap
+    if title:
+        width = max(width, text_size(title)[0] + 2 * gap + 4)
     height = top + len(rows) * (tile_h + gap) + gap
     canvas = Image.new("RGB", (width, height), (0, 0, 0))
     draw = ImageDraw.Draw(canvas)
@@ -145,11 +154,12 @@ def save_montage(
         y = (line if title else 0) + 2
         for c, label in enumerate(column_labels):
             x = label_w + gap + c * (tile_w + gap)
-            draw.text((x + 2, y), str(label), fill=(255, 255, 255), font=font)
+            draw.multiline_text((x + 2, y), str(label), fill=(255, 255, 255), font=font)
     for r, row in enumerate(rows):
         y = top + gap + r * (tile_h + gap)
         if row_labels is not None:
-            draw.text((gap + 2, y + tile_h // 2 - font_size // 2), str(row_labels[r]), fill=(255, 255, 255), font=font)
+            label_h = text_size(row_labels[r])[1]
+            draw.multiline_text((gap + 2, y + (tile_h - label_h) // 2), str(row_labels[r]), fill=(255, 255, 255), font=font)
         for c, tile in enumerate(row):
             image = _fit(_colorize(tile, ranges[r], maps[r]), (tile_h, tile_w))
             x = label_w + gap + c * (tile_w + gap)

@@ -34,7 +34,7 @@ class CardiacOptions:
     pixel_mm: tuple[float, float] = (1.4, 1.7)  # in-plane spacing; slice thickness follows the heart length
     ejection_fraction: tuple[float, float] = (0.5, 0.7)  # LV (normal group)
     es_fraction: tuple[float, float] = (0.35, 0.45)  # ES position in the cycle
-    sub_slices: int = 5  # samples through each slice thickness (through-plane partial volume)
+    sub_slices: int = 7  # samples through each slice thickness (through-plane partial volume)
 
     def __post_init__(self) -> None:
         shape = tuple(int(n) for n in self.shape)
@@ -177,7 +177,7 @@ def sample_cardiac_subject(rng: np.random.Generator, options: CardiacOptions) ->
         "fat": rng.uniform(0.75, 0.95),
         "muscle": rng.uniform(0.2, 0.3),
         "tissue": rng.uniform(0.3, 0.4),
-        "liver": rng.uniform(0.28, 0.38),
+        "liver": rng.uniform(0.2, 0.28),
         "lung": rng.uniform(0.02, 0.06),
         "bone": rng.uniform(0.4, 0.55),
     }
@@ -213,7 +213,7 @@ def sample_cardiac_subject(rng: np.random.Generator, options: CardiacOptions) ->
             (np.deg2rad(45.0) + papillary_base, rng.uniform(3.0, 4.5)),  # anterolateral
             (np.deg2rad(-60.0) + papillary_base, rng.uniform(3.0, 4.5)),  # posteromedial
         ),
-        fat=(rng.uniform(0.0, 1.0), rng.uniform(3.0, 7.0), rng.uniform(0, 2 * np.pi)),
+        fat=(rng.uniform(0.0, 0.5), rng.uniform(1.5, 4.0), rng.uniform(0, 2 * np.pi)),
         body=(rng.uniform(-10, 10), rng.uniform(35, 50), rng.uniform(150, 175), rng.uniform(105, 125)),
         fat_layer=rng.uniform(6.0, 16.0),
         muscle_layer=rng.uniform(8.0, 14.0),
@@ -223,7 +223,7 @@ def sample_cardiac_subject(rng: np.random.Generator, options: CardiacOptions) ->
         ),
         liver=(rng.uniform(-70, -50), rng.uniform(35, 55), rng.uniform(25, 40), 75.0, 60.0, rng.uniform(55, 70)),
         intensities=intensities,
-        peak=float(rng.uniform(400.0, 800.0)),
+        peak=float(rng.uniform(250.0, 500.0)),
         noise=float(rng.uniform(0.015, 0.035)),
         bias=(rng.uniform(-0.15, 0.15), rng.uniform(-0.25, 0.05), rng.uniform(-0.15, 0.05)),
         height_cm=float(height),
@@ -303,10 +303,10 @@ def _paint_background(canvas: _Canvas, subject: CardiacSubject, x, y, z, fields:
     bx, by, ba, bb = subject.body
     texture, vessels = fields["texture"], fields["vessels"]
     wobble = 5.0 * fields["wobble"]  # no organ boundary is a perfect ellipse
-    body = ellipse_distance(x - (hx + bx), y - (hy + by), ba, bb) + wobble
+    body = ellipse_distance(x - (hx + bx), y - (hy + by), ba, bb) + 6.0 * fields["swell"]
     canvas.paint(soft_inside(body, edge), tone["fat"] * (1 + 0.04 * texture))
     canvas.paint(soft_inside(body + subject.fat_layer, edge), tone["muscle"] * (1 + 0.08 * texture))
-    canvas.paint(soft_inside(body + subject.fat_layer + subject.muscle_layer, edge), tone["tissue"] * (1 + 0.1 * texture))
+    canvas.paint(soft_inside(body + subject.fat_layer + subject.muscle_layer, edge), tone["tissue"] * (1 + 0.2 * texture))
     patches = np.clip(1.5 * (fields["wobble"] - 1.0), 0.0, 1.0)  # mediastinal fat
     canvas.paint(patches * soft_inside(body + subject.fat_layer + subject.muscle_layer + 3.0, edge), tone["fat"])
     for lx, ly, la, lb in subject.lungs:
@@ -324,7 +324,9 @@ def _paint_background(canvas: _Canvas, subject: CardiacSubject, x, y, z, fields:
     canvas.paint(soft_inside(aorta - 10.5, edge), tone["aorta"])
 
 
-def _paint_heart(canvas: _Canvas, subject: CardiacSubject, options: CardiacOptions, x, y, z, contraction: float, edge: float) -> None:
+def _paint_heart(
+    canvas: _Canvas, subject: CardiacSubject, options: CardiacOptions, x, y, z, texture: np.ndarray, contraction: float, edge: float
+) -> None:
     """LV, RV, papillary muscles, pericardial fat and the atria above the base at one phase."""
     tone = subject.intensities
     apex, e1, e2, n = (tuple(float(c) for c in vector) for vector in _heart_frame(subject, options))
@@ -373,21 +375,21 @@ def _paint_heart(canvas: _Canvas, subject: CardiacSubject, options: CardiacOptio
 
     fat_base, fat_extra, fat_angle = subject.fat
     towards_fat = np.maximum(0.0, cos1 * float(np.cos(fat_angle)) + sin1 * float(np.sin(fat_angle)))
-    fat = fat_base + fat_extra * towards_fat**4
+    fat = fat_base + fat_extra * towards_fat**6  # a local pad (e.g. along a groove), not a halo
     heart = np.minimum(radius - epi, rv - rv_wall)
     canvas.paint(soft_inside(heart - fat, edge) * below_base, tone["fat"])
-    canvas.paint(soft_inside(rv - rv_wall, edge) * below_base, tone["myocardium"])
-    canvas.paint(soft_inside(rv, edge) * below_base, tone["blood"], "rv")
+    blood = tone["blood"] * (1.0 + 0.04 * texture)  # inflow and coil shading: never perfectly flat
+    myocardium = tone["myocardium"] * (1.0 + 0.08 * texture)
+    canvas.paint(soft_inside(rv - rv_wall, edge) * below_base, myocardium)
+    canvas.paint(soft_inside(rv, edge) * below_base, blood, "rv")
 
-    # atria above the descending base: thin-walled blood pools
+    # atria above the descending base: blood pools whose thin walls MRI barely resolves
     atrium = np.sqrt((u + 0.15 * subject.lv_radius) ** 2 + v * v) - 0.95 * subject.lv_radius
     atria = above_base * soft_inside(w_ed - length - 45.0, edge)
-    canvas.paint(soft_inside(atrium - 2.5, edge) * atria, tone["fat"])
-    canvas.paint(soft_inside(atrium - 1.5, edge) * atria, tone["myocardium"])
     canvas.paint(soft_inside(atrium, edge) * atria, tone["atrium"])
 
-    canvas.paint(soft_inside(radius - epi, edge) * below_base, tone["myocardium"], "myo")
-    canvas.paint(soft_inside(radius - endo, edge) * below_base, tone["blood"], "lv")
+    canvas.paint(soft_inside(radius - epi, edge) * below_base, myocardium, "myo")
+    canvas.paint(soft_inside(radius - endo, edge) * below_base, blood, "lv")
     zeta = (w_ed - apex_wall) * (1.0 / (length - apex_wall))
     along = soft_inside(np.abs(zeta - 0.42) * length - 0.25 * length, edge) * below_base
     for angle, size in subject.papillary:
@@ -395,7 +397,7 @@ def _paint_heart(canvas: _Canvas, subject: CardiacSubject, options: CardiacOptio
         centre = np.maximum(endo - 0.8 * size, 0.0)
         px, py = centre * float(np.cos(angle)), centre * float(np.sin(angle))
         muscle = np.sqrt((radius * cos1 - px) ** 2 + (radius * sin1 - py) ** 2) - size
-        canvas.paint(soft_inside(muscle, edge) * along, tone["myocardium"], "papillary")
+        canvas.paint(soft_inside(muscle, edge) * along, myocardium, "papillary")
 
 
 def _geometry(subject: CardiacSubject, options: CardiacOptions):
@@ -436,13 +438,16 @@ def render_cardiac(subject: CardiacSubject, options: CardiacOptions, noise_rng: 
     slices, rows, columns = options.shape
     sub = options.sub_slices
     full = (slices * sub, rows, columns)
-    edge = subject.pixel_mm
+    # edges as wide as the sample spacing in 3D, so that sloped surfaces average into a smooth
+    # partial-volume band instead of one sharp contour per sub-slice
+    edge = float(np.hypot(subject.pixel_mm, subject.slice_mm / sub))
     texture = smooth_noise(noise_rng, full, (6.0 * sub / subject.slice_mm, 6.0 / edge, 6.0 / edge))
     fine = smooth_noise(noise_rng, full, (1.5 * sub / subject.slice_mm, 1.5 / edge, 1.5 / edge))
     fields = {
         "texture": texture,
         "vessels": np.clip(fine - 1.8, 0.0, 1.0),  # sparse bright dots: pulmonary vessels in plane
         "wobble": smooth_noise(noise_rng, full, (15.0 * sub / subject.slice_mm, 15.0 / edge, 15.0 / edge)),
+        "swell": smooth_noise(noise_rng, full, (40.0 * sub / subject.slice_mm, 40.0 / edge, 40.0 / edge)),
     }
     background = _Canvas(full)
     _paint_background(background, subject, x, y, z, fields, edge)
@@ -460,10 +465,11 @@ def render_cardiac(subject: CardiacSubject, options: CardiacOptions, noise_rng: 
     rv_ml = np.empty(subject.n_frames)
     region = _heart_region(subject, options, x, y, z)  # only these points ever change
     hx, hy, hz = (np.broadcast_to(c, full)[region] for c in (x, y, z))
+    heart_texture = texture[region]
     for t, contraction in enumerate(curve):
         heart = _Canvas(hx.shape)
         heart.intensity[...] = background.intensity[region]
-        _paint_heart(heart, subject, options, hx, hy, hz, float(contraction), edge)
+        _paint_heart(heart, subject, options, hx, hy, hz, heart_texture, float(contraction), edge)
         canvas = _Canvas(full)
         canvas.intensity[...] = background.intensity
         canvas.intensity[region] = heart.intensity
