@@ -321,13 +321,30 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             isInputFrame = row < len(names)
             self._setReadOnlyItem(row, 0, str(row))
             self._setReadOnlyItem(row, 1, names[row] if isInputFrame else _("(future)"))
-            combo = qt.QComboBox()
-            for choice in ROLES if isInputFrame else (FUTURE,):
-                combo.addItem(choice)
+            choices = ",".join(ROLES if isInputFrame else (FUTURE,))
+            combo = table.cellWidget(row, 2)
+            if combo is None or combo.property("roleChoices") != choices:
+                # Reuse role boxes across updates; only a row whose kind changed gets a new one.
+                combo = qt.QComboBox()
+                for choice in choices.split(","):
+                    combo.addItem(choice)
+                combo.setProperty("roleChoices", choices)
+                combo.currentIndexChanged.connect(lambda *args, row=row, combo=combo: self._onRoleChanged(row, combo))
+                table.setCellWidget(row, 2, combo)
+            combo.blockSignals(True)
             combo.setCurrentIndex(combo.findText(role))
+            combo.blockSignals(False)
             combo.setEnabled(isInputFrame and self._run is None)
-            combo.currentIndexChanged.connect(lambda *args, row=row, combo=combo: self._onRoleChanged(row, combo))
-            table.setCellWidget(row, 2, combo)
+        self._fitTableHeight(len(roles))
+
+    def _fitTableHeight(self, rows: int, maximumRows: int = 8) -> None:
+        """Show every row without an empty band below (a scroll bar beyond `maximumRows`)."""
+        table = self.ui.timepointTable
+        shown = max(1, min(rows, maximumRows))
+        height = int(table.horizontalHeader().property("sizeHint").height()) + 2 * int(table.property("frameWidth"))
+        height += sum(table.rowHeight(row) for row in range(min(rows, shown))) + (shown - min(rows, shown)) * 30
+        table.setMinimumHeight(height)
+        table.setMaximumHeight(height)
 
     def _setReadOnlyItem(self, row: int, column: int, text: str) -> None:
         item = qt.QTableWidgetItem(text)
@@ -1061,11 +1078,13 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         needed = estimateGpuMemoryBytes(modelFolder, config, samples)
         if needed > free:
             perSample = estimateGpuMemoryBytes(modelFolder, config, 2) - estimateGpuMemoryBytes(modelFolder, config, 1)
-            fitting = max(0, int((free - estimateGpuMemoryBytes(modelFolder, config, 0)) // max(perSample, 1)))
+            fitting = int((free - estimateGpuMemoryBytes(modelFolder, config, 0)) // max(perSample, 1))
+            advice = (f"Lower Samples to {fitting} or less, close other programs that use the GPU, or set Device to "
+                      "'cpu' (slower)." if fitting >= 1 else
+                      "Even one sample does not fit: close other programs that use the GPU, or set Device to 'cpu' (slower).")
             raise SADMResourceError(
                 f"this run needs about {needed / 2**30:.1f} GB of GPU memory but {torch.cuda.get_device_name(index)} has "
-                f"{free / 2**30:.1f} GB free of {total / 2**30:.1f} GB. Lower Samples to {fitting} or less, close other "
-                "programs that use the GPU, or set Device to 'cpu' (slower).")
+                f"{free / 2**30:.1f} GB free of {total / 2**30:.1f} GB. {advice}")
 
     # --- running ----------------------------------------------------------------------------
 

@@ -1,0 +1,266 @@
+"""The panel under PySide6 (offscreen), clicked through as a user would, on the real MRML scene."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import qt
+import slicer
+from slicer_scenes import SHAPE, blob_frames, ijk_to_ras, node_ids, oblique_geometry, sequence_node, volume_node
+
+import SADMModule
+from SADMModule import FUTURE, MISSING, OBSERVED
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "Resources" / "Screenshots" / "SADMModule-panel.png"
+
+
+def settle(qapp, rounds: int = 3) -> None:
+    """Run the event loop a little, including deferred deletes, as Slicer's main loop would."""
+    for _ in range(rounds):
+        qapp.processEvents()
+        qapp.sendPostedEvents(None, qt.QEvent.DeferredDelete)
+
+
+def wait_until(qapp, condition, timeout: float = 120.0, on_tick=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the panel did not get there in time"
+        settle(qapp, 1)
+        if on_tick:
+            on_tick()
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def models_on_path(tiny_model, monkeypatch):
+    """The tiny model appears in the model list as a bundled one would."""
+    monkeypatch.setenv("SADM_MODEL_PATH", str(Path(tiny_model).parent))
+    return "tiny"
+
+
+@pytest.fixture
+def panel(scene, qapp, models_on_path):
+    widget = SADMModule.SADMModuleWidget()
+    widget.parent.resize(430, 960)
+    settle(qapp)
+    yield widget
+    widget.cleanup()
+    widget.parent.close()
+    widget.parent.deleteLater()
+    settle(qapp)
+
+
+def choose(combo, text: str) -> None:
+    """Pick an item as the user does: the index changes, then `activated` fires."""
+    index = combo.findText(text)
+    assert index >= 0, f"{text!r} not in {[combo.itemText(i) for i in range(combo.count())]}"
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+
+
+def table_rows(panel) -> list[tuple[str, str, str]]:
+    table = panel.ui.timepointTable
+    return [(table.item(r, 0).text(), table.item(r, 1).text(), table.cellWidget(r, 2).currentText()) for r in range(table.rowCount())]
+
+
+def set_role(panel, row: int, role: str) -> None:
+    combo = panel.ui.timepointTable.cellWidget(row, 2)
+    combo.setCurrentIndex(combo.findText(role))
+
+
+def test_user_generates_from_a_sequence_watches_progress_then_cancels_a_second_run(panel, qapp, scene):
+    heart = sequence_node(blob_frames(4), "heart", **oblique_geometry())
+    ui = panel.ui
+    ui.inputSequenceSelector.setCurrentNode(heart)
+    settle(qapp)
+    assert table_rows(panel) == [("0", "heart [0 ms]", OBSERVED), ("1", "heart [40 ms]", OBSERVED),
+                                 ("2", "heart [80 ms]", OBSERVED), ("3", "heart [120 ms]", OBSERVED),
+                                 ("4", "(future)", FUTURE)]
+
+    set_role(panel, 1, MISSING)
+    ui.futureCountSpinBox.setValue(2)
+    choose(ui.modelSelector, "tiny")
+    ui.stepsSpinBox.setValue(4)
+    ui.samplesSpinBox.setValue(2)
+    settle(qapp)
+    assert [row[2] for row in table_rows(panel)] == [OBSERVED, MISSING, OBSERVED, OBSERVED, FUTURE, FUTURE]
+    assert "generating t = 1, 4, 5" in ui.rolesHintLabel.text()
+    assert ui.deviceInfoLabel.text().startswith("CPU") and "expect ~" in ui.deviceInfoLabel.text()
+    assert panel._parameterNode.roles == [OBSERVED, MISSING, OBSERVED, OBSERVED]
+
+    before = node_ids()
+    ui.generateButton.click()
+    assert ui.generateButton.text() == "Cancel" and panel._run is not None
+    assert not ui.inputsCollapsibleButton.isEnabled()
+    formats = []
+    setFormat = ui.progressBar.setFormat
+    ui.progressBar.setFormat = lambda text: (formats.append(text), setFormat(text))  # every text the bar showed
+    wait_until(qapp, lambda: panel._run is None)
+    settle(qapp)
+    del ui.progressBar.setFormat
+
+    assert formats[0] == "Frame 1 of 3 (t = 1) · step 1/4 · %p%"
+    assert formats[-2:] == ["Frame 3 of 3 (t = 5) · step 4/4 · %p%", "Done · %p%"]
+    assert len(formats) == 3 * 4 + 1
+    assert ui.progressBar.value() == ui.progressBar.maximum() and ui.progressBar.text() == "Done · 100%"
+    assert ui.generateButton.text() == "Generate" and ui.inputsCollapsibleButton.isEnabled()
+    outputs = panel.lastOutputs
+    assert [v.GetName() for v in outputs.volumes] == ["heart_SADM_t1", "heart_SADM_t4", "heart_SADM_t5"]
+    assert [v.GetName() for v in outputs.stdMaps] == ["heart_SADM_t1_std", "heart_SADM_t4_std", "heart_SADM_t5_std"]
+    assert set(node.GetID() for node in outputs) <= node_ids() - before
+    for volume in outputs.volumes:
+        assert slicer.util.arrayFromVolume(volume).shape == SHAPE
+        assert np.array_equal(ijk_to_ras(volume), ijk_to_ras(heart.GetNthDataNode(0)))
+    assert "Generated heart_SADM_t1, heart_SADM_t4, heart_SADM_t5" in ui.statusLabel.text()
+    assert slicer.app.layoutManager().layout() == slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView
+    assert ui.inputSequenceSelector.currentNode() is heart  # the new sequence did not steal the selection
+
+    panel.parent.resize(430, panel.parent.sizeHint().height())
+    settle(qapp)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    assert panel.parent.grab().save(str(SCREENSHOT))
+
+    # A long run, cancelled after its first denoising step: the scene stays as it was.
+    ui.samplesSpinBox.setValue(1)
+    ui.stepsSpinBox.setValue(500)
+    before = node_ids()
+    ui.generateButton.click()
+    wait_until(qapp, lambda: ui.progressBar.value() >= 1)
+    ui.generateButton.click()  # "Cancel"
+    assert "Cancelling" in ui.statusLabel.text()
+    wait_until(qapp, lambda: panel._run is None)
+    settle(qapp)
+    assert node_ids() == before
+    assert ui.statusLabel.text() == "Cancelled. No node was added; the scene is as before."
+    assert ui.generateButton.text() == "Generate" and ui.generateButton.isEnabled()
+    assert ui.progressBar.value() < ui.progressBar.maximum() or not ui.progressBar.isVisible()
+
+
+def test_user_orders_a_volume_list_in_the_table(panel, qapp, scene):
+    frames = blob_frames(3)
+    late, early, middle = (volume_node(frames[t], name) for t, name in ((2, "knee_t2"), (0, "knee_t0"), (1, "knee_t1")))
+    ui = panel.ui
+    ui.volumesRadioButton.setChecked(True)
+    settle(qapp)
+    assert ui.inputVolumesSelector.isVisible() and not ui.inputSequenceSelector.isVisible()
+    for volume in (early, middle, late):  # the user ticks them in time order
+        ui.inputVolumesSelector.setCheckState(volume, qt.Qt.Checked)
+    settle(qapp)
+    assert [row[1] for row in table_rows(panel)] == ["knee_t0", "knee_t1", "knee_t2", "(future)"]
+
+    ui.timepointTable.selectRow(2)
+    ui.moveUpButton.click()
+    settle(qapp)
+    assert [row[1] for row in table_rows(panel)][:3] == ["knee_t0", "knee_t2", "knee_t1"]
+    ui.timepointTable.selectRow(1)
+    ui.moveDownButton.click()
+    settle(qapp)
+    assert [row[1] for row in table_rows(panel)][:3] == ["knee_t0", "knee_t1", "knee_t2"]
+
+    choose(ui.modelSelector, "tiny")
+    ui.stepsSpinBox.setValue(2)
+    ui.generateButton.click()
+    wait_until(qapp, lambda: panel._run is None)
+    outputs = panel.lastOutputs
+    assert [v.GetName() for v in outputs.volumes] == ["knee_SADM_t3"]
+    assert np.array_equal(slicer.util.arrayFromVolume(outputs.sequence.GetNthDataNode(2)), frames[2])
+
+
+def test_broken_rules_show_live_and_generate_adds_nothing(panel, qapp, scene):
+    heart = sequence_node(blob_frames(3), "heart")
+    ui = panel.ui
+    ui.inputSequenceSelector.setCurrentNode(heart)
+    choose(ui.modelSelector, "tiny")
+    set_role(panel, 0, MISSING)
+    settle(qapp)
+    assert "roles[0] must be 'observed'" in ui.rolesHintLabel.text()
+    assert "c62828" in ui.rolesHintLabel.styleSheet()
+
+    before = node_ids()
+    ui.generateButton.click()
+    settle(qapp)
+    assert panel._run is None and node_ids() == before
+    assert "roles[0] must be 'observed'" in ui.statusLabel.text() and "c62828" in ui.statusLabel.styleSheet()
+
+    set_role(panel, 0, OBSERVED)
+    ui.futureCountSpinBox.setValue(0)
+    settle(qapp)
+    assert "no frame to generate" in ui.rolesHintLabel.text()
+
+    ui.inputSequenceSelector.setCurrentNode(None)
+    settle(qapp)
+    assert not ui.generateButton.isEnabled()
+    assert ui.rolesHintLabel.text() == "Select an input sequence or volumes."
+
+
+def test_user_loads_a_model_folder_and_a_wrong_folder_is_refused(panel, qapp, tiny_model, tmp_path, monkeypatch):
+    ui = panel.ui
+    monkeypatch.setattr(qt.QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tmp_path))
+    choose(ui.modelSelector, "Load folder…")
+    settle(qapp)
+    assert "has no config.json" in ui.statusLabel.text()
+    assert panel._parameterNode.model == SADMModule.DEFAULT_MODEL
+
+    monkeypatch.setattr(qt.QFileDialog, "getExistingDirectory", lambda *args, **kwargs: tiny_model)
+    choose(ui.modelSelector, "Load folder…")
+    settle(qapp)
+    assert panel._parameterNode.model == tiny_model
+    assert ui.modelSelector.currentText() == "tiny" and ui.modelSelector.currentData() == tiny_model
+
+
+def test_missing_pytorch_is_explained_in_the_panel(panel, qapp, scene, monkeypatch):
+    heart = sequence_node(blob_frames(2), "heart")
+    panel.ui.inputSequenceSelector.setCurrentNode(heart)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # the PyTorch extension is not installed either
+    panel._updateGuiFromParameterNode()
+    assert panel.ui.deviceInfoLabel.text().startswith("PyTorch is not installed")
+
+    before = node_ids()
+    panel.ui.generateButton.click()
+    settle(qapp)
+    assert "install the 'PyTorch' extension from the Extensions Manager" in panel.ui.statusLabel.text()
+    assert node_ids() == before and panel._run is None
+
+
+def test_a_model_that_fails_to_load_on_the_worker_is_reported(panel, qapp, scene, tiny_model, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 64)
+    heart = sequence_node(blob_frames(2), "heart")
+    panel.ui.inputSequenceSelector.setCurrentNode(heart)
+    panel._parameterNode.model = str(broken)
+    before = node_ids()
+    panel.ui.generateButton.click()
+    wait_until(qapp, lambda: panel._run is None)
+    settle(qapp)
+    assert "could not be read as safetensors" in panel.ui.statusLabel.text()
+    assert node_ids() == before and panel.ui.generateButton.text() == "Generate"
+
+
+def test_panel_state_lives_in_the_parameter_node(panel, qapp, scene):
+    heart = sequence_node(blob_frames(3), "heart")
+    ui = panel.ui
+    ui.inputSequenceSelector.setCurrentNode(heart)
+    choose(ui.samplerSelector, "ancestral")
+    ui.seedSpinBox.setValue(42)
+    set_role(panel, 2, MISSING)
+    settle(qapp)
+    parameters = panel.logic.getParameterNode()
+    assert (parameters.sampler, parameters.steps, parameters.seed) == ("ancestral", 1000, 42)
+    assert parameters.roles == [OBSERVED, OBSERVED, MISSING] and parameters.inputSequence is heart
+
+    second = SADMModule.SADMModuleWidget()  # e.g. after "Reload": the same state comes back
+    settle(qapp)
+    try:
+        assert second.ui.seedSpinBox.value() == 42 and second.ui.samplerSelector.currentText() == "ancestral"
+        assert [row[2] for row in table_rows(second)][:3] == [OBSERVED, OBSERVED, MISSING]
+    finally:
+        second.cleanup()
+        second.parent.deleteLater()
