@@ -61,8 +61,8 @@ ATTRIBUTE_PREFIX = "SADM."
 SAMPLE_DATA = (
     # (sample name, file in Resources/SampleData, SHA256 of that file)
     # Written by Testing/module/make_sample_data.py from the engine's synthetic generators.
-    ("SADMCardiacSynthetic", "SADMCardiacSynthetic.seq.nrrd", "458f4e207421d186d323a2cdcceb7289b24b36e7f31cace3093ee091c5314e6d"),
-    ("SADMBrainSynthetic", "SADMBrainSynthetic.seq.nrrd", "f276e313c9f5b9a127bcd5ca19762c08c4f7dc9d445fdd68109641eb03a27a33"),
+    ("SADMCardiacSynthetic", "SADMCardiacSynthetic.seq.nrrd", "1dc84bd3a9c6ca52ab80b3fd279e8b47f29aa07fb610d1841c28b9075dcb9341"),
+    ("SADMBrainSynthetic", "SADMBrainSynthetic.seq.nrrd", "c7a6479acc84bef293ad1cdada7d58efbd39ba69b7d84fdfec189b673f2e6f32"),
 )
 
 
@@ -395,7 +395,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     @staticmethod
     def _count(widget) -> int:
-        """Item count of a combo box or table (a property in PythonQt, a method in PySide)."""
+        """Item count of a combo box: read as a Qt property, which every Python binding of Qt can do."""
         return int(widget.property("count"))
 
     def _checkVolumesInSelector(self, volumes) -> None:
