@@ -95,7 +95,7 @@ def save_montage(
     gap: int = 2,
     font_size: int = 14,
 ) -> Path:
-    """Write a grid of 2D slices as an RGB PNG and return its path.
+    """Write a grid of 2D slices as a PNG (grayscale, or RGB when a row is coloured); return its path.
 
     `rows[r][c]` is a 2D array shown with its first axis downwards; rows may be ragged (empty cells
     stay black). `value_range` is one (low, high) for all rows, a list with one (low, high) or None
@@ -166,5 +166,7 @@ def save_montage(
             canvas.paste(image, (x + (tile_w - image.width) // 2, y + (tile_h - image.height) // 2))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if all(name == "gray" for name in maps):
+        canvas = canvas.convert("L")  # a third of the bytes, same picture
     canvas.save(path, format="PNG", optimize=True)
     return path

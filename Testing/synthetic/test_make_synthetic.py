@@ -67,7 +67,7 @@ def test_the_project_readers_load_synthetic_data_like_real_data(tmp_path):
     assert (sequence.frames[-1] == phantom.frames[phantom.es_index]).all()
     assert sequence.geometries[0].spacing == pytest.approx(phantom.spacing)
 
-    manifest = make_synthetic("brain", tmp_path / "brain", subjects=1, seed=0, voxel_mm=8.0)
+    manifest = make_synthetic("brain", tmp_path / "brain", subjects=1, seed=0, voxel_mm=4.0)
     (brain,) = discover_sequences(manifest)
     sequence = brain.read()
     assert sequence.subject == "sub-001" and len(sequence) == 5

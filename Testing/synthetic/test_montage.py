@@ -32,7 +32,7 @@ def test_grid_without_labels_has_the_expected_pixel_size(tmp_path):
     rows = [[ramp(20, 30)] * 4, [ramp(20, 30)] * 4]
     path = save_montage(tmp_path / "grid.png", rows, scale=2, gap=2)
     with Image.open(path) as image:
-        assert image.format == "PNG" and image.mode == "RGB"
+        assert image.format == "PNG" and image.mode == "L", "gray rows make a grayscale file"
         assert image.size == (4 * (60 + 2) + 2, 2 * (40 + 2) + 2)
 
 
@@ -54,6 +54,7 @@ def test_comparison_montage_with_labels_ranges_and_a_hot_difference_row(tmp_path
     plain = save_montage(tmp_path / "plain.png", rows, value_range=[(0, 30), (0, 30), (0, 2)], scale=4)
     with Image.open(plain) as image:
         assert pixels.shape[0] > image.size[1] and pixels.shape[1] > image.size[0], "labels add margins"
+    assert pixels.ndim == 3, "a coloured row makes an RGB file"
     red, green = pixels[..., 0].astype(int), pixels[..., 1].astype(int)
     assert np.any(red - green > 100), "the difference row is coloured"
 
@@ -73,7 +74,7 @@ def test_cycle_columns_run_from_ed_through_es_to_the_last_frame():
 
 def test_preview_montages_of_both_generators_are_written(tmp_path):
     cardiac = cardiac_montage(tmp_path / "cardiac.png", subjects=2, shape=(6, 48, 48), pixel_mm=4.0, frames=8, sub_slices=2)
-    brain = brain_montage(tmp_path / "brain.png", subjects=1, voxel_mm=6.0)
+    brain = brain_montage(tmp_path / "brain.png", subjects=1, voxel_mm=4.0)  # shares the 4 mm template cache
     for path in (cardiac, brain):
         with Image.open(path) as image:
             assert image.size[0] > 200 and image.size[1] > 80

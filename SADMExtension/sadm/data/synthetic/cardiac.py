@@ -182,7 +182,7 @@ def sample_cardiac_subject(rng: np.random.Generator, options: CardiacOptions) ->
         "bone": rng.uniform(0.4, 0.55),
     }
     height = rng.normal(172.0, 9.0)
-    direction = random_rotation(rng, 40.0) @ np.diag([1.0, 1.0, 1.0])
+    direction = random_rotation(rng, 40.0)  # a double-oblique short-axis plane in the scanner
     return CardiacSubject(
         n_frames=n_frames,
         es_index=es_index,
@@ -197,7 +197,7 @@ def sample_cardiac_subject(rng: np.random.Generator, options: CardiacOptions) ->
         harmonics=harmonics,
         ejection_fraction=ef,
         rv_ejection_fraction=float(np.clip(ef + rng.normal(-0.05, 0.04), 0.35, 0.75)),
-        long_shortening=rng.uniform(0.08, 0.15),
+        long_shortening=rng.uniform(0.05, 0.1),
         twist=np.deg2rad(rng.uniform(6.0, 14.0)),
         motion_mm=tuple(rng.normal(0.0, 1.5, 3)),
         centre=(rng.uniform(-8.0, 8.0) + 6.0, rng.uniform(-8.0, 8.0) - 4.0),

@@ -35,7 +35,7 @@ def cardiac_montage(path: Path, subjects: int = 3, seed: int = 0, **options) -> 
         rows.append([mid_slices(phantom.frames[t]) for t in columns])
         labels.append(f"patient{index + 1:03d}\nEF {phantom.subject.ejection_fraction:.0%}\nES {phantom.es_index + 1}/{phantom.subject.n_frames}")
     header = ["ED", "systole", "systole", "ES", "diastole", "diastole", "end"]
-    return save_montage(path, rows, labels, header, scale=2, title=f"synthetic cardiac cine, mid-ventricular slice (seed {seed})")
+    return save_montage(path, rows, labels, header, scale=1.5, title=f"synthetic cardiac cine, mid-ventricular slice (seed {seed})")
 
 
 def brain_montage(path: Path, subjects: int = 3, seed: int = 0, **options) -> Path:
