@@ -21,6 +21,7 @@ from .fields import subject_rngs
 KINDS = ("cardiac", "brain")
 MARKER = "synthetic.json"  # what made this folder: kind, seed, options (resuming must match)
 STAGING = ".partial"  # subjects being written; renamed into place when complete
+GENERATOR_VERSION = 1  # bump when a change alters the subjects of a given seed, so resuming refuses to mix
 
 __all__ = [
     "AGE_GROUPS",
@@ -54,7 +55,12 @@ def _options(kind: str, options: dict) -> CardiacOptions | BrainOptions:
 
 def _claim_folder(out: Path, kind: str, seed: int, options) -> None:
     """Record what this folder holds; refuse to mix subjects of another kind, seed or options."""
-    wanted = {"kind": kind, "seed": seed, "options": json.loads(json.dumps(dataclasses.asdict(options)))}
+    wanted = {
+        "kind": kind,
+        "seed": seed,
+        "generator_version": GENERATOR_VERSION,
+        "options": json.loads(json.dumps(dataclasses.asdict(options))),
+    }
     marker = out / MARKER
     if marker.exists():
         found = json.loads(marker.read_text())
