@@ -176,6 +176,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """The panel. It only collects inputs, starts the Logic, shows progress and results."""
 
     POLL_INTERVAL_MS = 100
+    WORKER_SLICE_S = 0.02  # per poll, the main thread waits this long on the worker, releasing the GIL
     ERROR_STYLE = "color: #c62828;"
     HINT_STYLE = "color: #6d6d6d;"
 
@@ -520,6 +521,9 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if run is None:
             self._pollTimer.stop()
             return
+        # Where the embedding keeps the GIL while Qt idles, Python threads only run while the main
+        # thread runs Python: give the worker a guaranteed slice (free if it runs anyway).
+        run.wait(timeout=self.WORKER_SLICE_S)
         for kind, payload in run.poll():
             if kind == "progress":
                 self._showProgress(run.request, *payload)
@@ -527,10 +531,12 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._pollTimer.stop()
         self._run = None
+        if self._parameterNode is None:
+            return  # the scene was closed while running; the run was cancelled and nothing is added
         self._setRunning(False)
-        if run.outcome == "done":
+        if run.outcome == "done" and not run.cancelRequested:
             self._finishRun(run)
-        elif run.outcome == "cancelled":
+        elif run.outcome == "cancelled" or run.cancelRequested:  # a run may finish just as Cancel is pressed
             self.ui.progressBar.setVisible(False)
             self._showStatus(_("Cancelled. No node was added; the scene is as before."))
         else:
@@ -659,6 +665,10 @@ class GenerationRun:
     @property
     def finished(self) -> bool:
         return self.outcome is not None
+
+    @property
+    def cancelRequested(self) -> bool:
+        return self._cancel.is_set()
 
     def poll(self) -> list[tuple]:
         """Events since the last poll: ("progress", (done, total, frame)), then ("done" | "cancelled" | "failed", payload)."""

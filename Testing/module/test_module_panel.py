@@ -264,3 +264,22 @@ def test_panel_state_lives_in_the_parameter_node(panel, qapp, scene):
     finally:
         second.cleanup()
         second.parent.deleteLater()
+
+
+def test_closing_the_scene_during_a_run_cancels_it_and_adds_nothing(panel, qapp, scene):
+    heart = sequence_node(blob_frames(2), "heart")
+    panel.parent.isEntered = True  # the user is in the module, as when closing the scene from the menu
+    panel.ui.inputSequenceSelector.setCurrentNode(heart)
+    choose(panel.ui.modelSelector, "tiny")
+    panel.ui.stepsSpinBox.setValue(500)
+    panel.ui.generateButton.click()
+    wait_until(qapp, lambda: panel.ui.progressBar.value() >= 1)
+
+    slicer.mrmlScene.Clear(0)
+    wait_until(qapp, lambda: panel._run is None)
+    settle(qapp)
+
+    assert slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode") == []
+    assert slicer.util.getNodesByClass("vtkMRMLSequenceNode") == []
+    assert panel.ui.statusLabel.text() == "Cancelled. No node was added; the scene is as before."
+    assert panel._parameterNode is not None and panel._parameterNode.inputSequence is None
