@@ -61,7 +61,7 @@ ATTRIBUTE_PREFIX = "SADM."
 SAMPLE_DATA = (
     # (sample name, file in Resources/SampleData, SHA256 of that file)
     # Written by Testing/module/make_sample_data.py from the engine's synthetic generators.
-    ("SADMCardiacSynthetic", "SADMCardiacSynthetic.seq.nrrd", "1dc84bd3a9c6ca52ab80b3fd279e8b47f29aa07fb610d1841c28b9075dcb9341"),
+    ("SADMCardiacSynthetic", "SADMCardiacSynthetic.seq.nrrd", "cfc0b726a4eb350a4737eb9d41d053870de746a741754a43381061144c824f95"),
     ("SADMBrainSynthetic", "SADMBrainSynthetic.seq.nrrd", "c7a6479acc84bef293ad1cdada7d58efbd39ba69b7d84fdfec189b673f2e6f32"),
 )
 
@@ -795,9 +795,12 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         if missing:
             requirements = self._requirementsFor(missing)
             try:
-                packaging = getattr(slicer, "packaging", None)
-                if packaging is not None and hasattr(packaging, "pip_ensure"):  # Slicer >= 5.12
-                    packaging.pip_ensure(requirements, requester="SADM", prompt_install=askConfirmation)
+                try:
+                    from slicer.packaging import pip_ensure  # Slicer >= 5.12: asks, installs, offers a restart
+                except ImportError:
+                    pip_ensure = None
+                if pip_ensure is not None:
+                    pip_ensure(requirements, requester="SADM", prompt_install=askConfirmation)
                 else:
                     if askConfirmation and not slicer.util.confirmOkCancelDisplay(
                             _("SADM needs the Python packages {packages}. Install them now with pip?").format(
@@ -1052,11 +1055,16 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         """One line for the panel: what will run, with free GPU memory or the expected CPU time."""
         if "torch" in self.missingPackages():
             return _("PyTorch is not installed: Generate will offer to install it (PyTorch extension).")
+        import torch
+
         try:
             resolved = self.resolveDevice(device)
         except SADMResourceError as error:
-            return str(error).split(". In Slicer")[0] + _(" — choose 'auto' or 'cpu'.")
-        import torch
+            if str(device).startswith("cuda") and not torch.cuda.is_available():
+                return _("CUDA is not available to PyTorch {version} (CUDA build: {build}): reinstall PyTorch with CUDA in "
+                         "the PyTorch Util module, or choose auto / cpu.").format(
+                    version=torch.__version__, build=torch.version.cuda or "none")
+            return str(error)
 
         if resolved.startswith("cuda"):
             index = torch.device(resolved).index or 0

@@ -283,3 +283,39 @@ def test_closing_the_scene_during_a_run_cancels_it_and_adds_nothing(panel, qapp,
     assert slicer.util.getNodesByClass("vtkMRMLSequenceNode") == []
     assert panel.ui.statusLabel.text() == "Cancelled. No node was added; the scene is as before."
     assert panel._parameterNode is not None and panel._parameterNode.inputSequence is None
+
+
+def test_missing_pip_package_is_installed_only_with_consent(panel, qapp, scene, monkeypatch):
+    heart = sequence_node(blob_frames(2), "heart")
+    panel.ui.inputSequenceSelector.setCurrentNode(heart)
+    choose(panel.ui.modelSelector, "tiny")
+    panel.ui.stepsSpinBox.setValue(2)
+    monkeypatch.setitem(sys.modules, "einops", None)
+    installed = []
+
+    def pip_install(requirements):
+        installed.append(requirements)
+        del sys.modules["einops"]  # now importable again, as after a real install
+
+    monkeypatch.setattr(slicer.util, "pip_install", pip_install)
+    slicer.app.confirmAnswer = False
+    try:
+        panel.ui.generateButton.click()
+        settle(qapp)
+        assert installed == [] and panel._run is None
+        assert "installation of einops>=0.7 was declined" in panel.ui.statusLabel.text()
+        assert slicer.app.messages[-1][0] == "confirm" and "einops>=0.7" in slicer.app.messages[-1][1]
+    finally:
+        slicer.app.confirmAnswer = True
+
+    panel.ui.generateButton.click()
+    assert installed == ["einops>=0.7"]
+    wait_until(qapp, lambda: panel._run is None)
+    assert [v.GetName() for v in panel.lastOutputs.volumes] == ["heart_SADM_t2"]
+
+
+def test_device_line_says_why_cuda_cannot_be_used(panel, qapp):
+    panel.ui.deviceSelector.setCurrentIndex(panel.ui.deviceSelector.findText("cuda"))
+    settle(qapp)
+    text = panel.ui.deviceInfoLabel.text()
+    assert text.startswith("CUDA is not available to PyTorch") and "PyTorch Util" in text
