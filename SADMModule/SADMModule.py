@@ -1002,8 +1002,8 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
                 continue
             frames.append(resampleOntoGrid(node, reference, index))
             resampled.add(index)
-            notes.append(f"Frame {index} ({node.GetName()}) has {difference} than frame 0 ({reference.GetName()}); "
-                         "it was resampled onto frame 0's grid (linear interpolation).")
+            notes.append(f"Frame {index} ({node.GetName()}) is on another voxel grid than frame 0 ({reference.GetName()}): "
+                         f"{difference}. It was resampled onto frame 0's grid (linear interpolation).")
         return frames, resampled, notes
 
     @staticmethod
@@ -1084,7 +1084,9 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             return None
         perStep = self._secondsPerStep.get((str(Path(folder).resolve()), device))
         if perStep is None:
-            perStep = _cpuSecondsPerStep(config)
+            import torch
+
+            perStep = _cpuSecondsPerStep(config, torch.get_num_threads())
         return perStep * steps * targets * samples
 
     def _checkGpuMemory(self, modelFolder, config, samples: int, device: str) -> None:
@@ -1243,6 +1245,8 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         browser.SetSelectedItemNumber(request.targets[0])
         slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
         outputs.outputProxy = browser.GetProxyNode(outputs.sequence)
+        if request.transformNodeID and outputs.outputProxy is not None:
+            outputs.outputProxy.SetAndObserveTransformNodeID(request.transformNodeID)  # where frame 0 is shown
         outputs.inputProxy = browser.GetProxyNode(comparison) if comparison is not None else None
         for proxy in (outputs.outputProxy, outputs.inputProxy):
             if proxy is not None and proxy not in outputs:
@@ -1341,17 +1345,21 @@ def _gridDifference(node, reference) -> str | None:
     """How the voxel grid of `node` differs from `reference` in world space, or None if it is the same."""
     dims, referenceDims = node.GetImageData().GetDimensions(), reference.GetImageData().GetDimensions()
     if tuple(dims) != tuple(referenceDims):
-        return f"a different size {tuple(dims)} (i, j, k) vs {tuple(referenceDims)}"
+        return f"size {'×'.join(map(str, dims))} vs {'×'.join(map(str, referenceDims))} voxels (i×j×k)"
     spacing, referenceSpacing = np.array(node.GetSpacing()), np.array(reference.GetSpacing())
     if not np.allclose(spacing, referenceSpacing, rtol=1e-5, atol=1e-8):
-        return f"a different spacing {tuple(np.round(spacing, 4))} mm vs {tuple(np.round(referenceSpacing, 4))} mm"
+        return f"spacing {_mm(spacing)} vs {_mm(referenceSpacing)} mm"
     matrix, referenceMatrix = slicer.util.arrayFromVTKMatrix(_ijkToWorld(node)), slicer.util.arrayFromVTKMatrix(_ijkToWorld(reference))
     tolerance = 1e-4 * float(referenceSpacing.max())
     if not np.allclose(matrix[:3, :3], referenceMatrix[:3, :3], atol=tolerance):
-        return "a different axis direction"
+        return "different axis directions"
     if not np.allclose(matrix[:3, 3], referenceMatrix[:3, 3], atol=tolerance):
-        return f"a different origin {tuple(np.round(matrix[:3, 3], 3))} vs {tuple(np.round(referenceMatrix[:3, 3], 3))}"
+        return f"origin {_mm(matrix[:3, 3])} vs {_mm(referenceMatrix[:3, 3])} mm (RAS)"
     return None
+
+
+def _mm(values) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
 def resampleOntoGrid(node, reference, position: int = 0) -> np.ndarray:
@@ -1422,13 +1430,14 @@ def estimateGpuMemoryBytes(modelFolder, config, samples: int) -> int:
     return int(weightBytes + activations + frames + 200 * 2**20)  # + CUDA kernels and allocator slack
 
 
-def _cpuSecondsPerStep(config) -> float:
-    """Cost model of one guided denoising step on a CPU, calibrated on the tiny and demo presets."""
+def _cpuSecondsPerStep(config, threads: int) -> float:
+    """Cost model of one guided denoising step on a CPU: the UNet's 3×3×3 convolutions, two passes
+    (classifier-free guidance), ~2 GMAC/s per thread (measured with the tiny preset on 2 threads)."""
     voxels = float(np.prod(config.grid))
     macs = 0.0
     for level, channels in enumerate(config.unet.channels):
         macs += (voxels / 8**level) * channels * channels * 27 * (2 * config.unet.num_res_blocks + 1)
-    return 0.02 + 2 * macs / 4e9  # two passes (guidance); ~4 GMAC/s on a few CPU threads
+    return 0.02 + 2 * macs / (2e9 * max(1, threads))
 
 
 def _formatDuration(seconds: float) -> str:
