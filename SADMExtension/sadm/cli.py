@@ -50,6 +50,7 @@ def _run_train(args) -> int:
         dist.all_gather(parts, local)
         checksums = [float(p) for p in parts]
         trainer._log({"step": trainer.step, "rank_weight_checksums": checksums, "ddp_weights_identical": len(set(checksums)) == 1})
+        dist.barrier()  # no rank tears gloo down while another is still inside a collective
         dist.destroy_process_group()
     if trainer.world.is_main:
         print(json.dumps(summary))

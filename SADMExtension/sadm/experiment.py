@@ -49,7 +49,7 @@ def read_experiment(path: Path | str | None) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"training config {path} does not exist")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ConfigError(f"training config {path} is not valid JSON: {error}") from error
     unknown = sorted(set(data) - {"model", "training", "data", "description"})

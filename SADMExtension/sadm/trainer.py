@@ -332,7 +332,7 @@ class Trainer:
         differences = architecture_differences(self.model_config.architecture(), saved_config.architecture())
         if differences:
             raise CheckpointError(f"cannot resume from {folder}: the model differs: " + "; ".join(differences))
-        state = json.loads((folder / STATE_JSON).read_text())
+        state = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
         if state["world_size"] != self.world.world_size:
             raise CheckpointError(
                 f"{folder} was written by {state['world_size']} processes; resume with the same number "
@@ -398,7 +398,7 @@ def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines of steps after the checkpoint, which the resumed run will write again."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
     atomic_write_bytes(path, ("\n".join(kept) + "\n" if kept else "").encode())
 
 

@@ -22,7 +22,7 @@ def test_round_trip_is_bit_exact_and_writes_the_three_files(tiny_model, tmp_path
     original, restored = tiny_model.state_dict(), loaded.state_dict()
     assert original.keys() == restored.keys()
     assert all(torch.equal(original[k], restored[k]) for k in original)
-    assert "Aθ" in (folder / "README.md").read_text()
+    assert "Aθ" in (folder / "README.md").read_text(encoding="utf-8")
 
 
 def test_engine_loads_a_folder_and_a_bundled_name_from_the_model_path(tiny_model, tmp_path, monkeypatch):
