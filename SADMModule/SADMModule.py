@@ -840,7 +840,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     def _requirementsFor(importNames: Sequence[str]) -> list[str]:
         """pip requirement lines (Resources/requirements.txt) for the given import names."""
         path = Path(__file__).resolve().parent / "Resources" / "requirements.txt"
-        lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()] if path.is_file() else []
+        lines = [line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()] if path.is_file() else []
         lines = [line for line in lines if line]
         chosen = []
         for name in importNames:

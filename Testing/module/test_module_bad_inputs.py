@@ -145,9 +145,9 @@ def test_model_folder_whose_weights_fail_to_load(heart, logic, tiny_model, tmp_p
 def test_model_folder_from_a_newer_format(heart, logic, tiny_model, tmp_path):
     future = tmp_path / "future"
     shutil.copytree(tiny_model, future)
-    config = json.loads((future / "config.json").read_text())
+    config = json.loads((future / "config.json").read_text(encoding="utf-8"))
     config["format_version"] = 99
-    (future / "config.json").write_text(json.dumps(config))
+    (future / "config.json").write_text(json.dumps(config), encoding="utf-8")
     rejects(logic, heart, [OBSERVED, OBSERVED, FUTURE], CheckpointError, "format_version 99", model=str(future))
 
 

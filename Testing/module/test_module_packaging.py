@@ -90,7 +90,7 @@ def test_every_parameter_widget_in_the_ui_names_a_parameter_node_field():
 def test_panel_code_uses_only_qt_api_shared_by_pythonqt_and_pyside():
     """PythonQt exposes Qt properties as attributes, so getters such as text() must not be called;
     old-style string connects and PySide-only names do not exist in PySide / PythonQt respectively."""
-    source = (MODULE_DIR / "SADMModule.py").read_text()
+    source = (MODULE_DIR / "SADMModule.py").read_text(encoding="utf-8")
     property_getters = r"\.(text|value|currentText|currentIndex|count|rowCount|columnCount|checked|enabled|visible|" \
                        r"toolTip|minimum|maximum|format|styleSheet|sizeHint|title|collapsed)\(\)"
     assert not re.findall(property_getters, source)
@@ -118,7 +118,7 @@ def test_requirements_cover_the_engine_generation_path():
         path = engine / (name.replace(".", "/") + ".py")
         if not path.exists():
             path = engine / name.replace(".", "/") / "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
             for module in names:
@@ -127,24 +127,24 @@ def test_requirements_cover_the_engine_generation_path():
                 elif module.split(".")[0] not in sys.stdlib_module_names:
                     third_party.add(module.split(".")[0])
     requirements = [re.split(r"[<>=!~ ]", line)[0] for line in
-                    (MODULE_DIR / "Resources" / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+                    (MODULE_DIR / "Resources" / "requirements.txt").read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
     assert third_party <= {"torch", "numpy", "SimpleITK"} | set(requirements), third_party - set(requirements)
     assert SADMModule.SADMModuleLogic._requirementsFor(["einops"]) == ["einops>=0.7"]
 
 
 def test_extensions_index_entry_follows_the_catalog_schema():
-    entry = json.loads((REPOSITORY / "SADM.json").read_text())
+    entry = json.loads((REPOSITORY / "SADM.json").read_text(encoding="utf-8"))
     assert set(entry) <= ALLOWED_CATALOG_KEYS
     assert entry["$schema"].endswith("slicer-extension-catalog-entry-schema-v1.0.2.json#")
     assert entry["build_dependencies"] == ["PyTorch"]
     assert entry["scm_url"].startswith("https://") and entry["scm_revision"]
     assert isinstance(entry["tier"], int) and 1 <= entry["tier"] <= 5
-    cmake = (REPOSITORY / "CMakeLists.txt").read_text()
+    cmake = (REPOSITORY / "CMakeLists.txt").read_text(encoding="utf-8")
     assert f'set(EXTENSION_CATEGORY "{entry["category"]}")' in cmake
 
 
 def test_cmake_files_follow_the_extension_template_and_list_existing_files():
-    top = (REPOSITORY / "CMakeLists.txt").read_text()
+    top = (REPOSITORY / "CMakeLists.txt").read_text(encoding="utf-8")
     for line in ("project(SADM)", 'set(EXTENSION_DEPENDS "PyTorch")', "add_subdirectory(SADMModule)",
                  "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
         assert line in top
@@ -155,7 +155,7 @@ def test_cmake_files_follow_the_extension_template_and_list_existing_files():
     assert (REPOSITORY / icon_url.split("/main/")[1]).is_file()
     assert (REPOSITORY / screenshot_url.split("/main/")[1]).is_file()
 
-    module = (MODULE_DIR / "CMakeLists.txt").read_text()
+    module = (MODULE_DIR / "CMakeLists.txt").read_text(encoding="utf-8")
     assert "WITH_GENERIC_TESTS" in module and "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in module
     resources = re.search(r"set\(MODULE_PYTHON_RESOURCES(.*?)\)", module, re.S).group(1).split()
     for resource in resources:

@@ -161,7 +161,7 @@ def install_util_overrides(module_paths: dict[str, str]) -> None:
 
         from PySide6 import QtUiTools
 
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
         text = re.sub(r"<connections>.*?</connections>", "", text, flags=re.S)
         loader = QtUiTools.QUiLoader()
         for widget_class in (*WIDGET_CLASSES, ctkCollapsibleButton):
