@@ -18,7 +18,7 @@ from sadm.config import FORMAT_VERSION, ModelConfig
 from sadm.errors import CheckpointError, ConfigError
 from sadm.model import SADM, parameter_count
 
-CONFIG_FILE = "config.json"
+from sadm.registry import CONFIG_FILE  # noqa: E402  (one definition, torch-free)
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
 

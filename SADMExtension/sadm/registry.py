@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sadm.checkpoint import CONFIG_FILE
 from sadm.errors import CheckpointError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_FILE = "config.json"  # kept here, not imported from checkpoint, so listing models needs no torch
 
 
 def model_search_path() -> list[Path]:
