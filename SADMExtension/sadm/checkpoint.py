@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from sadm.atomic import atomic_folder, atomic_path, atomic_write_bytes
 from sadm.config import FORMAT_VERSION, ModelConfig
 from sadm.errors import CheckpointError, ConfigError
 from sadm.model import SADM, parameter_count
@@ -23,34 +20,10 @@ WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that a reader sees the old content or the new one, never a half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """safetensors file written atomically (temp file in the same folder + rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as staging:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(staging), metadata=metadata)
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -81,27 +54,6 @@ def default_model_card(config: ModelConfig, model: SADM) -> str:
     if config.metrics:
         lines += ["", "## Metrics", "", "```json", json.dumps(config.metrics, indent=2), "```"]
     return "\n".join(lines) + "\n"
-
-
-@contextlib.contextmanager
-def atomic_folder(folder: Path | str) -> Iterator[Path]:
-    """Yield an empty staging folder; on success it replaces `folder` in one rename, so a reader
-    sees the previous folder or the new one whole. On failure the previous folder is untouched."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
-        yield staging
-        if folder.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-            os.replace(folder, retired / folder.name)
-            os.replace(staging, folder)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def write_model_files(folder: Path, model: SADM, model_card: str | None = None) -> None:

@@ -10,9 +10,6 @@ import argparse
 import contextlib
 import datetime
 import json
-import os
-import secrets
-import shutil
 import signal
 import sys
 import threading
@@ -24,6 +21,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from sadm.atomic import atomic_folder
 from sadm.errors import GenerationCancelled, InvalidRolesError, SADMError
 
 if TYPE_CHECKING:
@@ -121,7 +119,7 @@ def _generate(args: argparse.Namespace) -> int:
     stopwatch.lap("generate")
 
     record = generation_record(args, engine, prepared, sampler, steps, guidance)
-    with staged_folder(out) as staging:
+    with atomic_folder(out) as staging:
         record["files"] = write_outputs(staging, prepared, generated, spread)
         stopwatch.lap("write")
         record["timings_s"] = stopwatch.timings()
@@ -454,32 +452,3 @@ def write_outputs(
         folder / SEQUENCE_FILE, sequence, prepared.geometry, prepared.times, prepared.time_unit, prepared.index_name
     )
     return files
-
-
-@contextlib.contextmanager
-def staged_folder(out: Path) -> Iterator[Path]:
-    """A fresh folder beside `out`; on success it becomes `out` in one rename (an existing `out` —
-    empty, or allowed by --overwrite — is replaced), on any failure it is removed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
-    staging.mkdir()
-    try:
-        yield staging
-        _replace_folder(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _replace_folder(staging: Path, out: Path) -> None:
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    retired = out.parent / f".{out.name}.{secrets.token_hex(4)}.old"
-    os.replace(out, retired)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(retired, out)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)

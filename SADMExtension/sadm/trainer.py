@@ -11,16 +11,17 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from sadm.checkpoint import atomic_folder, atomic_write_bytes, load_tensors, save_model, save_tensors, write_model_files
+from sadm.atomic import atomic_folder, atomic_write_bytes
+from sadm.checkpoint import load_tensors, save_model, save_tensors, write_model_files
 from sadm.config import ModelConfig
 from sadm.data.dataset import collate_sequences
 from sadm.devices import autocast, resolve_device

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from sadm.atomic import atomic_path
 from sadm.data.preprocess import PreprocessParams, preprocess_sequence
 from sadm.data.readers import SequenceSource
 from sadm.errors import DataError
@@ -176,17 +175,9 @@ def _write_index(cache_dir: Path, records: list[dict]) -> None:
 
 
 def _write_atomically(path: Path, write: Callable) -> None:
-    """Readers see the old file or the complete new one, never half of it (temp file + os.replace)."""
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as stream:
-        try:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        except BaseException:
-            stream.close()
-            os.unlink(stream.name)
-            raise
-    os.replace(stream.name, path)
+    """Readers see the old file or the complete new one, never half of it."""
+    with atomic_path(path) as staging, open(staging, "wb") as stream:
+        write(stream)
 
 
 def _entry_of(cache_dir: Path, record: dict) -> CacheEntry:

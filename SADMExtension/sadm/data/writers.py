@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
-import secrets
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
+from sadm.atomic import atomic_path
 from sadm.data.images import sitk_reason
 from sadm.data.sequence import Geometry
 from sadm.errors import DataError
@@ -58,7 +57,6 @@ def write_volume(path: str | Path, array: np.ndarray, geometry: Geometry) -> Pat
         except RuntimeError as error:
             reason = sitk_reason(error)
             raise DataError(f"cannot write {path} ({reason}); check the folder exists and is writable") from None
-        _fsync(staging)
     return path
 
 
@@ -89,8 +87,6 @@ def write_sequence(
             with gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as stream:
                 for volume in volumes:  # NRRD order: i fastest, then j, k, frame = C order of (t, k, j, i)
                     stream.write(np.ascontiguousarray(volume, dtype=volume.dtype.newbyteorder("<")).tobytes())
-            handle.flush()
-            os.fsync(handle.fileno())
     return path
 
 
@@ -212,20 +208,8 @@ def _quoted(text: str) -> str:
 
 @contextlib.contextmanager
 def _atomic_path(path: Path, suffix: str) -> Iterator[Path]:
-    """A temp name beside `path` (same folder, so the final rename is atomic; same extension, so
-    SimpleITK picks the right format), renamed onto `path` only if the block succeeds."""
+    """`sadm.atomic.atomic_path`, refusing a missing folder with a message that says what to do."""
     if not path.parent.is_dir():
         raise DataError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
-    stem = path.name[: -len(suffix)] if path.name.lower().endswith(suffix) else path.name
-    staging = path.parent / f".{stem}.{secrets.token_hex(4)}.tmp{suffix}"
-    try:
+    with atomic_path(path, suffix) as staging:
         yield staging
-        os.replace(staging, path)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
