@@ -3,7 +3,12 @@ through its top-level conftest)."""
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import numpy as np
+
+from sadm.data.sequence import Geometry
 
 
 def moving_blob_sequence(length: int = 4, shape=(8, 16, 16), scale: float = 1.0) -> list[np.ndarray]:
@@ -17,3 +22,17 @@ def moving_blob_sequence(length: int = 4, shape=(8, 16, 16), scale: float = 1.0)
         frame = 0.1 + 0.9 / (1 + np.exp((distance - radius) * 2.0))
         frames.append((frame * scale).astype(np.float32))
     return frames
+
+
+def rotation(axis: Sequence[float], angle_rad: float) -> np.ndarray:
+    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
+    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + math.sin(angle_rad) * cross + (1 - math.cos(angle_rad)) * cross @ cross
+
+
+# Oblique about a skew axis and anisotropic: a geometry no reader can get right by accident.
+OBLIQUE = Geometry(
+    spacing=(0.7, 1.3, 2.9),
+    origin=(10.5, -20.25, 30.125),
+    direction=tuple(float(v) for v in rotation([1, 2, 3], 0.4).ravel()),
+)

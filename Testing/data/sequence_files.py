@@ -4,7 +4,6 @@ conftest.py, so that `from sequence_files import ...` cannot pick up another fol
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Sequence
 
@@ -12,20 +11,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from sadm.data.sequence import Geometry
+from sadm_testing import OBLIQUE
 
 
-def rotation(axis: Sequence[float], angle_rad: float) -> np.ndarray:
-    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
-    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + math.sin(angle_rad) * cross + (1 - math.cos(angle_rad)) * cross @ cross
-
-
-# Oblique about a skew axis and anisotropic: a geometry no reader can get right by accident.
-OBLIQUE = Geometry(
-    spacing=(0.7, 1.3, 2.9),
-    origin=(10.5, -20.25, 30.125),
-    direction=tuple(float(v) for v in rotation([1, 2, 3], 0.4).ravel()),
-)
 SHAPE = (4, 5, 6)  # (k, j, i)
 
 

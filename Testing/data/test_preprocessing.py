@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sequence_files import OBLIQUE, make_frames, rotation
+from sadm_testing import rotation
+from sequence_files import OBLIQUE, make_frames
 from sadm.data.preprocess import PreprocessParams, align_frames_to_first, direction_difference_deg, preprocess_sequence
 from sadm.data.resample import resample_to_shape
 from sadm.data.sequence import Geometry, LongitudinalSequence

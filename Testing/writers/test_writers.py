@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import gzip
-import math
 
 import numpy as np
 import pytest
@@ -18,22 +17,11 @@ from sadm.data.readers import read_sequence
 from sadm.data.sequence import Geometry
 from sadm.data.writers import write_sequence, write_volume
 from sadm.errors import DataError
+from sadm_testing import OBLIQUE
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
-def rotation(axis, angle_rad: float) -> np.ndarray:
-    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
-    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + math.sin(angle_rad) * cross + (1 - math.cos(angle_rad)) * cross @ cross
-
-
-# Oblique about a skew axis and anisotropic: a mix-up of axes, LPS/RAS or spacing cannot pass by accident.
-OBLIQUE = Geometry(
-    spacing=(0.7, 1.3, 2.9),
-    origin=(10.5, -20.25, 30.125),
-    direction=tuple(float(v) for v in rotation([1, 2, 3], 0.4).ravel()),
-)
 SHAPE = (4, 5, 6)  # (k, j, i): three different sizes, so a transposed axis changes the shape
 
 
