@@ -72,6 +72,14 @@ def add_parser(commands) -> None:
         "(default: every input frame observed)",
     )
     p.add_argument("--future", type=_non_negative_int, default=0, metavar="N", help="append N future frames")
+    p.add_argument(
+        "--future-times", type=_time_list, metavar="T,T,...",
+        help="append one future frame at each of these times, e.g. 78,80 for ages (continuous-time models)",
+    )
+    p.add_argument(
+        "--times", type=_time_list, metavar="T,T,...",
+        help="the time of every frame, input and future (replaces the input's own times)",
+    )
     p.add_argument("--sampler", default="ddim", help="ddim (default, 50 steps) or ancestral (1000 steps, the paper's)")
     p.add_argument("--steps", type=_positive_int, help="denoising steps per frame (default: the sampler's)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default: the model's)")
@@ -103,14 +111,21 @@ def _generate(args: argparse.Namespace) -> int:
     device = _device(args.device)
 
     sequence = read_input(inputs)
-    roles = parse_roles(args.roles, len(sequence), args.future, describe_inputs(inputs))
+    future = future_count(args.future, args.future_times)
+    roles = parse_roles(args.roles, len(sequence), future, describe_inputs(inputs))
     prepared = prepare_input(sequence, roles)
+    prepared.times = resolve_times(prepared.times, sequence.times, args.times, args.future_times, len(roles))
     stopwatch.lap("read_input")
 
     from sadm import Engine
 
     engine = Engine.load(args.model, device=device)
     guidance = engine.config.diffusion.guidance if args.guidance is None else float(args.guidance)
+    if engine.config.attention.time_embedding == "index" and (args.times or args.future_times):
+        raise GenerateOptionError(
+            f"model {args.model} places frames by their index, not by time, so --times/--future-times cannot "
+            "steer it; use --future N, or a model trained with attention.time_embedding='continuous'"
+        )
     stopwatch.lap("load_model")
 
     generated, spread = run_engine(
@@ -198,6 +213,57 @@ def parse_roles(text: str | None, input_frames: int, future: int, inputs: str) -
     from sadm.roles import validate_roles
 
     return validate_roles(roles)
+
+
+def future_count(future: int, future_times: Sequence[float] | None) -> int:
+    """How many future frames to append: --future N, or one per --future-times value."""
+    if future_times is None:
+        return future
+    if future not in (0, len(future_times)):
+        raise GenerateOptionError(
+            f"--future {future} and --future-times ({len(future_times)} value(s)) disagree; give only --future-times"
+        )
+    return len(future_times)
+
+
+def resolve_times(
+    extended: list[float] | None,
+    input_times: Sequence[float] | None,
+    explicit: Sequence[float] | None,
+    future_times: Sequence[float] | None,
+    length: int,
+) -> list[float] | None:
+    """Every frame's time: --times as given, else the input's times followed by --future-times, else
+    the input's times continued at their last interval (`extended`). Must increase strictly."""
+    if explicit is not None:
+        if len(explicit) != length:
+            raise GenerateOptionError(
+                f"--times gives {len(explicit)} value(s) but the sequence has {length} frame(s) (input + future); "
+                "give one time per frame"
+            )
+        times = [float(t) for t in explicit]
+    elif future_times is not None:
+        if input_times is None:
+            raise GenerateOptionError(
+                "--future-times needs the input frames' own times, and the input carries none; "
+                "give every frame's time with --times instead"
+            )
+        times = [float(t) for t in input_times] + [float(t) for t in future_times]
+    else:
+        return extended
+    if any(later <= earlier for earlier, later in zip(times, times[1:])):
+        raise GenerateOptionError(f"frame times must increase strictly; got {[f'{t:g}' for t in times]}")
+    return times
+
+
+def _time_list(text: str) -> list[float]:
+    try:
+        values = [float(item) for item in text.replace(" ", ",").split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 78,80; got {text!r}") from None
+    if not values or not all(np.isfinite(values)):
+        raise argparse.ArgumentTypeError(f"expected finite comma-separated numbers such as 78,80; got {text!r}")
+    return values
 
 
 def _role_word(item: str, index: int) -> str:

@@ -221,9 +221,7 @@ class Trainer:
         for micro in range(c.grad_accumulation):
             items = [self.train_set[i] for i in self.schedule.indices(self.step, micro)]
             batch = collate_sequences(items, self.model_config.max_frames)
-            example = make_batch(
-                batch["frames"].to(self.device), batch["lengths"].tolist(), batch["times"].to(self.device), self.generator
-            )
+            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), self.generator)
             sync = micro == c.grad_accumulation - 1 or self.world.world_size == 1
             context = self.parallel_model.no_sync() if not sync else contextlib.nullcontext()
             with context, autocast(self.device, c.bf16):
@@ -240,6 +238,13 @@ class Trainer:
             total = float(loss_tensor) / self.world.world_size
         return total, grad_norm
 
+    def _positions(self, times: torch.Tensor) -> torch.Tensor:
+        """What Aθ embeds: the data's times for a continuous-time model, else frame indices 0..L−1
+        (a data set's ages must not reach an index embedding)."""
+        if self.model_config.attention.time_embedding == "continuous":
+            return times.to(self.device)
+        return torch.arange(times.shape[-1], dtype=torch.float32, device=self.device).expand(times.shape)
+
     # --- validation ---------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -254,7 +259,7 @@ class Trainer:
         losses = []
         for index in range(len(self.val_set)):
             batch = collate_sequences([self.val_set[index]], self.model_config.max_frames)
-            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), batch["times"].to(self.device), generator)
+            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), generator)
             with autocast(self.device, self.config.bf16):
                 losses.append(float(self.ema_model.loss(example, generator)))
         scores = {"ssim": [], "psnr": []}
@@ -264,7 +269,7 @@ class Trainer:
             frames = item["frames"][:length]
             roles = ["observed"] * (length - 1) + ["future"]
             filled = autoregressive_generate(
-                self.ema_model, frames[None].to(self.device), roles, item["times"][:length], "ddim",
+                self.ema_model, frames[None].to(self.device), roles, self._positions(item["times"][:length]), "ddim",
                 self.config.val_sampler_steps, self.model_config.diffusion.guidance, torch.Generator().manual_seed(index),
             )
             truth, generated = frames[-1].numpy(), filled[0, -1].float().cpu().numpy()
