@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from sadm import generate_command
+from sadm import evaluate_command, generate_command
 from sadm.errors import SADMError
 
 
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train(commands)
     generate_command.add_parser(commands)
+    evaluate_command.add_parser(commands)
     _add_data(commands)
     _add_demo(commands)
     _add_info(commands)

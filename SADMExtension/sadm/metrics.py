@@ -16,7 +16,7 @@ def _require_skimage():
 
 
 def ssim(truth: np.ndarray, generated: np.ndarray) -> float:
-    """3D SSIM (7-voxel Gaussian-free window, as skimage's default) with data_range from the truth."""
+    """3D SSIM (skimage's default 7-voxel uniform window, smaller for thin volumes) with data_range from the truth."""
     metrics = _require_skimage()
     truth, generated = np.asarray(truth, np.float64), np.asarray(generated, np.float64)
     data_range = float(truth.max() - truth.min()) or 1.0
@@ -25,11 +25,13 @@ def ssim(truth: np.ndarray, generated: np.ndarray) -> float:
 
 
 def psnr(truth: np.ndarray, generated: np.ndarray) -> float:
-    """PSNR in dB with data_range from the truth (skimage.metrics.peak_signal_noise_ratio)."""
+    """PSNR in dB with data_range from the truth (skimage.metrics.peak_signal_noise_ratio); inf for
+    an exact copy."""
     metrics = _require_skimage()
     truth, generated = np.asarray(truth, np.float64), np.asarray(generated, np.float64)
     data_range = float(truth.max() - truth.min()) or 1.0
-    return float(metrics.peak_signal_noise_ratio(truth, generated, data_range=data_range))
+    with np.errstate(divide="ignore"):
+        return float(metrics.peak_signal_noise_ratio(truth, generated, data_range=data_range))
 
 
 def nrmse(truth: np.ndarray, generated: np.ndarray) -> float:

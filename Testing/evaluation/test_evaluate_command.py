@@ -1,0 +1,129 @@
+"""`sadm evaluate` end to end on tiny data, and the runner's bookkeeping with an oracle method."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from sadm.checkpoint import save_model
+from sadm.cli import main
+from sadm.config import preset
+from sadm.evaluation.runner import BaselineMethod, HeldOutSequence, evaluate
+from sadm.evaluation.tables import markdown_table, summarize
+from sadm.model import SADM
+from sadm_testing import moving_blob_sequence
+
+
+class Oracle:
+    """Knows the truth: every score must be perfect."""
+
+    name = "oracle"
+
+    def __init__(self, truth: np.ndarray) -> None:
+        self.truth = truth
+
+    def predict(self, frames, roles, times, seed):
+        return {i: self.truth[i].copy() for i, role in enumerate(roles) if role != "observed"}
+
+
+def test_every_setting_scores_each_predicted_frame_and_an_oracle_is_perfect():
+    frames = np.stack(moving_blob_sequence(5, (8, 16, 16))).astype(np.float64)
+    frames /= frames.max()
+    sequence = HeldOutSequence("s0", frames, tuple(float(t) for t in range(5)))
+    result = evaluate([Oracle(frames)], [sequence], ["single", "missing", "full"], seed=3)
+    by_setting = {s: [r for r in result.rows if r["setting"] == s] for s in ("single", "missing", "full")}
+    assert [r["frame"] for r in by_setting["single"]] == [1, 2, 3, 4]
+    assert [r["frame"] for r in by_setting["full"]] == [1, 2, 3, 4]
+    assert 1 <= len(by_setting["missing"]) <= 4
+    assert all(r["ssim"] == pytest.approx(1.0) and r["nrmse"] == 0.0 for r in result.rows)
+
+
+def test_summary_averages_frames_per_subject_before_subjects():
+    rows = [
+        {"method": "m", "setting": "single", "subject": "a", "frame": 1, "ssim": 0.2, "psnr": 10.0, "nrmse": 0.5},
+        {"method": "m", "setting": "single", "subject": "a", "frame": 2, "ssim": 0.4, "psnr": 20.0, "nrmse": 0.3},
+        {"method": "m", "setting": "single", "subject": "b", "frame": 1, "ssim": 0.9, "psnr": 30.0, "nrmse": 0.1},
+    ]
+    ssim = next(s for s in summarize(rows) if s["metric"] == "ssim")
+    assert ssim["mean"] == pytest.approx((0.3 + 0.9) / 2) and ssim["std"] == pytest.approx(0.3)
+    assert ssim["subjects"] == 2
+    table = markdown_table(summarize(rows), ["m"], ["single"])
+    assert "| m | **0.600** | **22.50** | **0.250** |" in table
+
+
+@pytest.fixture
+def held_out(tmp_path):
+    root = tmp_path / "held-out"
+    root.mkdir()
+    for subject in range(3):
+        frames = moving_blob_sequence(5, (8, 16, 16), scale=200.0 + 50 * subject)
+        image = sitk.JoinSeries([sitk.GetImageFromArray(f.astype(np.float32)) for f in frames])
+        sitk.WriteImage(image, str(root / f"subject{subject}.nii.gz"))
+    return root
+
+
+@pytest.fixture
+def tiny_models(tmp_path):
+    sadm = save_model(tmp_path / "models" / "sadm", SADM(preset("tiny")))
+    config = preset("tiny")
+    config.variant = "attention-only"
+    attention_only = save_model(tmp_path / "models" / "attention-only", SADM(config))
+    return sadm, attention_only
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_evaluate_writes_tables_for_models_and_baselines(held_out, tiny_models, tmp_path, capsys):
+    out = tmp_path / "evaluation"
+    code = main(["evaluate", *sum((["--model", str(m)] for m in tiny_models), []), "--data", str(held_out),
+                 "--out", str(out), "--steps", "2", "--no-progress", "--device", "cpu"])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["evaluation.json", "per_frame.csv", "summary.csv", "table.md"]
+    rows = read_rows(out / "per_frame.csv")
+    methods = ["SADM", "attention-only", "copy-last", "linear"]
+    assert sorted({r["method"] for r in rows}) == sorted(methods)
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        assert len([r for r in mine if r["setting"] == "single"]) == 3 * 4  # 3 subjects × frames 1..4
+        assert len([r for r in mine if r["setting"] == "full"]) == 3 * 4
+    missing = {m: sorted((r["subject"], r["frame"]) for r in rows if r["method"] == m and r["setting"] == "missing")
+               for m in methods}
+    assert len({tuple(v) for v in missing.values()}) == 1  # every method imputes the same frames
+    table = (out / "table.md").read_text()
+    for method in methods:
+        assert f"| {method} |" in table
+    assert "SSIM (single / missing / full)" in table
+    record = json.loads((out / "evaluation.json").read_text())
+    assert record["subjects"] == ["subject0", "subject1", "subject2"] and record["frames"] == 5
+    assert "| SADM |" in capsys.readouterr().out
+
+
+def test_the_same_seed_gives_the_same_numbers(held_out, tiny_models, tmp_path):
+    for name in ("a", "b"):
+        assert main(["evaluate", "--model", str(tiny_models[0]), "--data", str(held_out), "--out", str(tmp_path / name),
+                     "--steps", "2", "--settings", "single", "--baselines", "none", "--subjects", "1",
+                     "--no-progress", "--device", "cpu"]) == 0
+    assert (tmp_path / "a" / "per_frame.csv").read_text() == (tmp_path / "b" / "per_frame.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (["--settings", "single,best"], "--settings 'single,best': choose from single, missing, full"),
+        (["--baselines", "mean"], "--baselines 'mean': choose from copy-last, linear"),
+        (["--missing-rate", "0"], "--missing-rate must be in (0, 1]"),
+    ],
+)
+def test_bad_options_are_refused_and_nothing_is_written(held_out, tiny_models, tmp_path, capsys, options, expected):
+    out = tmp_path / "evaluation"
+    code = main(["evaluate", "--model", str(tiny_models[0]), "--data", str(held_out), "--out", str(out), *options])
+    assert code == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
