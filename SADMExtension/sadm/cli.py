@@ -99,13 +99,15 @@ def _add_demo(commands) -> None:
     p.add_argument("--guidance", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--samples", type=int, default=1, metavar="N",
+                   help="draw N sequences: generated_tXX.nrrd is their mean, generated_tXX_std.nrrd their spread")
     p.set_defaults(run=lambda args: _run_demo(args))
 
 
 def _run_demo(args) -> int:
     from sadm.demo import run_demo
 
-    run_demo(Path(args.out), args.model, args.sampler, args.steps, args.guidance, args.seed, args.device)
+    run_demo(Path(args.out), args.model, args.sampler, args.steps, args.guidance, args.seed, args.device, args.samples)
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from sadm.atomic import atomic_folder
 from sadm.checkpoint import save_model
 from sadm.config import preset
 from sadm.data.preprocess import resample_in_time
@@ -18,6 +19,7 @@ from sadm.data.sequence import Geometry
 from sadm.data.synthetic import cardiac_subject
 from sadm.data.writers import write_sequence, write_volume
 from sadm.errors import CheckpointError
+from sadm.evaluation.baselines import BASELINES
 from sadm.generate import Engine
 from sadm.metrics import score
 from sadm.model import SADM
@@ -43,7 +45,7 @@ def held_out_cardiac_sequence(frames: int, subject: int = 0) -> tuple[list[np.nd
     return [np.ascontiguousarray(f) for f in resampled], Geometry(phantom.spacing, phantom.origin, phantom.direction)
 
 
-def load_demo_engine(model: str, device: str, out: Path) -> tuple[Engine, bool]:
+def load_demo_engine(model: str, device: str, scratch: Path) -> tuple[Engine, bool]:
     """The bundled model, or — in a checkout that has none yet — an untrained tiny model (said loudly)."""
     try:
         return Engine.load(model, device=device), True
@@ -52,8 +54,18 @@ def load_demo_engine(model: str, device: str, out: Path) -> tuple[Engine, bool]:
             raise
     config = preset("tiny")
     config.max_frames = 12
-    folder = save_model(out / "untrained-tiny-model", SADM(config))
+    folder = save_model(scratch / "untrained-tiny-model", SADM(config))
     return Engine.load(folder, device=device), False
+
+
+def baseline_scores(frames: list[np.ndarray], roles: list[str], generated: list[int]) -> dict[str, dict[int, dict]]:
+    """What trivial answers score on the same frames: {baseline: {index: metrics}}."""
+    stack = np.stack(frames)
+    times = list(range(len(frames)))
+    return {
+        name: {index: score(frames[index], guess[index]) for index in generated}
+        for name, guess in ((name, baseline(stack, roles, times)) for name, baseline in BASELINES.items())
+    }
 
 
 def run_demo(
@@ -64,10 +76,21 @@ def run_demo(
     guidance: float | None = None,
     seed: int = 0,
     device: str = "auto",
+    samples: int = 1,
 ) -> dict:
+    """Generate, score and write everything into `out` at once (replacing an earlier demo whole)."""
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1; got {samples}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    engine, trained = load_demo_engine(model, device, out)
+    with atomic_folder(out) as staging:
+        summary = _run(staging, out, model, sampler, steps, guidance, seed, device, samples)
+    print(f"wrote {out}/: {', '.join(summary['files'])}")
+    return summary
+
+
+def _run(staging: Path, out: Path, model: str, sampler: str, steps: int, guidance: float | None, seed: int,
+         device: str, samples: int) -> dict:
+    engine, trained = load_demo_engine(model, device, staging)
     if not trained:
         print(
             "NOTE: the bundled model 'cardiac-demo' is not in this checkout yet; running an UNTRAINED tiny "
@@ -76,48 +99,74 @@ def run_demo(
     frames, geometry = held_out_cardiac_sequence(engine.config.max_frames)
     roles = demo_roles(len(frames))
     inputs = [f if r == "observed" else None for f, r in zip(frames, roles)]
-    total = sum(r != "observed" for r in roles) * steps
+    generated = [i for i, r in enumerate(roles) if r != "observed"]
+    total = len(generated) * (steps if engine.model.is_diffusion else 1)
     print(f"model: {engine.source} on {engine.describe_device()}")
-    print("roles: " + " ".join(r[0].upper() for r in roles) + "  (O observed, M missing, F future)")
+    print("roles: " + " ".join(r[0].upper() for r in roles) + "  (O observed, M missing, F future)"
+          + (f"; {samples} samples" if samples > 1 else ""))
     started = time.perf_counter()
     with tqdm(total=total, desc="generating", unit="step") as bar:
-        result = engine.generate(
-            inputs, roles, sampler=sampler, steps=steps, guidance=guidance, seed=seed,
+        draws = engine.generate_samples(
+            inputs, roles, sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples,
             progress=lambda done, _total, frame: (bar.update(done - bar.n), bar.set_postfix(frame=frame)),
             cancel=threading.Event(),
         )
     seconds = time.perf_counter() - started
+    mean = {i: v.mean(axis=0, dtype=np.float64).astype(np.float32) for i, v in draws.items()}
+    spread = {i: v.std(axis=0, dtype=np.float64).astype(np.float32) for i, v in draws.items()} if samples > 1 else {}
 
-    completed = [result.get(i, f) for i, f in enumerate(frames)]
-    for index, volume in result.items():
-        write_volume(out / f"generated_t{index:02d}.nrrd", volume, geometry)
-    write_sequence(out / "completed.seq.nrrd", completed, geometry)
+    files = []
+    for index in generated:
+        files.append(write_volume(staging / f"generated_t{index:02d}.nrrd", mean[index], geometry).name)
+        if spread:
+            files.append(write_volume(staging / f"generated_t{index:02d}_std.nrrd", spread[index], geometry).name)
+    completed = [mean.get(i, f) for i, f in enumerate(frames)]
+    files.append(write_sequence(staging / "completed.seq.nrrd", completed, geometry).name)
 
-    metrics = {}
-    for index, volume in result.items():
-        previous = max(i for i in range(index) if roles[i] == "observed")
-        metrics[index] = {"role": roles[index], **score(frames[index], volume),
-                          "copy_last_observed": score(frames[index], frames[previous])}
+    scores = {index: score(frames[index], mean[index]) for index in generated}
+    baselines = baseline_scores(frames, roles, generated)
     summary = {
         "model": engine.source, "trained_model": trained, "sampler": sampler, "steps": steps, "seed": seed,
-        "device": engine.describe_device(), "seconds": round(seconds, 2), "roles": roles,
-        "mean": {k: float(np.mean([m[k] for m in metrics.values()])) for k in ("ssim", "psnr", "nrmse")},
-        "frames": {str(k): v for k, v in metrics.items()},
+        "samples": samples, "device": engine.describe_device(), "seconds": round(seconds, 2), "roles": roles,
+        "mean": _mean_of(scores),
+        "baselines_mean": {name: _mean_of(values) for name, values in baselines.items()},
+        "frames": {
+            str(i): {"role": roles[i], **scores[i], **{name: values[i] for name, values in baselines.items()},
+                     **({"std_mean": float(spread[i].mean())} if spread else {})}
+            for i in generated
+        },
     }
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    files.append(_save_montage(staging, frames, mean, spread, roles, generated))
+    files.append("metrics.json")
+    summary["files"] = files
+    (staging / "metrics.json").write_text(json.dumps(summary, indent=2))
+    print(f"generated {len(generated)} frames in {seconds:.1f} s; mean SSIM {summary['mean']['ssim']:.3f}, "
+          f"PSNR {summary['mean']['psnr']:.2f} dB (copy-last {summary['baselines_mean']['copy-last']['ssim']:.3f} / "
+          f"{summary['baselines_mean']['copy-last']['psnr']:.2f} dB, linear "
+          f"{summary['baselines_mean']['linear']['ssim']:.3f} / {summary['baselines_mean']['linear']['psnr']:.2f} dB)")
+    return summary
 
-    generated = sorted(result)
+
+def _mean_of(scores: dict[int, dict]) -> dict[str, float]:
+    return {k: float(np.mean([m[k] for m in scores.values()])) for k in ("ssim", "psnr", "nrmse")}
+
+
+def _save_montage(folder: Path, frames, mean, spread, roles, generated) -> str:
+    """Rows: ground truth / generated / |difference| (/ std over samples); columns: generated timepoints."""
     truth_row = [mid_slices(frames[i]) for i in generated]
-    generated_row = [mid_slices(result[i]) for i in generated]
+    generated_row = [mid_slices(mean[i]) for i in generated]
     difference_row = [np.abs(a - b) for a, b in zip(truth_row, generated_row)]
     low, high = float(min(f.min() for f in frames)), float(max(f.max() for f in frames))
+    rows, labels = [truth_row, generated_row, difference_row], ["ground truth", "generated", "|difference|"]
+    ranges, colormaps = [(low, high), (low, high), (0.0, (high - low) / 2)], ["gray", "gray", "hot"]
+    if spread:
+        rows.append([mid_slices(spread[i]) for i in generated])
+        labels.append("std (samples)")
+        ranges.append((0.0, (high - low) / 4))
+        colormaps.append("hot")
     save_montage(
-        out / "montage.png", [truth_row, generated_row, difference_row],
-        row_labels=["ground truth", "generated", "|difference|"],
+        folder / "montage.png", rows, row_labels=labels,
         column_labels=[f"t{i} {roles[i][0].upper()}" for i in generated],
-        value_range=[(low, high), (low, high), (0.0, (high - low) / 2)], colormaps=["gray", "gray", "hot"], scale=2.0,
+        value_range=ranges, colormaps=colormaps, scale=2.0,
     )
-    print(f"generated {len(generated)} frames in {seconds:.1f} s; mean SSIM {summary['mean']['ssim']:.3f}, "
-          f"PSNR {summary['mean']['psnr']:.2f} dB")
-    print(f"wrote {out}/: generated_tXX.nrrd, completed.seq.nrrd, montage.png, metrics.json")
-    return summary
+    return "montage.png"
