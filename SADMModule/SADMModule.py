@@ -49,12 +49,12 @@ def _ensureEngineImportable() -> None:
 
 _ensureEngineImportable()
 
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS  # noqa: E402
 from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError  # noqa: E402
 
 OBSERVED, MISSING, FUTURE = "observed", "missing", "future"
 ROLES = (OBSERVED, MISSING, FUTURE)
 DEVICES = ("auto", "cuda", "cpu")
-SAMPLER_DEFAULT_STEPS = {"ddim": 50, "ancestral": 1000}  # as sadm.samplers.DEFAULT_STEPS (a test checks)
 DEFAULT_MODEL = "cardiac-demo"
 TORCH_REQUIREMENT = ">=2.1"
 ATTRIBUTE_PREFIX = "SADM."
@@ -159,8 +159,8 @@ class SADMModuleParameterNode:
     futureCount: Annotated[int, WithinRange(0, 32)] = 1
     model: str = DEFAULT_MODEL
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
-    sampler: Annotated[str, Choice(list(SAMPLER_DEFAULT_STEPS))] = "ddim"
-    steps: Annotated[int, WithinRange(1, 2000)] = SAMPLER_DEFAULT_STEPS["ddim"]
+    sampler: Annotated[str, Choice(list(SAMPLER_DEFAULT_STEPS))] = DEFAULT_SAMPLER
+    steps: Annotated[int, WithinRange(1, 2000)] = SAMPLER_DEFAULT_STEPS[DEFAULT_SAMPLER]
     guidance: Annotated[float, WithinRange(0.0, 10.0)] = 0.1
     seed: Annotated[int, WithinRange(0, 2**31 - 1)] = 0
     samples: Annotated[int, WithinRange(1, 32)] = 1
@@ -725,7 +725,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         roles: Sequence[str],
         model: str = DEFAULT_MODEL,
         device: str = "auto",
-        sampler: str = "ddim",
+        sampler: str = DEFAULT_SAMPLER,
         steps: int | None = None,
         guidance: float | None = None,
         seed: int = 0,
@@ -960,7 +960,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
 
     # --- request ----------------------------------------------------------------------------
 
-    def prepareRequest(self, inputSequenceOrVolumes, roles, model=DEFAULT_MODEL, device="auto", sampler="ddim",
+    def prepareRequest(self, inputSequenceOrVolumes, roles, model=DEFAULT_MODEL, device="auto", sampler=DEFAULT_SAMPLER,
                        steps=None, guidance=None, seed=0, samples=1) -> GenerationRequest:
         """Check everything before any work, in the order a user would fix it, and copy the frames."""
         self.checkDependencies()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sadm import evaluate_command, generate_command
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from sadm.errors import SADMError
 
 
@@ -94,7 +95,7 @@ def _add_demo(commands) -> None:
     p = commands.add_parser("demo", help="generate missing/future frames of a held-out synthetic sequence")
     p.add_argument("--out", default="sadm-demo", help="output folder (default: sadm-demo)")
     p.add_argument("--model", default="cardiac-demo")
-    p.add_argument("--sampler", default="ddim", choices=["ddim", "ancestral"])
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--guidance", type=float)
     p.add_argument("--seed", type=int, default=0)

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from sadm.atomic import atomic_folder
 from sadm.checkpoint import save_model
+from sadm.defaults import DEFAULT_SAMPLER
 from sadm.config import preset
 from sadm.data.preprocess import resample_in_time
 from sadm.data.sequence import Geometry
@@ -71,7 +72,7 @@ def baseline_scores(frames: list[np.ndarray], roles: list[str], generated: list[
 def run_demo(
     out: Path,
     model: str = "cardiac-demo",
-    sampler: str = "ddim",
+    sampler: str = DEFAULT_SAMPLER,
     steps: int = 20,
     guidance: float | None = None,
     seed: int = 0,

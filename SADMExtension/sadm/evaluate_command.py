@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from sadm.atomic import atomic_folder
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from sadm.errors import SADMError
 from sadm.evaluation.baselines import BASELINES
 from sadm.evaluation.runner import BaselineMethod, HeldOutSequence, ModelMethod, evaluate
@@ -49,7 +48,7 @@ def add_parser(commands) -> None:
     p.add_argument("--baselines", default=",".join(BASELINES),
                    help=f"comma-separated subset of {','.join(BASELINES)}, or 'none'")
     p.add_argument("--missing-rate", type=float, default=0.5, help="probability that a frame is missing (missing setting)")
-    p.add_argument("--sampler", default="ddim")
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: each model's)")
     p.add_argument("--seed", type=int, default=0)

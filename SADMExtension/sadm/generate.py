@@ -21,7 +21,8 @@ from sadm.model import SADM
 from sadm.normalize import IntensityRange
 from sadm.registry import resolve_model
 from sadm.roles import OBSERVED, validate_roles
-from sadm.samplers import DEFAULT_STEPS, SAMPLERS
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from sadm.samplers import SAMPLERS
 
 Progress = Callable[[int, int, int], None]
 """progress(done_steps, total_steps, frame_index), called after every denoising step."""
@@ -33,7 +34,7 @@ def autoregressive_generate(
     sequence: torch.Tensor,
     roles: Sequence[str],
     times: torch.Tensor,
-    sampler: str = "ddim",
+    sampler: str = DEFAULT_SAMPLER,
     steps: int = 50,
     guidance: float = 0.1,
     generator: torch.Generator | None = None,
@@ -111,7 +112,7 @@ class Engine:
         self,
         frames: Sequence[np.ndarray | None],
         roles: Sequence[str],
-        sampler: str = "ddim",
+        sampler: str = DEFAULT_SAMPLER,
         steps: int | None = None,
         guidance: float | None = None,
         seed: int = 0,
@@ -131,7 +132,7 @@ class Engine:
         self,
         frames: Sequence[np.ndarray | None],
         roles: Sequence[str],
-        sampler: str = "ddim",
+        sampler: str = DEFAULT_SAMPLER,
         steps: int | None = None,
         guidance: float | None = None,
         seed: int = 0,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 
 from sadm.atomic import atomic_folder
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from sadm.errors import GenerationCancelled, InvalidRolesError, SADMError
 
 if TYPE_CHECKING:
@@ -80,8 +81,10 @@ def add_parser(commands) -> None:
         "--times", type=_time_list, metavar="T,T,...",
         help="the time of every frame, input and future (replaces the input's own times)",
     )
-    p.add_argument("--sampler", default="ddim", help="ddim (default, 50 steps) or ancestral (1000 steps, the paper's)")
-    p.add_argument("--steps", type=_positive_int, help="denoising steps per frame (default: the sampler's)")
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER,
+                   help=f"default {DEFAULT_SAMPLER}; ancestral is the paper's (1000 steps)")
+    p.add_argument("--steps", type=_positive_int,
+                   help="denoising steps per frame (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same frames")
     p.add_argument("--samples", type=_positive_int, default=1, metavar="N",
@@ -373,10 +376,8 @@ def describe_inputs(paths: Sequence[Path]) -> str:
 
 
 def _sampler_and_steps(sampler: str, steps: int | None) -> tuple[str, int]:
-    from sadm.samplers import DEFAULT_STEPS, SAMPLERS
-
-    if sampler not in SAMPLERS:
-        raise GenerateOptionError(f"--sampler {sampler!r} is unknown; choose one of {', '.join(sorted(SAMPLERS))}")
+    if sampler not in DEFAULT_STEPS:
+        raise GenerateOptionError(f"--sampler {sampler!r} is unknown; choose one of {', '.join(sorted(DEFAULT_STEPS))}")
     return sampler, DEFAULT_STEPS[sampler] if steps is None else steps
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 
 from sadm.diffusion import EpsFn, alpha_sigma, posterior, predict_x
+from sadm.defaults import DEFAULT_STEPS  # noqa: F401  (re-exported: samplers and their step counts together)
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -81,4 +82,4 @@ def sample_ddim(
 
 
 SAMPLERS = {"ancestral": sample_ancestral, "ddim": sample_ddim}
-DEFAULT_STEPS = {"ancestral": 1000, "ddim": 50}
+assert set(SAMPLERS) == set(DEFAULT_STEPS), "every sampler needs a default step count in sadm.defaults"

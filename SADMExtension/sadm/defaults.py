@@ -1,0 +1,10 @@
+"""Sampler names, their default step counts and the default sampler, in one torch-free place: the
+engine, the command line and the Slicer panel (which fills its menus before PyTorch is installed)
+all read them here."""
+
+from __future__ import annotations
+
+DEFAULT_STEPS: dict[str, int] = {"ancestral": 1000, "ddim": 50}
+"""Denoising steps per frame when the caller gives none: the paper's T = 1000 for ancestral."""
+
+DEFAULT_SAMPLER = "ddim"
