@@ -4,7 +4,7 @@ all read them here."""
 
 from __future__ import annotations
 
-DEFAULT_STEPS: dict[str, int] = {"ancestral": 1000, "ddim": 50}
+DEFAULT_STEPS: dict[str, int] = {"ancestral": 1000, "ddim": 50, "dpm++2m": 20}
 """Denoising steps per frame when the caller gives none: the paper's T = 1000 for ancestral."""
 
 DEFAULT_SAMPLER = "ddim"

@@ -3,6 +3,7 @@ facade that the CLI and the Slicer module call."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from typing import Callable, Sequence
@@ -14,7 +15,7 @@ from sadm.checkpoint import load_model
 from sadm.config import ModelConfig
 from sadm.data.resample import resample_to_shape
 from sadm.devices import autocast, describe_device, resolve_device
-from sadm.diffusion import guided_eps_fn, log_snr_steps
+from sadm.diffusion import guided_eps_fn, sampling_grid
 from sadm.errors import GenerationCancelled, InvalidRolesError
 from sadm.frames import validate_frames
 from sadm.model import SADM
@@ -22,7 +23,7 @@ from sadm.normalize import IntensityRange
 from sadm.registry import resolve_model
 from sadm.roles import OBSERVED, validate_roles
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
-from sadm.samplers import SAMPLERS
+from sadm.samplers import GRIDS, SAMPLERS
 
 Progress = Callable[[int, int, int], None]
 """progress(done_steps, total_steps, frame_index), called after every denoising step."""
@@ -53,7 +54,7 @@ def autoregressive_generate(
     filled = sequence.clone()
     sample_fn = SAMPLERS[sampler]
     config = model.config
-    log_snrs = log_snr_steps(steps, config.diffusion.log_snr_min, config.diffusion.log_snr_max)
+    log_snrs = sampling_grid(steps, GRIDS[sampler], config.diffusion.log_snr_min, config.diffusion.log_snr_max)
     times = times.to(device=device, dtype=torch.float32)
     for index, role in enumerate(roles):
         if role == OBSERVED:
@@ -76,7 +77,7 @@ def autoregressive_generate(
         eps_fn = guided_eps_fn(denoiser, conditioning, guidance, batch_guidance)
         noise = torch.randn((draws, 1, *sequence.shape[2:]), generator=generator).to(device)
         callback = None if on_step is None else (lambda info, index=index: on_step(index, info["i"]))
-        extra = {"generator": generator} if sampler == "ancestral" else {}
+        extra = {"generator": generator} if "generator" in inspect.signature(sample_fn).parameters else {}
         x = sample_fn(eps_fn, noise, log_snrs, callback=callback, **extra)
         filled[:, index] = ((x[:, 0] + 1.0) / 2.0).clamp(0.0, 1.0)
     return filled

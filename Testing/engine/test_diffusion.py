@@ -15,8 +15,9 @@ from sadm.diffusion import (
     log_snr_steps,
     posterior,
     q_sample,
+    sampling_grid,
 )
-from sadm.samplers import sample_ancestral, sample_ddim
+from sadm.samplers import sample_ancestral, sample_ddim, sample_dpmpp_2m
 
 
 def oracle_eps_fn(x: torch.Tensor):
@@ -78,6 +79,48 @@ def test_ancestral_sampler_with_an_oracle_returns_the_data(v):
     out = sample_ancestral(oracle_eps_fn(x), torch.randn_like(x), log_snr_steps(1000), v=v,
                            generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, x, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("steps", [2, 7, 50])
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_dpm_solver_with_an_oracle_returns_the_data(steps, eta):
+    torch.manual_seed(3)
+    x = torch.rand(2, 1, 4, 6, 6) * 2 - 1
+    out = sample_dpmpp_2m(oracle_eps_fn(x), torch.randn_like(x), sampling_grid(steps, "log-snr"), eta=eta,
+                          generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x, rtol=1e-3, atol=1e-3)
+
+
+def gaussian_data_eps_fn(mean: float, std: float):
+    """The exact ε-predictor when every voxel of the data is N(mean, std²): E[x|z] in closed form."""
+
+    def eps_fn(z, log_snr):
+        alpha, sigma = (v.view(-1, 1, 1, 1, 1) for v in alpha_sigma(log_snr))
+        x = mean + std**2 * alpha / (alpha**2 * std**2 + sigma**2) * (z - alpha * mean)
+        return (z - alpha * x) / sigma
+
+    return eps_fn
+
+
+def test_dpm_solver_solves_the_probability_flow_ode_to_second_order():
+    """For Gaussian data the ODE keeps each voxel's quantile, so x_0 = mean + std·(z_1 − α_1 mean)/sd_1
+    exactly; with the same 10 steps DPM-Solver++(2M) lands far closer than first-order DDIM (4× closer on
+    its uniform-logSNR grid than DDIM on the cosine grid), and converges as steps grow."""
+    mean, std = 0.2, 0.3
+    z = torch.randn(1, 1, 8, 8, 8, generator=torch.Generator().manual_seed(4))
+    eps_fn = gaussian_data_eps_fn(mean, std)
+
+    def error(sampler, grid):
+        alpha, sigma = alpha_sigma(grid[:1])
+        exact = mean + std * (z - alpha * mean) / torch.sqrt(alpha**2 * std**2 + sigma**2)
+        return float((sampler(eps_fn, z, grid, clip_denoised=False) - exact).abs().max())
+
+    for spacing in ("cosine", "log-snr"):
+        ddim_error, dpm_error = (error(s, sampling_grid(10, spacing)) for s in (sample_ddim, sample_dpmpp_2m))
+        assert dpm_error < 0.6 * ddim_error, (spacing, dpm_error, ddim_error)
+    ddim_cosine, dpm_log_snr = error(sample_ddim, sampling_grid(10, "cosine")), error(sample_dpmpp_2m, sampling_grid(10, "log-snr"))
+    assert dpm_log_snr < 0.25 * ddim_cosine, (dpm_log_snr, ddim_cosine)
+    assert error(sample_dpmpp_2m, sampling_grid(100, "log-snr")) < 0.2 * dpm_log_snr
 
 
 def test_samplers_report_every_step_to_the_callback_and_can_be_stopped():
@@ -148,3 +191,14 @@ def test_q_sample_has_the_forward_marginal_moments():
     assert z.mean().item() == pytest.approx(alpha.item() * 0.6, abs=0.02)
     assert z.std().item() == pytest.approx(sigma.item(), abs=0.02)
     assert math.isfinite(z.sum().item())
+
+
+@pytest.mark.parametrize("spacing", ["cosine", "log-snr"])
+@pytest.mark.parametrize("steps", [1, 2, 20])
+def test_sampling_grids_run_from_noise_to_the_clipped_maximum(spacing, steps):
+    grid = sampling_grid(steps, spacing, -20.0, 20.0)
+    assert len(grid) == steps + 1 and torch.all(grid[1:] > grid[:-1])
+    assert grid[-1].item() == pytest.approx(20.0, abs=1e-4)
+    assert grid[0].item() == pytest.approx(-20.0 if spacing == "cosine" else -10.0, abs=1e-4)
+    with pytest.raises(ValueError, match="unknown grid spacing"):
+        sampling_grid(steps, "karras")
