@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from sadm import evaluate_command, generate_command
+from sadm import bench_command, evaluate_command, generate_command
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from sadm.errors import SADMError
 
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     generate_command.add_parser(commands)
     evaluate_command.add_parser(commands)
+    bench_command.add_parser(commands)
     _add_data(commands)
     _add_demo(commands)
     _add_info(commands)

@@ -1,0 +1,66 @@
+"""`sadm bench` on a tiny model: every case measured, gaps to the reference, table and JSON written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sadm.bench import BenchCase, bench_cases, fastest_within
+from sadm.checkpoint import save_model
+from sadm.cli import main
+from sadm.config import preset
+from sadm.model import SADM
+
+
+@pytest.fixture(scope="module")
+def tiny_twelve_frame_model(tmp_path_factory):
+    config = preset("tiny")
+    config.max_frames = 12
+    return save_model(tmp_path_factory.mktemp("models") / "tiny-12", SADM(config))
+
+
+def test_bench_measures_every_case_against_the_reference(tiny_twelve_frame_model, tmp_path, capsys):
+    out = tmp_path / "bench"
+    code = main(["bench", "--model", str(tiny_twelve_frame_model), "--samplers", "dpm++2m,ddim", "--steps", "1,2",
+                 "--reference-steps", "3", "--subjects", "1", "--repeats", "1", "--out", str(out), "--no-progress",
+                 "--device", "cpu"])
+    assert code == 0
+    record = json.loads((out / "bench.json").read_text())
+    cases = [(c["sampler"], c["steps"]) for c in record["cases"]]
+    assert cases == [("ancestral", 3), ("dpm++2m", 1), ("dpm++2m", 2), ("ddim", 1), ("ddim", 2)]
+    reference = record["cases"][0]
+    assert reference["ssim_gap"] == 0.0 and reference["speedup_per_frame"] == 1.0
+    for case in record["cases"]:
+        assert case["frame_seconds"] > 0 and case["sequence_seconds"] >= case["frame_seconds"] * 0.5
+        assert case["generated_frames"] == 11 and case["peak_rss_gib"] > 0 and case["peak_cuda_gib"] is None
+        assert -1 <= case["ssim"] <= 1
+    table = (out / "bench.md").read_text()
+    assert table.count("\n| ") == 1 + len(cases)  # header + one row per case
+    assert "Fastest within 0.01 SSIM of ancestral 3" in capsys.readouterr().out
+
+
+def test_cases_put_the_reference_first_and_never_twice():
+    reference = BenchCase("ancestral", 1000)
+    cases = bench_cases(["dpm++2m", "ancestral"], [10, 1000], reference)
+    assert cases == [reference, BenchCase("dpm++2m", 10), BenchCase("dpm++2m", 1000), BenchCase("ancestral", 10)]
+
+
+def test_the_recommendation_is_the_fastest_case_within_the_tolerance():
+    records = [
+        {"sampler": "ancestral", "steps": 1000, "frame_seconds": 10.0, "ssim_gap": 0.0},
+        {"sampler": "dpm++2m", "steps": 10, "frame_seconds": 0.1, "ssim_gap": 0.02},
+        {"sampler": "dpm++2m", "steps": 20, "frame_seconds": 0.2, "ssim_gap": 0.005},
+        {"sampler": "ddim", "steps": 50, "frame_seconds": 0.5, "ssim_gap": -0.001},
+    ]
+    assert fastest_within(records, 0.01)["steps"] == 20
+    assert fastest_within(records, 0.001)["sampler"] == "ddim"
+    assert fastest_within(records[:2], 0.01) is None
+
+
+def test_bad_bench_options_are_refused(tiny_twelve_frame_model, tmp_path, capsys):
+    code = main(["bench", "--model", str(tiny_twelve_frame_model), "--samplers", "euler", "--out", str(tmp_path / "b")])
+    assert code == 2 and "--samplers 'euler': choose from" in capsys.readouterr().err
+    code = main(["bench", "--model", str(tiny_twelve_frame_model), "--steps", "10,0", "--out", str(tmp_path / "b")])
+    assert code == 2 and "at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
