@@ -98,7 +98,7 @@ list of volumes) with SADM, the Sequence-Aware Diffusion Model (Yoon et al., IPM
 Mark each timepoint observed, missing or future, pick a model and press Generate; the results are new
 volumes and a new Sequence shown side by side with the input. The input is never modified.
 Scripting: <code>slicer.util.getModuleLogic("SADMModule").generate(sequenceNode, roles)</code>.
-See the <a href="https://github.com/sadm-slicer/SlicerSADM/blob/main/Docs/SlicerModule.md">module documentation</a>.
+See the <a href="https://github.com/sadm-slicer/SlicerSADM/blob/main/README.md#in-3d-slicer">module documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
 SADM: Sequence-Aware Diffusion Model for Longitudinal Medical Image Generation, J. S. Yoon et al.,
