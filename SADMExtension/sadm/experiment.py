@@ -4,6 +4,7 @@ ready Trainer: model config, optimisation settings, data split, output folder sa
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import sys
@@ -58,6 +59,17 @@ def read_experiment(path: Path | str | None) -> dict[str, Any]:
     return data
 
 
+def cpu_description() -> str:
+    """'<CPU model> (N logical cores)' for model cards; platform.processor() is empty on Linux."""
+    name = platform.processor() or platform.machine() or "CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} logical cores)"
+
+
 def build_trainer(
     config_path: Path | str | None,
     data: Path | str | None,
@@ -101,7 +113,7 @@ def build_trainer(
         "validation_subjects": val_subjects,
         "torch": torch.__version__,
         "host": platform.node(),
-        "hardware": torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu",
+        "hardware": torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_description(),
     }
     trainer = Trainer(
         model_config,

@@ -51,6 +51,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     checkpoint_every: int = 1000
     keep_last: int = 3
+    keep_every: int | None = None  # also keep checkpoints at multiples of this step (ablations compared at equal steps)
     validate_every: int = 1000
     val_fraction: float = 0.1
     val_generate: int = 2  # held-out sequences whose last frame is generated and scored
@@ -65,6 +66,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accumulation", "checkpoint_every", "validate_every", "log_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"training.{name} must be at least 1; got {getattr(self, name)}")
+        if self.keep_every is not None and self.keep_every < 1:
+            raise ConfigError(f"training.keep_every must be at least 1 (or null); got {self.keep_every}")
         if self.lr <= 0:
             raise ConfigError(f"training.lr must be positive; got {self.lr}")
 
@@ -324,7 +327,10 @@ class Trainer:
 
     def _prune_checkpoints(self) -> None:
         folders = sorted((self.out / "checkpoints").glob("step-*"))
+        every = self.config.keep_every
         for old in folders[: -self.config.keep_last]:
+            if every is not None and int(old.name.split("-")[1]) % every == 0:
+                continue
             shutil.rmtree(old, ignore_errors=True)
 
     def resume(self, folder: Path | str | None = None) -> int:

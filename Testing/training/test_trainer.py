@@ -45,6 +45,14 @@ def test_a_killed_and_resumed_run_follows_the_uninterrupted_loss_curve(blob_data
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
 
 
+def test_keep_every_keeps_milestone_checkpoints_beside_the_last_k(blob_dataset, tiny_experiment, tmp_path):
+    out = tmp_path / "run"
+    overrides = {"keep_last": 1, "keep_every": 4, "checkpoint_every": 1}
+    build_trainer(tiny_experiment, blob_dataset, out, show_progress=False, training_overrides=overrides).run()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000004", "step-00000006"]
+    assert load_model(out / "checkpoints" / "step-00000004").config.provenance["steps"] == 4
+
+
 def test_run_writes_checkpoints_keeps_the_last_k_and_exports_the_ema_model(blob_dataset, tiny_experiment, tmp_path):
     out = tmp_path / "run"
     trainer = build_trainer(tiny_experiment, blob_dataset, out, show_progress=False, training_overrides={"keep_last": 1})
