@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Publish a trained bundled model into Resources/Models/NAME: evaluate it (with its ablations when
+they exist, and the baselines) on held-out synthetic subjects, time the demo, and write the model
+folder — config.json, EMA model.safetensors and a model card README.md — in one atomic step.
+
+    .venv/bin/python scripts/publish_bundled_model.py cardiac-demo [--checkpoint runs/cardiac-demo/checkpoints/step-00006000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SADM = [sys.executable, "-m", "sadm.cli"]
+BUNDLES = {
+    "cardiac-demo": {
+        "kind": "cardiac", "options": [], "test_subjects": 10, "test_data": "runs/data/cardiac-test",
+        "train_data": "sadm data make-synthetic --kind cardiac --subjects 60 --seed 0 --out runs/data/cardiac-train",
+        "task": "the synthetic beating-heart phantom from end-diastole to end-systole, resampled to 12 frames",
+    },
+    "brain-demo": {
+        "kind": "brain", "options": ["--option", "voxel_mm=4.0"], "test_subjects": 8,
+        "test_data": "runs/data/brain-test/manifest.csv",
+        "train_data": "sadm data make-synthetic --kind brain --subjects 40 --seed 0 --out runs/data/brain-train --option voxel_mm=4.0",
+        "task": "synthetic brain ageing from nilearn's MNI152 template, five scans per subject at irregular ages",
+    },
+}
+ABLATIONS = ("diffusion-only", "attention-only")
+MAX_BYTES = 25 * 2**20
+
+
+def run(command: list[str]) -> float:
+    print("$ " + " ".join(command), flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, cwd=REPO, check=True)
+    return time.perf_counter() - started
+
+
+def latest_model(run_dir: Path, step: int | None = None) -> Path | None:
+    """The checkpoint at `step` if kept, else the finished model, else the latest checkpoint."""
+    if step is not None and (run_dir / "checkpoints" / f"step-{step:08d}" / "model.safetensors").is_file():
+        return run_dir / "checkpoints" / f"step-{step:08d}"
+    if (run_dir / "model" / "model.safetensors").is_file():
+        return run_dir / "model"
+    checkpoints = sorted(p for p in (run_dir / "checkpoints").glob("step-*") if (p / "training_state.json").is_file())
+    return checkpoints[-1] if checkpoints else None
+
+
+def provenance(folder: Path) -> dict:
+    return json.loads((folder / "config.json").read_text())["provenance"]
+
+
+def model_card(name: str, bundle: dict, model: Path, evaluation: Path, ablations: dict[str, Path], demo_seconds: float | None) -> str:
+    config = json.loads((model / "config.json").read_text())
+    info = config["provenance"]
+    training = info["training"]
+    size = (model / "model.safetensors").stat().st_size
+    lines = [
+        f"# {name}",
+        "",
+        f"SADM (Yoon et al., IPMI 2023) trained on {bundle['task']}. A demonstration model for the SADM 3D "
+        "Slicer extension and the `sadm demo` command: synthetic data only — not for clinical use.",
+        "",
+        "## Model",
+        f"- grid (k, j, i) {config['grid']}, up to {config['max_frames']} frames, variant `{config['variant']}`, "
+        f"time embedding `{config['attention']['time_embedding']}`",
+        f"- weights: EMA (decay {training['ema_decay']}), {size / 2**20:.1f} MB (`model.safetensors`)",
+        f"- diffusion: cosine logSNR in [{config['diffusion']['log_snr_min']}, {config['diffusion']['log_snr_max']}], "
+        f"`{config['diffusion']['prediction']}`-prediction, p_uncond {config['diffusion']['p_uncond']}, "
+        f"guidance w = {config['diffusion']['guidance']}",
+        "",
+        "## Training",
+        f"- command: `scripts/train-bundled-model.sh {name}`, i.e. `{bundle['train_data']}` then `{info['command']}`",
+        f"- config: `configs/{name}.json` (under version control)",
+        f"- data: {info['train_subjects']} synthetic training subjects; validation subjects {', '.join(info['validation_subjects'])}",
+        f"- steps: {info['steps']} of the planned {training['steps']} (batch {training['batch_size']} × "
+        f"{training['grad_accumulation']} × {info['world_size']} process(es), AdamW lr {training['lr']}, warm-up + cosine)",
+        f"- wall time: {info['wall_seconds'] / 3600:.1f} h on {info['hardware']} ({info['device']}, torch {info['torch']})",
+        "",
+        "## Evaluation",
+        f"Held-out synthetic subjects generated with seed 1000 (training used seed 0): "
+        f"`sadm data make-synthetic --kind {bundle['kind']} --subjects {bundle['test_subjects']} --seed 1000 "
+        f"--out {bundle['test_data'].split('/manifest.csv')[0]} {' '.join(bundle['options'])}`.",
+    ]
+    for variant, folder in ablations.items():
+        lines.append(f"Ablation `{variant}`: same config and command with `--variant {variant}`, "
+                     f"{provenance(folder)['steps']} steps.")
+    lines += ["", (evaluation / "table.md").read_text().strip(), ""]
+    if demo_seconds is not None:
+        lines += ["## Demo", f"`sadm demo` with this model (including start-up): {demo_seconds:.0f} s on the training machine.", ""]
+    lines += [
+        "## Limitations",
+        "- Trained on synthetic phantoms at a coarse grid so that it trains on a CPU and ships small; it has not "
+        "seen real scans and will not generalise to them. Retrain with `sadm train` on your data.",
+        "- Generated frames are samples from a model: check them against what you know before using them.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", choices=sorted(BUNDLES))
+    parser.add_argument("--checkpoint", type=Path, help="model or checkpoint folder (default: latest of runs/NAME)")
+    parser.add_argument("--sampler", default="ddim")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--no-demo", action="store_true")
+    args = parser.parse_args()
+    bundle = BUNDLES[args.name]
+    model = args.checkpoint or latest_model(REPO / "runs" / args.name)
+    if model is None:
+        raise SystemExit(f"no trained model under runs/{args.name}: run scripts/train-bundled-model.sh {args.name}")
+    if (model / "model.safetensors").stat().st_size > MAX_BYTES:
+        raise SystemExit(f"{model} is over 25 MB; bundled models must stay under it")
+    step = provenance(model)["steps"]
+    test_data = REPO / bundle["test_data"]
+    if not test_data.exists():
+        run([*SADM, "data", "make-synthetic", "--kind", bundle["kind"], "--subjects", str(bundle["test_subjects"]),
+             "--seed", "1000", "--out", bundle["test_data"].split("/manifest.csv")[0], *bundle["options"]])
+    ablations = {v: f for v in ABLATIONS if (f := latest_model(REPO / "runs" / f"{args.name}-{v}", step)) is not None}
+    evaluation = REPO / "runs" / f"{args.name}-evaluation"
+    run([*SADM, "evaluate", "--model", str(model), *sum((["--model", str(f)] for f in ablations.values()), []),
+         "--data", str(test_data), "--out", str(evaluation), "--overwrite", "--sampler", args.sampler,
+         "--steps", str(args.steps), "--no-progress"])
+    demo_seconds = None
+    if args.name == "cardiac-demo" and not args.no_demo:
+        demo_seconds = run([*SADM, "demo", "--model", str(model), "--out", str(REPO / "runs" / "demo-check")])
+    target = REPO / "Resources" / "Models" / args.name
+    staging = target.parent / f".{args.name}.publishing"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for file in ("config.json", "model.safetensors"):
+        shutil.copy2(model / file, staging / file)
+    (staging / "README.md").write_text(model_card(args.name, bundle, model, evaluation, ablations, demo_seconds))
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    print(f"published {model} (step {step}) to {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
