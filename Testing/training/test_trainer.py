@@ -68,6 +68,34 @@ def test_run_writes_checkpoints_keeps_the_last_k_and_exports_the_ema_model(blob_
     assert all(-1 <= r["val_ssim"] <= 1 and math.isfinite(r["val_psnr"]) for r in validation)
 
 
+def test_a_disk_full_during_checkpointing_leaves_the_previous_checkpoint_to_resume_from(
+    blob_dataset, tiny_experiment, tmp_path, monkeypatch
+):
+    import errno
+
+    import sadm.trainer
+
+    out = tmp_path / "run"
+    trainer = build_trainer(tiny_experiment, blob_dataset, out, show_progress=False)
+    real_save = sadm.trainer.save_tensors
+
+    def full_disk_at_step_6(path, tensors):
+        if trainer.step == 6:
+            real_save(path, {k: v for k, v in list(tensors.items())[:1]})  # a partial file, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(path, tensors)
+
+    monkeypatch.setattr(sadm.trainer, "save_tensors", full_disk_at_step_6)
+    with pytest.raises(OSError, match="No space left"):
+        trainer.run()
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000003"]  # no half-written step 6
+    monkeypatch.setattr(sadm.trainer, "save_tensors", real_save)
+    resumed = build_trainer(tiny_experiment, blob_dataset, out, resume=True, show_progress=False)
+    assert resumed.step == 3
+    resumed.run()
+    assert load_model(out / "model").config.provenance["steps"] == 6
+
+
 def test_a_new_run_refuses_to_overwrite_checkpoints(blob_dataset, tiny_experiment, tmp_path):
     build_trainer(tiny_experiment, blob_dataset, tmp_path / "run", show_progress=False).run(until=3)
     with pytest.raises(ConfigError, match="already holds checkpoints; pass --resume"):
