@@ -54,7 +54,9 @@ def autoregressive_generate(
     filled = sequence.clone()
     sample_fn = SAMPLERS[sampler]
     config = model.config
-    log_snrs = sampling_grid(steps, GRIDS[sampler], config.diffusion.log_snr_min, config.diffusion.log_snr_max)
+    # On the device once: the step loop then never copies between host and device (noise for the
+    # stochastic samplers excepted: it comes from the seeded CPU generator so seeds mean the same everywhere).
+    log_snrs = sampling_grid(steps, GRIDS[sampler], config.diffusion.log_snr_min, config.diffusion.log_snr_max).to(device)
     times = times.to(device=device, dtype=torch.float32)
     for index, role in enumerate(roles):
         if role == OBSERVED:
