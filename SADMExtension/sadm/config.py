@@ -13,6 +13,7 @@ FORMAT_VERSION = 1
 VARIANTS = ("sadm", "diffusion-only", "attention-only")
 TIME_EMBEDDINGS = ("index", "continuous")
 PREDICTIONS = ("eps", "v")
+CONTEXTS = ("causal", "bidirectional")
 
 
 @dataclass
@@ -29,6 +30,9 @@ class AttentionConfig:
     skip_connections: bool = True  # decoder adds the encoder tokens of the same resolution
     time_embedding: str = "index"  # "index": learned per frame index; "continuous": Fourier of a time value
     time_scale: float = 1.0  # continuous times are divided by this (e.g. 100 for ages in years)
+    # "causal": X̃ = frames before the target (the paper). "bidirectional": every frame but the target,
+    # so a missing frame is imputed from the observed frames on both sides of it (beyond the paper).
+    context: str = "causal"
 
 
 @dataclass
@@ -93,6 +97,8 @@ class ModelConfig:
         if self.max_frames < 2:
             raise ConfigError(f"max_frames must be at least 2 (one observed, one generated); got {self.max_frames}")
         att = self.attention
+        if att.context not in CONTEXTS:
+            raise ConfigError(f"attention.context must be one of {CONTEXTS}; got {att.context!r}")
         if att.time_embedding not in TIME_EMBEDDINGS:
             raise ConfigError(f"attention.time_embedding must be one of {TIME_EMBEDDINGS}; got {att.time_embedding!r}")
         if att.dim % att.heads:

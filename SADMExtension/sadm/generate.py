@@ -21,7 +21,7 @@ from sadm.frames import validate_frames
 from sadm.model import SADM
 from sadm.normalize import IntensityRange
 from sadm.registry import resolve_model
-from sadm.roles import OBSERVED, validate_roles
+from sadm.roles import OBSERVED, context_indices, validate_roles
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from sadm.samplers import GRIDS, SAMPLERS
 
@@ -46,12 +46,17 @@ def autoregressive_generate(
 
     `sequence` (N, L, D, H, W) in [0, 1] holds the observed frames (other frames are ignored);
     returns a new tensor in which every non-observed frame has been generated from noise, given
-    c = Aθ(frames 0..i−1) computed once per frame, and fed forward to the frames after it.
+    c = Aθ(X̃) computed once per frame, and fed forward to the frames after it. X̃ is frames 0..i−1
+    (causal, the paper), or every frame but i (bidirectional models): observed and already generated
+    frames as images, frames still to generate as zero volumes.
     `on_step(frame_index, step)` runs after every denoising step (it may raise to cancel).
     """
     device = sequence.device
     draws = sequence.shape[0]
     filled = sequence.clone()
+    for index, role in enumerate(roles):
+        if role != OBSERVED:
+            filled[:, index] = 0.0  # not yet generated: a zero volume that keeps its position
     sample_fn = SAMPLERS[sampler]
     config = model.config
     # On the device once: the step loop then never copies between host and device (noise for the
@@ -61,10 +66,11 @@ def autoregressive_generate(
     for index, role in enumerate(roles):
         if role == OBSERVED:
             continue
-        mask = torch.ones(draws, index, dtype=torch.bool, device=device)
+        members = context_indices(len(roles), index, config.attention.context)
+        mask = torch.ones(draws, len(members), dtype=torch.bool, device=device)
         with autocast(device):
             conditioning = model.condition(
-                filled[:, :index], mask, times[:index].expand(draws, index), times[index].expand(draws)
+                filled[:, members], mask, times[members].expand(draws, len(members)), times[index].expand(draws)
             ).float()
         if not model.is_diffusion:
             filled[:, index] = conditioning[:, 0].clamp(0.0, 1.0)

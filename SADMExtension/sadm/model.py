@@ -36,7 +36,8 @@ class SADM(nn.Module):
     @property
     def conditioning_channels(self) -> int:
         if self.variant == "diffusion-only":
-            return self.config.max_frames - 1
+            # One channel per frame of X̃; a bidirectional X̃ also keeps an empty slot where the target is.
+            return self.config.max_frames - (self.config.attention.context == "causal")
         return self.config.attention.conditioning_channels
 
     @property
@@ -50,10 +51,12 @@ class SADM(nn.Module):
         positions: torch.Tensor,
         target_position: torch.Tensor,
     ) -> torch.Tensor:
-        """X̃ = frames 1..i−1 (B, L, D, H, W) in [0, 1], zero where missing -> c (B, C, D, H, W)."""
+        """X̃ (B, L, D, H, W) in [0, 1], zero where missing, in time order -> c (B, C, D, H, W)."""
         if self.variant == "diffusion-only":
             context = frames * frame_mask[:, :, None, None, None].to(frames.dtype)
-            return F.pad(context, (0, 0, 0, 0, 0, 0, 0, self.conditioning_channels - frames.shape[1]))
+            if self.config.attention.context == "bidirectional":
+                context = _with_target_slot(context, frame_mask, positions, target_position)
+            return F.pad(context, (0, 0, 0, 0, 0, 0, 0, self.conditioning_channels - context.shape[1]))
         return self.attention(frames, frame_mask, positions, target_position)
 
     def network_output(self, z: torch.Tensor, log_snr: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
@@ -84,3 +87,16 @@ class SADM(nn.Module):
 
 def parameter_count(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def _with_target_slot(
+    context: torch.Tensor, frame_mask: torch.Tensor, positions: torch.Tensor, target_position: torch.Tensor
+) -> torch.Tensor:
+    """Raw frames as channels with a zero channel inserted where the target sits in time, so that the
+    channel index of every frame (and of the target) is its place in the sequence."""
+    before = ((positions < target_position[:, None]) & frame_mask).sum(dim=1)
+    slots = context.new_zeros(context.shape[0], context.shape[1] + 1, *context.shape[2:])
+    for b, k in enumerate(before.tolist()):
+        slots[b, :k] = context[b, :k]
+        slots[b, k + 1 :] = context[b, k:]
+    return slots

@@ -77,6 +77,17 @@ def sample_target(roles: Sequence[str], generator: torch.Generator | None = None
     return candidates[int(torch.randint(0, len(candidates), (1,), generator=generator))]
 
 
-def context_mask(roles: Sequence[str], target: int) -> list[bool]:
-    """Which of frames 0..target−1 enter X̃ as images (True) rather than zero volumes (False)."""
-    return [roles[k] == OBSERVED for k in range(target)]
+def context_indices(length: int, target: int, context: str = "causal") -> list[int]:
+    """The frames that make up X̃ for `target`, in time order: 0..target−1 ("causal", the paper's
+    Alg. 1/2), or every frame but the target ("bidirectional")."""
+    if context == "causal":
+        return list(range(target))
+    if context == "bidirectional":
+        return [k for k in range(length) if k != target]
+    raise ValueError(f"unknown context {context!r}; expected 'causal' or 'bidirectional'")
+
+
+def context_mask(roles: Sequence[str], target: int, context: str = "causal") -> list[bool]:
+    """For each frame of X̃ (see `context_indices`): does it enter as its image (True) or as a zero
+    volume that still carries its position (False)."""
+    return [roles[k] == OBSERVED for k in context_indices(len(roles), target, context)]

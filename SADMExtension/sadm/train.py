@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 
 from sadm.model import SADM
-from sadm.roles import context_mask, sample_partition, sample_target
+from sadm.roles import context_indices, context_mask, sample_partition, sample_target
 
 
 def make_batch(
@@ -15,13 +15,14 @@ def make_batch(
     lengths: Sequence[int] | None = None,
     times: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    context: str = "causal",
 ) -> dict[str, torch.Tensor]:
     """Alg. 1 lines 3–9 for a batch of sequences.
 
     `sequences` (B, L, D, H, W) in [0, 1]; `lengths[b]` frames of sequence b are real (the rest is
     padding). Per sequence: draw (C, M, F), a target i ~ U(M ∪ F), and X̃ = frames 0..i−1 with
-    zero volumes where frames are not observed. Contexts of different lengths share one tensor
-    with a mask. `positions` are frame indices, or `times` where the data carry them.
+    zero volumes where frames are not observed ("bidirectional" context: every frame but i, so the
+    frames after a missing one help). Contexts of different lengths share one tensor with a mask. `positions` are frame indices, or `times` where the data carry them.
     Returns context (B, Lc, D, H, W), context_mask (B, Lc), positions (B, Lc),
     target_position (B,), target (B, 1, D, H, W) in [−1, 1], target_index (B,).
     """
@@ -29,26 +30,27 @@ def make_batch(
     lengths = [length] * batch if lengths is None else [int(n) for n in lengths]
     if times is None:
         times = torch.arange(length, dtype=torch.float32).expand(batch, length)
-    targets, observed = [], []
+    targets, members, observed = [], [], []
     for b in range(batch):
         roles = sample_partition(lengths[b], generator)
         target = sample_target(roles, generator)
         targets.append(target)
-        observed.append(context_mask(roles, target))
-    context_length = max(targets)
-    context = sequences.new_zeros(batch, context_length, *sequences.shape[2:])
+        members.append(context_indices(lengths[b], target, context))
+        observed.append(context_mask(roles, target, context))
+    context_length = max(len(m) for m in members)
+    frames = sequences.new_zeros(batch, context_length, *sequences.shape[2:])
     mask = torch.zeros(batch, context_length, dtype=torch.bool, device=sequences.device)
     positions = torch.zeros(batch, context_length, dtype=torch.float32, device=sequences.device)
-    for b, (target, keep) in enumerate(zip(targets, observed)):
-        mask[b, :target] = True
-        positions[b, :target] = times[b, :target]
-        for k, is_observed in enumerate(keep):
+    for b, (indices, keep) in enumerate(zip(members, observed)):
+        mask[b, : len(indices)] = True
+        positions[b, : len(indices)] = times[b, indices].to(positions.device)
+        for slot, (k, is_observed) in enumerate(zip(indices, keep)):
             if is_observed:
-                context[b, k] = sequences[b, k]
+                frames[b, slot] = sequences[b, k]
     index = torch.tensor(targets, device=sequences.device)
     rows = torch.arange(batch, device=sequences.device)
     return {
-        "context": context,
+        "context": frames,
         "context_mask": mask,
         "positions": positions,
         "target_position": times.to(sequences.device)[rows, index].float(),
@@ -68,7 +70,7 @@ def train_step(
 ) -> float:
     """One gradient step of Alg. 1 on a batch of sequences; returns the loss."""
     model.train()
-    batch = make_batch(sequences, lengths, times, generator)
+    batch = make_batch(sequences, lengths, times, generator, model.config.attention.context)
     loss = model.loss(batch, generator)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

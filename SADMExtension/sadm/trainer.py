@@ -224,7 +224,7 @@ class Trainer:
         for micro in range(c.grad_accumulation):
             items = [self.train_set[i] for i in self.schedule.indices(self.step, micro)]
             batch = collate_sequences(items, self.model_config.max_frames)
-            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), self.generator)
+            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), self.generator, self.model_config.attention.context)
             sync = micro == c.grad_accumulation - 1 or self.world.world_size == 1
             context = self.parallel_model.no_sync() if not sync else contextlib.nullcontext()
             with context, autocast(self.device, c.bf16):
@@ -262,7 +262,7 @@ class Trainer:
         losses = []
         for index in range(len(self.val_set)):
             batch = collate_sequences([self.val_set[index]], self.model_config.max_frames)
-            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), generator)
+            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), generator, self.model_config.attention.context)
             with autocast(self.device, self.config.bf16):
                 losses.append(float(self.ema_model.loss(example, generator)))
         scores = {"ssim": [], "psnr": []}

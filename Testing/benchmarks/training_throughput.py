@@ -36,7 +36,7 @@ def measure(model_spec, batch_size: int, frames: int, steps: int, device: torch.
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        batch = make_batch(sequences, None, None, generator)
+        batch = make_batch(sequences, None, None, generator, config.attention.context)
         with autocast(device, bf16):
             loss = model(batch, generator)
         optimizer.zero_grad(set_to_none=True)

@@ -60,13 +60,15 @@ def test_unet_uses_log_snr_in_every_residual_block(tiny_config):
     assert len(blocks) >= 6 and all(b.emb.in_features == unet.emb_dim for b in blocks)
 
 
+@pytest.mark.parametrize("context", ["causal", "bidirectional"])
 @pytest.mark.parametrize("variant", ["sadm", "diffusion-only", "attention-only"])
-def test_every_variant_trains_on_a_batch_of_sequences_of_different_lengths(variant):
+def test_every_variant_trains_on_a_batch_of_sequences_of_different_lengths(variant, context):
     config = preset("tiny")
     config.variant = variant
+    config.attention.context = context
     model = SADM(config)
     sequences = torch.rand(3, config.max_frames, *config.grid)
-    batch = make_batch(sequences, lengths=[6, 2, 4], generator=torch.Generator().manual_seed(0))
+    batch = make_batch(sequences, lengths=[6, 2, 4], generator=torch.Generator().manual_seed(0), context=context)
     loss = model.loss(batch, torch.Generator().manual_seed(1))
     loss.backward()
     assert loss.ndim == 0 and torch.isfinite(loss)

@@ -1,0 +1,97 @@
+"""The bidirectional context (beyond the paper): X̃ holds every frame but the target, so a missing
+frame is imputed from the observed frames on both sides of it — in training and in generation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sadm import Engine
+from sadm.config import ConfigError, ModelConfig, preset
+from sadm.model import SADM, _with_target_slot
+from sadm.roles import context_indices, context_mask
+from sadm.train import make_batch, train_step
+from sadm_testing import moving_blob_sequence
+
+
+def test_context_indices_are_the_past_or_everything_but_the_target():
+    assert context_indices(5, 2, "causal") == [0, 1]
+    assert context_indices(5, 2, "bidirectional") == [0, 1, 3, 4]
+    roles = ["observed", "missing", "missing", "observed", "future"]
+    assert context_mask(roles, 2, "bidirectional") == [True, False, True, False]
+    with pytest.raises(ValueError, match="unknown context 'sideways'"):
+        context_indices(5, 2, "sideways")
+
+
+def test_an_unknown_context_in_a_config_is_refused():
+    config = preset("tiny").to_dict()
+    config["attention"]["context"] = "sideways"
+    with pytest.raises(ConfigError, match="attention.context must be one of"):
+        ModelConfig.from_dict(config)
+
+
+def test_a_bidirectional_batch_holds_every_frame_but_the_target_in_time_order():
+    torch.manual_seed(0)
+    lengths = [6, 3, 5, 6]
+    sequences = torch.rand(4, 6, 2, 4, 4) + 1.0  # no frame is all zeros
+    times = torch.arange(6, dtype=torch.float32).expand(4, 6) * 10
+    batch = make_batch(sequences, lengths, times, torch.Generator().manual_seed(3), context="bidirectional")
+    assert batch["context"].shape[1] == 5
+    for b, length in enumerate(lengths):
+        target = int(batch["target_index"][b])
+        others = [k for k in range(length) if k != target]
+        assert batch["context_mask"][b].tolist() == [True] * len(others) + [False] * (5 - len(others))
+        assert batch["positions"][b, : len(others)].tolist() == [10.0 * k for k in others]
+        assert batch["target_position"][b] == 10.0 * target
+        for slot, k in enumerate(others):
+            frame = batch["context"][b, slot]
+            assert torch.equal(frame, sequences[b, k]) or not frame.any()  # observed image, or a zero volume
+        assert not any(torch.equal(batch["context"][b, s], sequences[b, target]) for s in range(5))
+    assert torch.equal(batch["context"][:, 0], sequences[:, 0])  # frame 0 is always observed and never a target
+
+
+def test_generation_shows_the_model_the_frames_after_a_missing_one(monkeypatch):
+    config = preset("tiny")
+    config.max_frames = 4
+    config.attention.context = "bidirectional"
+    model = SADM(config).eval()
+    seen = []
+    real_condition = model.condition
+
+    def recording(frames, mask, positions, target_position):
+        seen.append((positions[0].tolist(), float(target_position[0]), [bool(f.any()) for f in frames[0]]))
+        return real_condition(frames, mask, positions, target_position)
+
+    monkeypatch.setattr(model, "condition", recording)
+    frames = [f + 1.0 for f in moving_blob_sequence(4, config.grid)]
+    Engine(model, torch.device("cpu")).generate(frames, ["observed", "missing", "observed", "future"], steps=2)
+    # Frame 1 sees frames 0 and 2 (observed) and 3 (still to generate: zeros); frame 3 then sees 0, 1 (generated), 2.
+    assert seen == [([0.0, 2.0, 3.0], 1.0, [True, True, False]), ([0.0, 1.0, 2.0], 3.0, [True, True, True])]
+
+
+def test_diffusion_only_keeps_an_empty_channel_where_the_target_sits():
+    context = torch.arange(1, 4, dtype=torch.float32).view(1, 3, 1, 1, 1).expand(2, 3, 1, 1, 1)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    positions = torch.tensor([[0.0, 1.0, 3.0], [0.0, 2.0, 0.0]])
+    slots = _with_target_slot(context, mask, positions, torch.tensor([2.0, 1.0]))
+    assert slots[0, :, 0, 0, 0].tolist() == [1.0, 2.0, 0.0, 3.0]
+    assert slots[1, :, 0, 0, 0].tolist() == [1.0, 0.0, 2.0, 3.0]
+
+
+def test_a_bidirectional_model_learns_and_generates():
+    torch.manual_seed(0)
+    config = preset("tiny")
+    config.max_frames = 4
+    config.attention.context = "bidirectional"
+    model = SADM(config)
+    sequence = torch.from_numpy(np.stack(moving_blob_sequence(4, config.grid)))[None]
+    sequence = (sequence - sequence.min()) / (sequence.max() - sequence.min())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    generator = torch.Generator().manual_seed(0)
+    losses = [train_step(model, optimizer, sequence.expand(4, -1, -1, -1, -1), generator=generator) for _ in range(30)]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    result = Engine(model.eval(), torch.device("cpu")).generate(
+        list(sequence[0].numpy()), ["observed", "missing", "observed", "future"], steps=3
+    )
+    assert sorted(result) == [1, 3] and all(np.isfinite(v).all() for v in result.values())
