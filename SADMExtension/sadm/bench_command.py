@@ -43,6 +43,8 @@ def add_parser(commands) -> None:
     p.add_argument("--tolerance", type=float, default=0.01, help="SSIM gap allowed when recommending a default")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet (off by default: no gain on CPU)")
+    p.add_argument("--no-channels-last", action="store_true", help="plain NCDHW layout instead of channels-last 3D")
     p.add_argument("--out", default="sadm-bench", help="folder for bench.md and bench.json (replaced whole)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_bench_command)
@@ -89,7 +91,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from sadm import Engine
     from sadm.evaluate_command import load_held_out
 
-    engine = Engine.load(args.model, device=args.device)
+    engine = Engine.load(args.model, device=args.device, channels_last=not args.no_channels_last, compile=args.compile)
     if args.data:
         sequences = load_held_out(args.data, engine, None, args.subjects)
     elif engine.config.attention.time_embedding != "index":
@@ -113,6 +115,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         "model": engine.source, "device": engine.describe_device(), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
         "dtype": "bfloat16 autocast" if engine.device.type == "cuda" else "float32",
+        "channels_last": engine.model.channels_last, "compile": args.compile,
         "grid": list(engine.config.grid), "subjects": [s.subject for s in sequences],
         "frames": len(sequences[0].frames), "tolerance": args.tolerance,
         "recommended": None if best is None else {"sampler": best["sampler"], "steps": best["steps"]},

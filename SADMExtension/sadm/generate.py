@@ -99,16 +99,29 @@ class Engine:
     >>> result[1].shape == frames[0].shape            # native grid and intensity range
     """
 
-    def __init__(self, model: SADM, device: torch.device, source: str = "") -> None:
-        self.model = model.to(device).eval()
+    def __init__(
+        self, model: SADM, device: torch.device, source: str = "", channels_last: bool = True, compile: bool = False
+    ) -> None:
+        """`channels_last`: the UNet in NDHWC layout (faster on CPU, same results). `compile`:
+        torch.compile the UNet — off by default: on a 2-core CPU it took 42 s to compile and no step
+        got faster (Testing/benchmarks/generation_step.py); try it on a GPU with `sadm bench --compile`."""
+        self.model = model.to(device).eval().use_channels_last(channels_last)
+        if compile and self.model.unet is not None:
+            self.model.unet.compile()
         self.device = device
         self.source = source
 
     @classmethod
-    def load(cls, path_or_name: str | os.PathLike = "cardiac-demo", device: str | torch.device = "auto") -> "Engine":
+    def load(
+        cls,
+        path_or_name: str | os.PathLike = "cardiac-demo",
+        device: str | torch.device = "auto",
+        channels_last: bool = True,
+        compile: bool = False,
+    ) -> "Engine":
         folder = resolve_model(path_or_name)
         resolved = resolve_device(device)
-        return cls(load_model(folder, resolved), resolved, str(folder))
+        return cls(load_model(folder, resolved), resolved, str(folder), channels_last, compile)
 
     @property
     def config(self) -> ModelConfig:

@@ -19,11 +19,16 @@ from sadm.diffusion import guided_eps_fn
 from sadm.model import SADM, parameter_count
 
 
-def time_step(name: str, grid: tuple[int, int, int], device: torch.device, repeats: int, context: int) -> dict:
+def time_step(
+    name: str, grid: tuple[int, int, int], device: torch.device, repeats: int, context: int,
+    channels_last: bool = False, compile: bool = False,
+) -> dict:
     config = preset(name)
     config.grid = grid
     config.validate()
-    model = SADM(config).to(device).eval()
+    model = SADM(config).to(device).eval().use_channels_last(channels_last)
+    if compile:
+        model.unet.compile()
     frames = torch.rand(1, context, *grid, device=device)
     mask = torch.ones(1, context, dtype=torch.bool, device=device)
     positions = torch.arange(context, dtype=torch.float32, device=device)[None]
@@ -54,6 +59,8 @@ def time_step(name: str, grid: tuple[int, int, int], device: torch.device, repea
         "attention_seconds": round(attention_seconds, 4),
         "step_seconds_median": round(statistics.median(times), 4),
         "repeats": repeats,
+        "channels_last": channels_last,
+        "compile": compile,
     }
 
 
@@ -64,11 +71,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--context", type=int, default=11, help="frames before the target (paper: up to 11)")
+    parser.add_argument("--channels-last", action="store_true", help="UNet in channels-last 3D layout")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (the first call compiles)")
     args = parser.parse_args()
     grids = [tuple(int(n) for n in g.split(",")) for g in (args.grid or ["16,32,32", "32,128,128"])]
     device = resolve_device(args.device)
     for grid in grids:
-        print(json.dumps(time_step(args.preset, grid, device, args.repeats, args.context)))
+        print(json.dumps(time_step(args.preset, grid, device, args.repeats, args.context, args.channels_last, args.compile)))
 
 
 if __name__ == "__main__":
