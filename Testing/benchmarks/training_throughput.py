@@ -22,10 +22,13 @@ from sadm.model import SADM, parameter_count
 from sadm.train import make_batch
 
 
-def measure(model_spec, batch_size: int, frames: int, steps: int, device: torch.device, bf16: bool = True) -> dict:
+def measure(
+    model_spec, batch_size: int, frames: int, steps: int, device: torch.device, bf16: bool = True,
+    channels_last: bool = False,
+) -> dict:
     config = model_config_from(model_spec)
     config.validate()
-    model = SADM(config).to(device).train()
+    model = SADM(config).to(device).train().use_channels_last(channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     sequences = torch.rand(batch_size, frames, *config.grid, generator=generator).to(device)
@@ -54,6 +57,7 @@ def measure(model_spec, batch_size: int, frames: int, steps: int, device: torch.
         "batch_size": batch_size,
         "parameters": parameter_count(model),
         "device": str(device),
+        "channels_last": channels_last,
         "threads": torch.get_num_threads(),
         "step_seconds_median": round(median, 4),
         "steps_per_second": round(1.0 / median, 3),
@@ -71,13 +75,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int, help="sequence length (default: the model's max_frames)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--channels-last", action="store_true", help="UNet in channels-last 3D layout")
     args = parser.parse_args()
     experiment = read_experiment(args.config)
     spec = args.preset or experiment.get("model", "demo")
     training = experiment.get("training", {})
     batch_size = args.batch_size or training.get("batch_size", 4)
     frames = args.frames or training.get("num_frames") or model_config_from(spec).max_frames
-    print(json.dumps(measure(spec, batch_size, frames, args.steps, resolve_device(args.device))))
+    print(json.dumps(measure(spec, batch_size, frames, args.steps, resolve_device(args.device), channels_last=args.channels_last)))
 
 
 if __name__ == "__main__":
