@@ -8,6 +8,7 @@ the pure-Python `sadm` engine, installed beside this file.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import importlib
 import logging
@@ -590,6 +591,7 @@ class SequenceInput:
     indexUnit: str = ""
     indexValues: list[str] = field(default_factory=list)
     numericIndex: bool = True
+    explicitTimes: bool = False  # index values are times the caller gave (console `times=`)
 
 
 @dataclass
@@ -733,6 +735,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         progress: Callable[[int, int, int], None] | None = None,
         cancel: threading.Event | None = None,
         showResult: bool = True,
+        times: Sequence[float] | None = None,
     ) -> GenerationOutputs:
         """Generate every missing and future frame and add the results to the scene.
 
@@ -742,10 +745,14 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         guidance None: the model's. samples > 1 returns the mean and adds "_std" maps.
         progress(doneSteps, totalSteps, frameIndex) is called after every denoising step; setting
         `cancel` stops within one step (GenerationCancelled is raised, no node is added).
+        times: one time per timepoint (input and future), e.g. ages [61, 64.5, 70, 78]; they become the
+        output sequence's index values, and place the frames for continuous-time models (brain-demo),
+        which otherwise read them from a sequence's numeric index values.
         Runs in the calling thread. Raises with a message naming the bad value; the scene is then
         unchanged. Returns the new nodes (see GenerationOutputs).
         """
-        request = self.prepareRequest(inputSequenceOrVolumes, roles, model, device, sampler, steps, guidance, seed, samples)
+        request = self.prepareRequest(
+            inputSequenceOrVolumes, roles, model, device, sampler, steps, guidance, seed, samples, times)
         for note in request.notes:
             logging.warning(f"SADM: {note}")
         result = self.runRequest(request, progress, cancel)
@@ -961,11 +968,13 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     # --- request ----------------------------------------------------------------------------
 
     def prepareRequest(self, inputSequenceOrVolumes, roles, model=DEFAULT_MODEL, device="auto", sampler=DEFAULT_SAMPLER,
-                       steps=None, guidance=None, seed=0, samples=1) -> GenerationRequest:
+                       steps=None, guidance=None, seed=0, samples=1, times=None) -> GenerationRequest:
         """Check everything before any work, in the order a user would fix it, and copy the frames."""
         self.checkDependencies()
         sequenceInput = self.readInput(inputSequenceOrVolumes)
         roles = self.normalizeRoles(roles, len(sequenceInput.frameNodes))
+        if times is not None:
+            sequenceInput = _withTimes(sequenceInput, _checkTimes(times, len(roles)))
         modelFolder, config = self.resolveModel(model)
         from sadm.roles import validate_roles
 
@@ -1026,6 +1035,10 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         """Frame times for models that embed continuous time: the sequence's numeric index values."""
         if config.attention.time_embedding == "index":
             return None
+        if sequenceInput.sequenceNode is None and not sequenceInput.explicitTimes:
+            raise SADMInputError(
+                "this model places frames by their time (e.g. age in years), and a list of volumes carries none: "
+                "pass times=[...] with one time per timepoint, or use a Sequence whose index values are the times")
         if not sequenceInput.numericIndex:
             raise SADMInputError(
                 f"this model embeds continuous times, but the index values of {sequenceInput.name!r} are not numbers "
@@ -1397,6 +1410,26 @@ def resampleOntoGrid(node, reference, position: int = 0) -> np.ndarray:
 
     voxels = vtk_to_numpy(reslice.GetOutput().GetPointData().GetScalars())
     return np.array(voxels.reshape(dims[2], dims[1], dims[0]), dtype=np.float32, copy=True)
+
+
+def _checkTimes(times, length: int) -> list[float]:
+    """One finite time per timepoint, strictly increasing."""
+    try:
+        values = [float(t) for t in times]
+    except (TypeError, ValueError):
+        raise ValueError(f"times must be numbers, one per timepoint; got {times!r}") from None
+    if len(values) != length:
+        raise ValueError(f"times has {len(values)} value(s) but there are {length} timepoints (input + future); "
+                         "give one time per timepoint")
+    if not all(math.isfinite(v) for v in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise ValueError(f"times must be finite and strictly increasing; got {values}")
+    return values
+
+
+def _withTimes(sequenceInput: SequenceInput, times: list[float]) -> SequenceInput:
+    """The input indexed by the caller's times (they also label the future timepoints)."""
+    return dataclasses.replace(sequenceInput, indexValues=[f"{t:.10g}" for t in times], numericIndex=True, explicitTimes=True,
+                               indexName=sequenceInput.indexName if sequenceInput.sequenceNode is not None else "time")
 
 
 def _outputIndexValues(sequenceInput: SequenceInput, length: int) -> list[str]:

@@ -257,3 +257,41 @@ def test_linear_parent_transform_is_followed_when_comparing_grids(scene, logic, 
     assert request.resampled == {1} and "origin (" in request.notes[0]
     # voxel i of frame 0 sits where voxel i-2 of the moved frame is
     np.testing.assert_allclose(request.frames[1][:, :, 4:], frames[1][:, :, 2:-2].astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def continuous_time_model(tmp_path_factory) -> str:
+    """A tiny model that places frames by time (ages), like brain-demo."""
+    import torch
+    from sadm.checkpoint import save_model
+    from sadm.config import preset
+    from sadm.model import SADM
+
+    torch.manual_seed(0)
+    config = preset("tiny")
+    config.attention.time_embedding = "continuous"
+    config.attention.time_scale = 100.0
+    return str(save_model(tmp_path_factory.mktemp("models") / "ages", SADM(config)))
+
+
+def test_console_times_place_frames_at_ages_and_label_the_output(scene, logic, continuous_time_model):
+    frames = blob_frames(3)
+    volumes = [volume_node(frame, f"brain_t{t}") for t, frame in enumerate(frames)]
+    roles = [OBSERVED, OBSERVED, OBSERVED, FUTURE]
+    at_78 = logic.generate(volumes, roles, model=continuous_time_model, steps=STEPS, times=[61, 64.5, 70, 78])
+    values = [at_78.sequence.GetNthIndexValue(i) for i in range(4)]
+    assert values == ["61", "64.5", "70", "78"]
+    request = logic.prepareRequest(volumes, roles, model=continuous_time_model, steps=STEPS, times=[61, 64.5, 70, 90])
+    assert request.times == [61.0, 64.5, 70.0, 90.0]  # what the engine embeds
+
+
+def test_a_continuous_time_model_without_times_says_how_to_give_them(scene, logic, continuous_time_model):
+    volumes = [volume_node(frame, f"brain_t{t}") for t, frame in enumerate(blob_frames(2))]
+    before = node_ids(scene)
+    with pytest.raises(Exception, match="times"):
+        logic.generate(volumes, [OBSERVED, OBSERVED, FUTURE], model=continuous_time_model, steps=STEPS)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        logic.generate(volumes, [OBSERVED, OBSERVED, FUTURE], model=continuous_time_model, steps=STEPS, times=[70, 65, 80])
+    with pytest.raises(ValueError, match="2 value\\(s\\) but there are 3 timepoints"):
+        logic.generate(volumes, [OBSERVED, OBSERVED, FUTURE], model=continuous_time_model, steps=STEPS, times=[70, 75])
+    assert node_ids(scene) == before
