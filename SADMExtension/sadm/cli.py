@@ -25,6 +25,9 @@ def _add_train(commands) -> None:
     for name, kind in (("steps", int), ("batch-size", int), ("lr", float), ("grad-accumulation", int),
                        ("checkpoint-every", int), ("validate-every", int), ("seed", int), ("log-every", int)):
         p.add_argument(f"--{name}", type=kind, help=f"override training.{name.replace('-', '_')}")
+    p.add_argument("--stop-at", type=int, metavar="STEP",
+                   help="stop after this step with a checkpoint (the LR schedule still spans training.steps; "
+                   "--resume continues), e.g. to compare ablations at equal steps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
     p.set_defaults(run=_run_train)
 
@@ -40,7 +43,11 @@ def _run_train(args) -> int:
     trainer = build_trainer(
         args.config, args.data, args.out, args.resume, args.device, args.variant, overrides, args.cache, not args.no_progress
     )
-    summary = trainer.run()
+    if args.stop_at is not None and args.stop_at < 1:
+        raise ValueError(f"--stop-at must be at least 1; got {args.stop_at}")
+    summary = trainer.run(until=args.stop_at)
+    if args.stop_at is not None and trainer.step < trainer.config.steps and trainer.step % trainer.config.checkpoint_every:
+        trainer.save_checkpoint()  # the stop is a place to resume from and to evaluate
     if trainer.world.world_size > 1:
         import torch
         import torch.distributed as dist

@@ -137,6 +137,20 @@ def test_cli_train_under_torchrun_with_two_gloo_processes_keeps_identical_weight
     assert load_model(out / "model").config.provenance["world_size"] == 2
 
 
+def test_cli_stop_at_leaves_a_checkpoint_that_resumes_on_the_same_schedule(blob_dataset, tiny_experiment, tmp_path):
+    from sadm.cli import main
+
+    out = tmp_path / "run"
+    common = [str(tiny_experiment), "--data", str(blob_dataset), "--out", str(out), "--no-progress"]
+    assert main(["train", *common, "--stop-at", "4"]) == 0
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000003", "step-00000004"]
+    assert not (out / "model").exists()
+    assert main(["train", *common, "--resume"]) == 0
+    straight = tmp_path / "straight"
+    build_trainer(tiny_experiment, blob_dataset, straight, show_progress=False).run()
+    assert losses(out) == losses(straight)
+
+
 def test_cli_reports_missing_data_as_an_error_not_a_traceback(tmp_path, capsys):
     from sadm.cli import main
 
