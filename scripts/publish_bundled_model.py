@@ -123,8 +123,12 @@ def main() -> int:
         run([*SADM, "data", "make-synthetic", "--kind", bundle["kind"], "--subjects", str(bundle["test_subjects"]),
              "--seed", "1000", "--out", bundle["test_data"].split("/manifest.csv")[0], *bundle["options"]])
     ablations = {v: f for v in ABLATIONS if (f := latest_model(REPO / "runs" / f"{args.name}-{v}", step)) is not None}
+    # The ablations may have stopped earlier (train-bundled-queue.sh): compare them with SADM at their step too.
+    milestones = sorted({provenance(f)["steps"] for f in ablations.values()} - {step})
+    same_step = [m for s in milestones if (m := latest_model(REPO / "runs" / args.name, s)) is not None and provenance(m)["steps"] == s]
     evaluation = REPO / "runs" / f"{args.name}-evaluation"
-    run([*SADM, "evaluate", "--model", str(model), *sum((["--model", str(f)] for f in ablations.values()), []),
+    compared = [model, *same_step, *ablations.values()]
+    run([*SADM, "evaluate", *sum((["--model", str(f)] for f in compared), []),
          "--data", str(test_data), "--out", str(evaluation), "--overwrite", "--sampler", args.sampler,
          "--steps", str(args.steps), "--no-progress"])
     demo_seconds = None

@@ -69,7 +69,8 @@ def _choices(text: str, allowed: Sequence[str], option: str) -> list[str]:
 
 
 def load_methods(args: argparse.Namespace) -> list[ModelMethod]:
-    """One ModelMethod per --model, named after its variant (folder name added where two collide)."""
+    """One ModelMethod per --model, named after its variant (with its training steps, or its folder
+    name, where two collide)."""
     from sadm import Engine
 
     engines = [Engine.load(model, device=args.device) for model in args.model]
@@ -78,10 +79,15 @@ def load_methods(args: argparse.Namespace) -> list[ModelMethod]:
         listing = ", ".join(f"{m}: {tuple(e.config.grid)}" for m, e in zip(args.model, engines))
         raise EvaluateOptionError(f"the models work on different grids ({listing}); evaluate them separately")
     names = [VARIANT_LABELS.get(engine.config.variant, engine.config.variant) for engine in engines]
-    names = [
-        f"{name} ({Path(engine.source).name})" if names.count(name) > 1 else name for name, engine in zip(names, engines)
-    ]
+    names = [f"{name} ({_detail(engine)})" if names.count(name) > 1 else name for name, engine in zip(names, engines)]
+    if len(set(names)) < len(names):
+        names = [f"{name} [{Path(engine.source).name}]" for name, engine in zip(names, engines)]
     return [ModelMethod(name, engine, args.sampler, args.steps, args.guidance) for name, engine in zip(names, engines)]
+
+
+def _detail(engine) -> str:
+    steps = engine.config.provenance.get("steps")
+    return f"{steps} steps" if steps else Path(engine.source).name
 
 
 def load_held_out(data: str, engine, frames: int | None, limit: int | None) -> list[HeldOutSequence]:
