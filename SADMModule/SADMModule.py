@@ -150,6 +150,7 @@ class SADMModuleParameterNode:
     useVolumeList - which of the two is the input
     roles - observed / missing / future, one per input frame
     futureCount - timepoints to predict after the last input frame
+    times - optional, one time per timepoint ("61, 64.5, 70, 78"); empty = the input's index values
     model - a bundled model name or a model folder
     """
 
@@ -158,6 +159,7 @@ class SADMModuleParameterNode:
     useVolumeList: bool = False
     roles: list[str]
     futureCount: Annotated[int, WithinRange(0, 32)] = 1
+    times: str = ""
     model: str = DEFAULT_MODEL
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
     sampler: Annotated[str, Choice(list(SAMPLER_DEFAULT_STEPS))] = DEFAULT_SAMPLER
@@ -486,7 +488,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 request = self.logic.prepareRequest(
                     self._currentInput(), self._allRoles(), model=parameters.model, device=parameters.device,
                     sampler=parameters.sampler, steps=parameters.steps, guidance=parameters.guidance,
-                    seed=parameters.seed, samples=parameters.samples)
+                    seed=parameters.seed, samples=parameters.samples, times=parseTimes(parameters.times))
             except (SADMError, SADMInputError, SADMDependencyError, SADMResourceError, ValueError) as error:
                 self._showStatus(str(error), error=True)
                 return
@@ -1410,6 +1412,17 @@ def resampleOntoGrid(node, reference, position: int = 0) -> np.ndarray:
 
     voxels = vtk_to_numpy(reslice.GetOutput().GetPointData().GetScalars())
     return np.array(voxels.reshape(dims[2], dims[1], dims[0]), dtype=np.float32, copy=True)
+
+
+def parseTimes(text: str) -> list[float] | None:
+    """The panel's Times field: numbers separated by commas or spaces; empty = None (the input's)."""
+    items = [item for item in re.split(r"[,;\s]+", text.strip()) if item]
+    if not items:
+        return None
+    try:
+        return [float(item) for item in items]
+    except ValueError:
+        raise ValueError(f"Times: {text!r} is not a list of numbers; write one time per timepoint, e.g. 61, 64.5, 70, 78") from None
 
 
 def _checkTimes(times, length: int) -> list[float]:

@@ -81,7 +81,7 @@ def test_every_parameter_widget_in_the_ui_names_a_parameter_node_field():
     assert set(bound) <= set(fields)
     assert bound == {"inputSequence": "qMRMLNodeComboBox", "futureCount": "QSpinBox", "device": "QComboBox",
                      "sampler": "QComboBox", "steps": "QSpinBox", "guidance": "QDoubleSpinBox", "seed": "QSpinBox",
-                     "samples": "QSpinBox", "showResult": "QCheckBox"}
+                     "samples": "QSpinBox", "showResult": "QCheckBox", "times": "QLineEdit"}
     classes = {widget.get("class") for widget in tree.iter("widget")}
     slicer_widgets = {"qMRMLWidget", "qMRMLNodeComboBox", "qMRMLCheckableNodeComboBox", "ctkCollapsibleButton"}
     assert all(c.startswith("Q") or c in slicer_widgets for c in classes), classes

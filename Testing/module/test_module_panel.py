@@ -197,6 +197,31 @@ def test_broken_rules_show_live_and_generate_adds_nothing(panel, qapp, scene):
     assert ui.rolesHintLabel.text() == "Select an input sequence or volumes."
 
 
+def test_user_types_times_that_label_the_output_and_bad_times_are_explained(panel, qapp, scene):
+    heart = sequence_node(blob_frames(3), "heart")
+    ui = panel.ui
+    ui.inputSequenceSelector.setCurrentNode(heart)
+    choose(ui.modelSelector, "tiny")
+    ui.futureCountSpinBox.setValue(1)
+    ui.stepsSpinBox.setValue(2)
+    ui.timesLineEdit.setText("61; 64.5 70, 78")
+    settle(qapp)
+    assert panel._parameterNode.times == "61; 64.5 70, 78"
+
+    ui.generateButton.click()
+    wait_until(qapp, lambda: panel._run is None)
+    (output,) = [n for n in slicer.util.getNodesByClass("vtkMRMLSequenceNode") if n.GetName() == "heart_SADM"]
+    assert [output.GetNthIndexValue(i) for i in range(4)] == ["61", "64.5", "70", "78"]
+
+    before = node_ids()
+    for text, message in (("61, 64.5, sixty", "is not a list of numbers"), ("61, 64.5, 70", "3 value(s) but there are 4")):
+        ui.timesLineEdit.setText(text)
+        ui.generateButton.click()
+        settle(qapp)
+        assert panel._run is None and node_ids() == before
+        assert message in ui.statusLabel.text() and "c62828" in ui.statusLabel.styleSheet()
+
+
 def test_user_loads_a_model_folder_and_a_wrong_folder_is_refused(panel, qapp, tiny_model, tmp_path, monkeypatch):
     ui = panel.ui
     monkeypatch.setattr(qt.QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tmp_path))

@@ -111,6 +111,8 @@ class _Connector:
             return w.currentIndexChanged
         if isinstance(w, QtWidgets.QCheckBox):
             return w.toggled
+        if isinstance(w, QtWidgets.QLineEdit):
+            return w.textChanged
         return w.valueChanged
 
     def read(self):
@@ -121,6 +123,8 @@ class _Connector:
             return self.choices[w.currentIndex()]
         if isinstance(w, QtWidgets.QCheckBox):
             return w.isChecked()
+        if isinstance(w, QtWidgets.QLineEdit):
+            return w.text()
         return w.value()
 
     def write(self, value) -> None:
@@ -131,6 +135,9 @@ class _Connector:
             w.setCurrentIndex(list(self.choices).index(value))
         elif isinstance(w, QtWidgets.QCheckBox):
             w.setChecked(bool(value))
+        elif isinstance(w, QtWidgets.QLineEdit):
+            if w.text() != value:  # setText moves the cursor: only when the value really changed
+                w.setText(value)
         else:
             w.setValue(value)
 
