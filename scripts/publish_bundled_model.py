@@ -53,11 +53,14 @@ def latest_model(run_dir: Path, step: int | None = None) -> Path | None:
 
 
 def provenance(folder: Path) -> dict:
-    return json.loads((folder / "config.json").read_text())["provenance"]
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))["provenance"]
 
 
-def model_card(name: str, bundle: dict, model: Path, evaluation: Path, ablations: dict[str, Path], demo_seconds: float | None) -> str:
-    config = json.loads((model / "config.json").read_text())
+def model_card(
+    name: str, bundle: dict, model: Path, evaluation: Path, ablations: dict[str, Path], demo_seconds: float | None,
+    publish_command: str,
+) -> str:
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
     info = config["provenance"]
     training = info["training"]
     size = (model / "model.safetensors").stat().st_size
@@ -86,12 +89,13 @@ def model_card(name: str, bundle: dict, model: Path, evaluation: Path, ablations
         "## Evaluation",
         f"Held-out synthetic subjects generated with seed 1000 (training used seed 0): "
         f"`sadm data make-synthetic --kind {bundle['kind']} --subjects {bundle['test_subjects']} --seed 1000 "
-        f"--out {bundle['test_data'].split('/manifest.csv')[0]} {' '.join(bundle['options'])}`.",
+        f"--out {bundle['test_data'].split('/manifest.csv')[0]} {' '.join(bundle['options'])}`; "
+        f"evaluated and published by `{publish_command}`.",
     ]
     for variant, folder in ablations.items():
         lines.append(f"Ablation `{variant}`: same config and command with `--variant {variant}`, "
                      f"{provenance(folder)['steps']} steps.")
-    lines += ["", (evaluation / "table.md").read_text().strip(), ""]
+    lines += ["", (evaluation / "table.md").read_text(encoding="utf-8").strip(), ""]
     if demo_seconds is not None:
         lines += ["## Demo", f"`sadm demo` with this model (including start-up): {demo_seconds:.0f} s on the training machine.", ""]
     lines += [
@@ -109,6 +113,7 @@ def main() -> int:
     parser.add_argument("--checkpoint", type=Path, help="model or checkpoint folder (default: latest of runs/NAME)")
     parser.add_argument("--sampler", default="ddim")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--subjects", type=int, help="evaluate on the first N held-out subjects (default: all)")
     parser.add_argument("--no-demo", action="store_true")
     args = parser.parse_args()
     bundle = BUNDLES[args.name]
@@ -130,7 +135,7 @@ def main() -> int:
     compared = [model, *same_step, *ablations.values()]
     run([*SADM, "evaluate", *sum((["--model", str(f)] for f in compared), []),
          "--data", str(test_data), "--out", str(evaluation), "--overwrite", "--sampler", args.sampler,
-         "--steps", str(args.steps), "--no-progress"])
+         "--steps", str(args.steps), "--no-progress", *(["--subjects", str(args.subjects)] if args.subjects else [])])
     demo_seconds = None
     if args.name == "cardiac-demo" and not args.no_demo:
         demo_seconds = run([*SADM, "demo", "--model", str(model), "--out", str(REPO / "runs" / "demo-check")])
@@ -140,7 +145,10 @@ def main() -> int:
     staging.mkdir(parents=True)
     for file in ("config.json", "model.safetensors"):
         shutil.copy2(model / file, staging / file)
-    (staging / "README.md").write_text(model_card(args.name, bundle, model, evaluation, ablations, demo_seconds))
+    publish_command = "scripts/publish_bundled_model.py " + " ".join(sys.argv[1:])
+    (staging / "README.md").write_text(
+        model_card(args.name, bundle, model, evaluation, ablations, demo_seconds, publish_command), encoding="utf-8"
+    )
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)

@@ -35,6 +35,9 @@ def add_parser(commands) -> None:
     p.add_argument("--model", default="cardiac-demo", metavar="NAME_OR_DIR")
     p.add_argument("--data", help="held-out sequences (default: held-out synthetic cardiac phantoms, never trained on)")
     p.add_argument("--subjects", type=int, default=2, help="how many held-out sequences (default 2)")
+    p.add_argument("--frames", type=int,
+                   help="use the first N frames of each sequence (default: all the model takes); fewer "
+                   "frames make the 1000-step reference affordable on a CPU")
     p.add_argument("--samplers", default="dpm++2m,ddim", help="comma-separated samplers to compare")
     p.add_argument("--steps", default="10,20,50,100", help="comma-separated step counts")
     p.add_argument("--reference-sampler", default="ancestral")
@@ -88,6 +91,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
         raise BenchOptionError(f"--reference-sampler {args.reference_sampler!r}: choose from {', '.join(sorted(DEFAULT_STEPS))}")
     if args.subjects < 1 or args.repeats < 1 or args.reference_steps < 1:
         raise BenchOptionError("--subjects, --repeats and --reference-steps must be at least 1")
+    if args.frames is not None and args.frames < 2:
+        raise BenchOptionError(f"--frames {args.frames}: a sequence needs at least 2 frames (one given, one generated)")
     from sadm import Engine
     from sadm.evaluate_command import load_held_out
 
@@ -98,6 +103,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
         raise BenchOptionError(f"model {args.model} places frames by time: give its held-out data with --data")
     else:
         sequences = synthetic_held_out(engine, args.subjects)
+    if args.frames is not None:
+        sequences = [HeldOutSequence(s.subject, s.frames[: args.frames], s.times[: args.frames]) for s in sequences]
     reference = BenchCase(args.reference_sampler, args.reference_steps)
     cases = bench_cases(samplers, steps, reference)
 
@@ -131,7 +138,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
              f"{len(sequences)} held-out sequence(s) of {record['frames']} frames, single setting.")
     out = Path(args.out).expanduser()
     with atomic_folder(out) as staging:
-        (staging / "bench.md").write_text(f"{setup}\n\n{table}\n{verdict}\n")
-        (staging / "bench.json").write_text(json.dumps(record, indent=2) + "\n")
+        (staging / "bench.md").write_text(f"{setup}\n\n{table}\n{verdict}\n", encoding="utf-8")
+        (staging / "bench.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(f"{setup}\n\n{table}\n{verdict}\nwrote {out}/bench.md and bench.json")
     return 0

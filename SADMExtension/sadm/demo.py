@@ -140,7 +140,7 @@ def _run(staging: Path, out: Path, model: str, sampler: str, steps: int, guidanc
     files.append(_save_montage(staging, frames, mean, spread, roles, generated))
     files.append("metrics.json")
     summary["files"] = files
-    (staging / "metrics.json").write_text(json.dumps(summary, indent=2))
+    (staging / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"generated {len(generated)} frames in {seconds:.1f} s; mean SSIM {summary['mean']['ssim']:.3f}, "
           f"PSNR {summary['mean']['psnr']:.2f} dB (copy-last {summary['baselines_mean']['copy-last']['ssim']:.3f} / "
           f"{summary['baselines_mean']['copy-last']['psnr']:.2f} dB, linear "

@@ -146,10 +146,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     }
     table = report(record, summary, names, settings)
     with atomic_folder(out) as staging:
-        (staging / ROWS_FILE).write_text(to_csv(result.rows, ["method", "setting", "subject", "frame", *METRICS]))
-        (staging / SUMMARY_FILE).write_text(to_csv(summary, ["method", "setting", "metric", "mean", "std", "subjects"]))
-        (staging / TABLE_FILE).write_text(table)
-        (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        (staging / ROWS_FILE).write_text(to_csv(result.rows, ["method", "setting", "subject", "frame", *METRICS]), encoding="utf-8")
+        (staging / SUMMARY_FILE).write_text(to_csv(summary, ["method", "setting", "metric", "mean", "std", "subjects"]), encoding="utf-8")
+        (staging / TABLE_FILE).write_text(table, encoding="utf-8")
+        (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(table)
     print(f"sadm evaluate: wrote {TABLE_FILE}, {SUMMARY_FILE}, {ROWS_FILE} and {RECORD_FILE} to {out} "
           f"({record['seconds']:.0f} s)")

@@ -141,7 +141,7 @@ def _generate(args: argparse.Namespace) -> int:
         record["files"] = write_outputs(staging, prepared, generated, spread)
         stopwatch.lap("write")
         record["timings_s"] = stopwatch.timings()
-        (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(f"sadm generate: wrote {len(generated)} generated frame(s) and {SEQUENCE_FILE} to {out}")
     return 0
 

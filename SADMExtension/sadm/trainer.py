@@ -396,7 +396,7 @@ class Trainer:
         if not self.world.is_main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / "log.jsonl", "a") as handle:
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
 

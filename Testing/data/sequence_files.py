@@ -111,7 +111,7 @@ def write_acdc_patient(root: Path, name: str, frames: Sequence[np.ndarray], ed: 
     """`<root>/<name>/Info.cfg` + `<name>_4d.nii.gz`, as the ACDC archive lays them out."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Info.cfg").write_text(f"ED: {ed}\nES: {es}\n{info_extra}NbFrame: {len(frames)}\n")
+    (folder / "Info.cfg").write_text(f"ED: {ed}\nES: {es}\n{info_extra}NbFrame: {len(frames)}\n", encoding="utf-8")
     write_4d(folder / f"{name}_4d.nii.gz", frames, time_step=1.0)
     return folder
 

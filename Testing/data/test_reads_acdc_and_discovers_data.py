@@ -28,7 +28,7 @@ def test_reads_acdc_frames_from_ed_to_es(tmp_path):
 
 
 def test_parses_every_info_cfg_field(tmp_path):
-    (tmp_path / "Info.cfg").write_text("ED: 1\nES: 12\nGroup: DCM\nHeight: 184.0\nNbFrame: 30\nWeight: 95.0\n")
+    (tmp_path / "Info.cfg").write_text("ED: 1\nES: 12\nGroup: DCM\nHeight: 184.0\nNbFrame: 30\nWeight: 95.0\n", encoding="utf-8")
 
     info = read_acdc_info(tmp_path / "Info.cfg")
 
@@ -37,7 +37,7 @@ def test_parses_every_info_cfg_field(tmp_path):
 
 def test_warns_when_nbframe_disagrees_with_the_cine(tmp_path):
     folder = write_acdc_patient(tmp_path, "patient001", make_frames(4), ed=1, es=3)
-    (folder / "Info.cfg").write_text("ED: 1\nES: 3\nNbFrame: 30\n")
+    (folder / "Info.cfg").write_text("ED: 1\nES: 3\nNbFrame: 30\n", encoding="utf-8")
 
     with pytest.warns(UserWarning, match="NbFrame: 30 but patient001_4d.nii.gz holds 4 frames"):
         read_acdc_patient(folder)
@@ -68,7 +68,7 @@ def test_discovers_every_4d_file_and_slicer_sequence_in_a_folder(tmp_path, frame
     write_4d(tmp_path / "a.nii.gz", frames5)
     write_slicer_sequence(tmp_path / "b.seq.nrrd", frames5[:2])
     write_4d(tmp_path / "c.mha", frames5[:3])
-    (tmp_path / "README.txt").write_text("not an image")
+    (tmp_path / "README.txt").write_text("not an image", encoding="utf-8")
 
     sources = discover_sequences(tmp_path)
 
@@ -113,7 +113,7 @@ def test_read_sequence_refuses_a_manifest_of_several_subjects(tmp_path):
     for name in ("x", "y"):
         for t in range(2):
             sitk.WriteImage(image_of(make_frames(1)[0]), str(tmp_path / f"{name}{t}.nrrd"))
-    (tmp_path / "m.csv").write_text("subject,timepoint,path\nx,0,x0.nrrd\nx,1,x1.nrrd\ny,0,y0.nrrd\ny,1,y1.nrrd\n")
+    (tmp_path / "m.csv").write_text("subject,timepoint,path\nx,0,x0.nrrd\nx,1,x1.nrrd\ny,0,y0.nrrd\ny,1,y1.nrrd\n", encoding="utf-8")
 
     with pytest.raises(ValueError, match="holds 2 sequences"):
         read_sequence(tmp_path / "m.csv")

@@ -72,7 +72,7 @@ def test_reads_a_csv_manifest_as_one_sequence_per_subject_in_timepoint_order(tmp
 def test_reads_a_one_subject_manifest_through_read_sequence(tmp_path):
     for t, frame in enumerate(make_frames(2)):
         sitk.WriteImage(image_of(frame), str(tmp_path / f"{t}.mha"))
-    (tmp_path / "one.csv").write_text("subject,timepoint,path,site\ncarl,0,0.mha,A\ncarl,1,1.mha,A\n")
+    (tmp_path / "one.csv").write_text("subject,timepoint,path,site\ncarl,0,0.mha,A\ncarl,1,1.mha,A\n", encoding="utf-8")
 
     sequence = read_sequence(tmp_path / "one.csv")
 
@@ -82,7 +82,7 @@ def test_reads_a_one_subject_manifest_through_read_sequence(tmp_path):
 def test_manifest_rows_may_name_dicom_folders(tmp_path):
     for t, frame in enumerate(make_frames(2)):
         write_dicom_series(tmp_path / "dicom" / f"visit{t}", frame, series_uid=f"1.2.3.9.{t}")
-    (tmp_path / "m.csv").write_text("subject,timepoint,path\ndora,0,dicom/visit0\ndora,1,dicom/visit1\n")
+    (tmp_path / "m.csv").write_text("subject,timepoint,path\ndora,0,dicom/visit0\ndora,1,dicom/visit1\n", encoding="utf-8")
 
     (source,) = discover_sequences(tmp_path / "m.csv")
 
@@ -94,7 +94,7 @@ def test_manifest_rows_may_name_dicom_folders(tmp_path):
 def test_timepoints_may_be_integers_or_decimals(tmp_path, timepoints):
     for t, frame in enumerate(make_frames(2)):
         sitk.WriteImage(image_of(frame), str(tmp_path / f"{t}.nrrd"))
-    (tmp_path / "m.csv").write_text(f"subject,timepoint,path\ne,{timepoints[1]},1.nrrd\ne,{timepoints[0]},0.nrrd\n")
+    (tmp_path / "m.csv").write_text(f"subject,timepoint,path\ne,{timepoints[1]},1.nrrd\ne,{timepoints[0]},0.nrrd\n", encoding="utf-8")
 
     sequence = read_sequence(tmp_path / "m.csv")
 

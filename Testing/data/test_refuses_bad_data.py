@@ -22,7 +22,7 @@ def test_data_errors_are_sadm_errors_and_value_errors():
 
 def test_refuses_a_file_that_is_not_an_image(tmp_path):
     path = tmp_path / "notes.nrrd"
-    path.write_text("hello, I am not a NRRD")
+    path.write_text("hello, I am not a NRRD", encoding="utf-8")
 
     with pytest.raises(DataError, match=r"cannot read .*notes.nrrd as an image .* expected a NIfTI, NRRD or MetaImage"):
         read_sequence(path)
@@ -128,7 +128,7 @@ def test_refuses_a_slicer_sequence_of_one_frame(tmp_path):
 
 def test_refuses_a_manifest_subject_with_one_scan(tmp_path):
     sitk.WriteImage(image_of(make_frames(1)[0]), str(tmp_path / "0.nrrd"))
-    (tmp_path / "m.csv").write_text("subject,timepoint,path\nlonely,0,0.nrrd\n")
+    (tmp_path / "m.csv").write_text("subject,timepoint,path\nlonely,0,0.nrrd\n", encoding="utf-8")
 
     with pytest.raises(DataError, match=r"subject 'lonely' holds 1 frame"):
         read_sequence(tmp_path / "m.csv")
@@ -155,7 +155,7 @@ def test_refuses_ed_es_outside_the_cine_or_in_the_wrong_order(tmp_path, ed, es, 
 
 def test_refuses_an_info_cfg_without_es(tmp_path):
     folder = write_acdc_patient(tmp_path, "patient001", make_frames(3), ed=1, es=2)
-    (folder / "Info.cfg").write_text("ED: 1\nGroup: NOR\n")
+    (folder / "Info.cfg").write_text("ED: 1\nGroup: NOR\n", encoding="utf-8")
 
     with pytest.raises(DataError, match=r"Info.cfg has no ES line; expected e.g. 'ED: 1' and 'ES: 12'"):
         read_acdc_patient(folder)
@@ -163,7 +163,7 @@ def test_refuses_an_info_cfg_without_es(tmp_path):
 
 def test_refuses_a_non_numeric_frame_number(tmp_path):
     folder = write_acdc_patient(tmp_path, "patient001", make_frames(3), ed=1, es=2)
-    (folder / "Info.cfg").write_text("ED: first\nES: 2\n")
+    (folder / "Info.cfg").write_text("ED: first\nES: 2\n", encoding="utf-8")
 
     with pytest.raises(DataError, match=r"'ED: first' is not a number"):
         read_acdc_patient(folder)
@@ -273,7 +273,7 @@ def write_scans(folder, count=2):
 )
 def test_refuses_a_malformed_manifest(tmp_path, text, message):
     write_scans(tmp_path)
-    (tmp_path / "m.csv").write_text(text)
+    (tmp_path / "m.csv").write_text(text, encoding="utf-8")
 
     with pytest.raises(DataError, match=message):
         discover_sequences(tmp_path / "m.csv")
@@ -281,14 +281,14 @@ def test_refuses_a_malformed_manifest(tmp_path, text, message):
 
 def test_refuses_a_manifest_naming_missing_files_and_lists_them(tmp_path):
     write_scans(tmp_path)
-    (tmp_path / "m.csv").write_text("subject,timepoint,path\na,0,0.nrrd\na,1,gone.nrrd\nb,0,also_gone.nii.gz\nb,1,1.nrrd\n")
+    (tmp_path / "m.csv").write_text("subject,timepoint,path\na,0,0.nrrd\na,1,gone.nrrd\nb,0,also_gone.nii.gz\nb,1,1.nrrd\n", encoding="utf-8")
 
     with pytest.raises(DataError, match=r"m.csv names 2 file\(s\) that do not exist: line 3: .*gone.nrrd; line 4: .*also_gone.nii.gz"):
         discover_sequences(tmp_path / "m.csv")
 
 
 def test_refuses_a_data_file_of_unknown_kind(tmp_path):
-    (tmp_path / "data.json").write_text("{}")
+    (tmp_path / "data.json").write_text("{}", encoding="utf-8")
 
     with pytest.raises(DataError, match=r"data.json is neither a CSV manifest nor an image file"):
         discover_sequences(tmp_path / "data.json")

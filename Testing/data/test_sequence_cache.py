@@ -44,7 +44,7 @@ def test_preprocesses_every_sequence_once_into_memory_mappable_arrays(data_dir, 
     expected = preprocess_sequence(discover_sequences(data_dir)[0].read(), PARAMS).frames
     np.testing.assert_array_equal(frames, expected)
     assert bob.length == 4 and bob.times == (0.0, 1.0, 2.0, 3.0)
-    index = json.loads((cache_dir / INDEX_FILE).read_text())
+    index = json.loads((cache_dir / INDEX_FILE).read_text(encoding="utf-8"))
     record = index["entries"][0]
     stat = (data_dir / "alice.nii.gz").stat()
     assert record["source"]["files"] == [{"path": str(data_dir / "alice.nii.gz"), "mtime_ns": stat.st_mtime_ns, "size": stat.st_size}]
@@ -140,7 +140,7 @@ def test_a_crash_while_writing_an_array_leaves_no_partial_file(data_dir, tmp_pat
 def test_an_unreadable_index_is_rebuilt_with_a_warning(data_dir, tmp_path):
     cache_dir = tmp_path / "cache"
     build_cache(discover_sequences(data_dir), cache_dir, PARAMS)
-    (cache_dir / INDEX_FILE).write_text('{"format": "sadm-seq')
+    (cache_dir / INDEX_FILE).write_text('{"format": "sadm-seq', encoding="utf-8")
 
     with pytest.warns(UserWarning, match="unreadable"):
         update = build_cache(discover_sequences(data_dir), cache_dir, PARAMS)
@@ -151,7 +151,7 @@ def test_an_unreadable_index_is_rebuilt_with_a_warning(data_dir, tmp_path):
 def test_refuses_a_folder_whose_index_belongs_to_something_else(data_dir, tmp_path):
     cache_dir = tmp_path / "elsewhere"
     cache_dir.mkdir()
-    (cache_dir / INDEX_FILE).write_text('{"name": "my web app"}')
+    (cache_dir / INDEX_FILE).write_text('{"name": "my web app"}', encoding="utf-8")
 
     with pytest.raises(DataError, match="not a SADM sequence cache"):
         build_cache(discover_sequences(data_dir), cache_dir, PARAMS)

@@ -45,7 +45,7 @@ def test_resamples_every_cardiac_sequence_to_twelve_phases(acdc_root, tmp_path):
 def test_items_carry_the_times_of_the_data(tmp_path):
     for t, frame in enumerate(make_frames(3)):
         sitk.WriteImage(image_of(frame), str(tmp_path / f"{t}.nrrd"))
-    (tmp_path / "ages.csv").write_text("subject,timepoint,path,time\nx,0,0.nrrd,61.0\nx,1,1.nrrd,63.5\nx,2,2.nrrd,70.25\n")
+    (tmp_path / "ages.csv").write_text("subject,timepoint,path,time\nx,0,0.nrrd,61.0\nx,1,1.nrrd,63.5\nx,2,2.nrrd,70.25\n", encoding="utf-8")
 
     dataset = load_training_data(tmp_path / "ages.csv", tmp_path / "cache", grid=(2, 2, 2))
 

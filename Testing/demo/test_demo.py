@@ -37,7 +37,7 @@ def test_demo_writes_frames_sequence_montage_metrics_and_uncertainty(tiny_twelve
     std = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "generated_t01_std.nrrd")))
     assert std.shape == sitk.GetArrayFromImage(mean).shape and std.min() >= 0 and std.max() > 0
     assert sitk.ReadImage(str(out / "completed.seq.nrrd")).GetNumberOfComponentsPerPixel() == 12
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["samples"] == 3 and sorted(int(k) for k in metrics["frames"]) == generated
     assert set(metrics["baselines_mean"]) == {"copy-last", "linear"}
     assert all(metrics["frames"][str(i)]["std_mean"] > 0 for i in generated)
@@ -51,4 +51,4 @@ def test_a_second_demo_replaces_the_first_whole(tiny_twelve_frame_model, tmp_pat
     assert main(["demo", "--model", str(tiny_twelve_frame_model), "--out", str(out), "--steps", "1"]) == 0
     assert not list(out.glob("*_std.nrrd"))  # nothing left over from the earlier run
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-    assert json.loads((out / "metrics.json").read_text())["samples"] == 1
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["samples"] == 1

@@ -78,19 +78,19 @@ def test_truncated_weights_are_reported_as_truncated(tiny_model_folder):
 
 def test_config_of_another_format_version_is_refused(tiny_model_folder):
     path = tiny_model_folder / "config.json"
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     data["format_version"] = 99
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(CheckpointError, match="format_version 99.*reads only version 1"):
         load_model(tiny_model_folder)
 
 
 def test_config_that_does_not_match_the_weights_says_which_fields_differ(tiny_model_folder):
     path = tiny_model_folder / "config.json"
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     data["grid"] = [16, 32, 32]
     data["attention"]["dim"] = 64
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(CheckpointError, match=r"attention\.dim: config.json says 64, the weights were made for 32.*grid"):
         load_model(tiny_model_folder)
 
@@ -104,9 +104,9 @@ def test_weights_of_another_architecture_without_metadata_list_the_shape_mismatc
 
 
 def test_unreadable_config_is_reported(tiny_model_folder):
-    (tiny_model_folder / "config.json").write_text("{not json")
+    (tiny_model_folder / "config.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
         load_model(tiny_model_folder)
-    (tiny_model_folder / "config.json").write_text(json.dumps({"format_version": 1, "colour": "blue"}))
+    (tiny_model_folder / "config.json").write_text(json.dumps({"format_version": 1, "colour": "blue"}), encoding="utf-8")
     with pytest.raises(CheckpointError, match="unknown keys \\['colour'\\]"):
         load_model(tiny_model_folder)

@@ -26,7 +26,7 @@ def test_bench_measures_every_case_against_the_reference(tiny_twelve_frame_model
                  "--reference-steps", "3", "--subjects", "1", "--repeats", "1", "--out", str(out), "--no-progress",
                  "--device", "cpu"])
     assert code == 0
-    record = json.loads((out / "bench.json").read_text())
+    record = json.loads((out / "bench.json").read_text(encoding="utf-8"))
     cases = [(c["sampler"], c["steps"]) for c in record["cases"]]
     assert cases == [("ancestral", 3), ("dpm++2m", 1), ("dpm++2m", 2), ("ddim", 1), ("ddim", 2)]
     reference = record["cases"][0]
@@ -35,7 +35,7 @@ def test_bench_measures_every_case_against_the_reference(tiny_twelve_frame_model
         assert case["frame_seconds"] > 0 and case["sequence_seconds"] >= case["frame_seconds"] * 0.5
         assert case["generated_frames"] == 11 and case["peak_rss_gib"] > 0 and case["peak_cuda_gib"] is None
         assert -1 <= case["ssim"] <= 1
-    table = (out / "bench.md").read_text()
+    table = (out / "bench.md").read_text(encoding="utf-8")
     assert table.count("\n| ") == 1 + len(cases)  # header + one row per case
     assert "Fastest within 0.01 SSIM of ancestral 3" in capsys.readouterr().out
 
@@ -63,4 +63,20 @@ def test_bad_bench_options_are_refused(tiny_twelve_frame_model, tmp_path, capsys
     assert code == 2 and "--samplers 'euler': choose from" in capsys.readouterr().err
     code = main(["bench", "--model", str(tiny_twelve_frame_model), "--steps", "10,0", "--out", str(tmp_path / "b")])
     assert code == 2 and "at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_bench_on_the_first_frames_only(tiny_twelve_frame_model, tmp_path):
+    out = tmp_path / "bench"
+    code = main(["bench", "--model", str(tiny_twelve_frame_model), "--samplers", "ddim", "--steps", "1",
+                 "--reference-steps", "2", "--subjects", "1", "--repeats", "1", "--frames", "4", "--out", str(out),
+                 "--no-progress", "--device", "cpu"])
+    assert code == 0
+    record = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    assert record["frames"] == 4 and all(case["generated_frames"] == 3 for case in record["cases"])
+
+
+def test_a_bench_of_one_frame_is_refused(tiny_twelve_frame_model, tmp_path, capsys):
+    code = main(["bench", "--model", str(tiny_twelve_frame_model), "--frames", "1", "--out", str(tmp_path / "b")])
+    assert code == 2 and "--frames 1: a sequence needs at least 2 frames" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()

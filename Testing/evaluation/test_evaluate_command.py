@@ -96,11 +96,11 @@ def test_evaluate_writes_tables_for_models_and_baselines(held_out, tiny_models, 
     missing = {m: sorted((r["subject"], r["frame"]) for r in rows if r["method"] == m and r["setting"] == "missing")
                for m in methods}
     assert len({tuple(v) for v in missing.values()}) == 1  # every method imputes the same frames
-    table = (out / "table.md").read_text()
+    table = (out / "table.md").read_text(encoding="utf-8")
     for method in methods:
         assert f"| {method} |" in table
     assert "SSIM (single / missing / full)" in table
-    record = json.loads((out / "evaluation.json").read_text())
+    record = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
     assert record["subjects"] == ["subject0", "subject1", "subject2"] and record["frames"] == 5
     assert "| SADM |" in capsys.readouterr().out
 
@@ -110,7 +110,7 @@ def test_the_same_seed_gives_the_same_numbers(held_out, tiny_models, tmp_path):
         assert main(["evaluate", "--model", str(tiny_models[0]), "--data", str(held_out), "--out", str(tmp_path / name),
                      "--steps", "2", "--settings", "single", "--baselines", "none", "--subjects", "1",
                      "--no-progress", "--device", "cpu"]) == 0
-    assert (tmp_path / "a" / "per_frame.csv").read_text() == (tmp_path / "b" / "per_frame.csv").read_text()
+    assert (tmp_path / "a" / "per_frame.csv").read_text(encoding="utf-8") == (tmp_path / "b" / "per_frame.csv").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

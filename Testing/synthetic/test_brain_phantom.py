@@ -88,7 +88,7 @@ def read(path) -> np.ndarray:
 
 def test_writes_nifti_on_the_template_grid_and_a_manifest(manifest, phantom, template):
     assert manifest.name == "manifest.csv"
-    with manifest.open() as handle:
+    with manifest.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["subject", "timepoint", "path", "time"]
     assert [r["subject"] for r in rows] == ["sub-001"] * 5 + ["sub-002"] * 5
@@ -108,7 +108,7 @@ def test_writes_nifti_on_the_template_grid_and_a_manifest(manifest, phantom, tem
 
 def test_subjects_differ_and_more_subjects_start_with_the_same_ones(manifest, tmp_path):
     one = make_synthetic("brain", tmp_path / "one", subjects=1, seed=0, voxel_mm=4.0)
-    assert one.read_text() in manifest.read_text()
+    assert one.read_text(encoding="utf-8") in manifest.read_text(encoding="utf-8")
     first = sorted((one.parent / "sub-001").iterdir())
     assert [p.name for p in first] == [p.name for p in sorted((manifest.parent / "sub-001").iterdir())]
     for path in first:

@@ -72,7 +72,7 @@ def test_writes_the_acdc_layout_that_reads_back_with_its_geometry(tmp_path):
     phantom = cardiac_subject(3, 0, CardiacOptions(**SMALL))
     folder = out / "patient001"
     es = phantom.es_index + 1
-    info = (folder / "Info.cfg").read_text().splitlines()
+    info = (folder / "Info.cfg").read_text(encoding="utf-8").splitlines()
     assert info[:3] == ["ED: 1", f"ES: {es}", "Group: NOR"]
     assert [line.split(":")[0] for line in info] == ["ED", "ES", "Group", "Height", "NbFrame", "Weight"]
     assert info[4] == f"NbFrame: {phantom.subject.n_frames}"

@@ -43,7 +43,7 @@ def experiment(tmp_path: Path, time_embedding: str) -> Path:
     attention = {"time_embedding": time_embedding, "time_scale": 100.0}
     training = {"steps": 3, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 3, "validate_every": 3,
                 "val_fraction": 0.2, "val_generate": 1, "val_sampler_steps": 2, "log_every": 1}
-    path.write_text(json.dumps({"model": {"preset": "tiny", "max_frames": 6, "attention": attention}, "training": training}))
+    path.write_text(json.dumps({"model": {"preset": "tiny", "max_frames": 6, "attention": attention}, "training": training}), encoding="utf-8")
     return path
 
 
@@ -73,9 +73,9 @@ def test_a_continuous_time_model_conditions_on_the_target_age(continuous_model, 
 
 def one_subject_manifest(manifest: Path, subject: str) -> Path:
     """The manifest's rows of one subject, beside it (its paths are relative to its folder)."""
-    lines = manifest.read_text().splitlines()
+    lines = manifest.read_text(encoding="utf-8").splitlines()
     path = manifest.parent / f"{subject}.csv"
-    path.write_text("\n".join([lines[0]] + [line for line in lines[1:] if line.startswith(f"{subject},")]) + "\n")
+    path.write_text("\n".join([lines[0]] + [line for line in lines[1:] if line.startswith(f"{subject},")]) + "\n", encoding="utf-8")
     return path
 
 
@@ -84,7 +84,7 @@ def test_generate_predicts_a_subject_at_requested_ages(continuous_model, aged_ma
     code = main(["generate", "--model", str(continuous_model), "--input", str(one_subject_manifest(aged_manifest, "s0")),
                  "--future-times", "80,83", "--out", str(out), "--steps", "2", "--no-progress"])
     assert code == 0
-    record = json.loads((out / "generation.json").read_text())
+    record = json.loads((out / "generation.json").read_text(encoding="utf-8"))
     assert record["times"] == [61.0, 64.5, 70.0, 77.0, 80.0, 83.0]
     assert record["roles"][-2:] == ["future", "future"]
     assert sorted(p.name for p in out.glob("frame_*.nrrd")) == ["frame_04.nrrd", "frame_05.nrrd"]

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def read_log(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in (out / "log.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def losses(out: Path) -> list[tuple[int, float]]:

@@ -101,7 +101,7 @@ def test_fills_a_missing_and_a_future_frame_of_a_4d_file(tmp_path, tiny_model, c
     np.testing.assert_array_equal(sequence.frames[3], generated[3])
     assert_on_grid(sequence.geometries[0])
 
-    record = json.loads((out / "generation.json").read_text())
+    record = json.loads((out / "generation.json").read_text(encoding="utf-8"))
     assert record["roles"] == ["observed", "missing", "observed", "future"]
     assert (record["model"], record["sampler"], record["steps"]) == (str(tiny_model), "ddim", 2)
     assert (record["seed"], record["samples"]) == (3, 1)
@@ -130,7 +130,7 @@ def test_a_slicer_sequence_keeps_its_time_axis_and_future_frames_continue_it(tmp
     scene.AddNode(storage)
     storage.SetFileName(str(tmp_path / "out" / "sequence.seq.nrrd"))
     assert storage.ReadData(node) == 1 and node.GetNumberOfDataNodes() == 5
-    record = json.loads((tmp_path / "out" / "generation.json").read_text())
+    record = json.loads((tmp_path / "out" / "generation.json").read_text(encoding="utf-8"))
     assert record["roles"] == ["observed"] * 3 + ["future"] * 2
     assert record["time_unit"] == "ms"
 
@@ -149,7 +149,7 @@ def test_3d_files_on_different_grids_are_aligned_onto_the_first(tmp_path, tiny_m
     volume, geometry = read_volume(tmp_path / "out" / "frame_02.nrrd")
     assert volume.shape == SHAPE
     assert_on_grid(geometry)  # the first frame's grid, not the shifted one
-    record = json.loads((tmp_path / "out" / "generation.json").read_text())
+    record = json.loads((tmp_path / "out" / "generation.json").read_text(encoding="utf-8"))
     assert len(record["warnings"]) == 1
 
 
@@ -172,7 +172,7 @@ def test_several_samples_give_a_mean_and_a_spread(tmp_path, tiny_model):
     assert mean.shape == std.shape == SHAPE
     assert std.min() >= 0 and std.max() > 0  # three different draws
     assert_on_grid(geometry)
-    record = json.loads((tmp_path / "out" / "generation.json").read_text())
+    record = json.loads((tmp_path / "out" / "generation.json").read_text(encoding="utf-8"))
     assert record["samples"] == 3 and record["files"]["std"] == {"1": "frame_01_std.nrrd"}
 
 
@@ -213,7 +213,7 @@ def test_bad_requests_get_one_line_naming_the_fix_and_write_nothing(tmp_path, ti
         options = ["--future", "1", "--sampler", "euler"]
     elif case == "out not empty":
         out.mkdir()
-        (out / "notes.txt").write_text("keep me")
+        (out / "notes.txt").write_text("keep me", encoding="utf-8")
         options = ["--future", "1"]
     elif case == "out holds the input":
         out = tmp_path
@@ -234,7 +234,7 @@ def test_overwrite_replaces_a_previous_run_whole(tmp_path, tiny_model):
     cine = write_4d_nrrd(tmp_path / "cine.nrrd", blob_frames(3))
     out = tmp_path / "out"
     out.mkdir()
-    (out / "old.txt").write_text("previous run")
+    (out / "old.txt").write_text("previous run", encoding="utf-8")
 
     assert generate(tiny_model, [cine], out, "--roles", "o,o,m", "--overwrite", "--no-progress") == 0
 

@@ -63,12 +63,12 @@ def _claim_folder(out: Path, kind: str, seed: int, options) -> None:
     }
     marker = out / MARKER
     if marker.exists():
-        found = json.loads(marker.read_text())
+        found = json.loads(marker.read_text(encoding="utf-8"))
         if found != wanted:
             raise ValueError(f"{out} already holds synthetic data made with {found}; asked for {wanted}. Use an empty folder.")
         return
     partial = out / f".{MARKER}.partial-{os.getpid()}"
-    partial.write_text(json.dumps(wanted, indent=2) + "\n")
+    partial.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
     os.replace(partial, marker)
 
 

@@ -37,7 +37,7 @@ def write_acdc_subject(phantom: CardiacPhantom, folder: Path, name: str) -> None
         sitk.WriteImage(frames[index], f"{stem}.nii.gz", useCompression=True)
         sitk.WriteImage(_image(phantom.labels[index], *geometry), f"{stem}_gt.nii.gz", useCompression=True)
     lines = [f"{key}: {value}" for key, value in phantom.info().items()]
-    (folder / "Info.cfg").write_text("\n".join(lines) + "\n")
+    (folder / "Info.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def brain_file_name(subject: str, age: int) -> str:
@@ -63,7 +63,7 @@ def write_manifest(path: Path, rows: list[dict]) -> Path:
     """Write the CSV manifest (subject,timepoint,path,time) via a temporary file and a rename."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    with partial.open("w", newline="") as handle:
+    with partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
