@@ -111,8 +111,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=sorted(BUNDLES))
     parser.add_argument("--checkpoint", type=Path, help="model or checkpoint folder (default: latest of runs/NAME)")
-    parser.add_argument("--sampler", default="ddim")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--sampler", help="evaluation sampler (default: the engine's, sadm.defaults)")
+    parser.add_argument("--steps", type=int, help="evaluation steps (default: the sampler's)")
     parser.add_argument("--subjects", type=int, help="evaluate on the first N held-out subjects (default: all)")
     parser.add_argument("--no-demo", action="store_true")
     args = parser.parse_args()
@@ -134,8 +134,8 @@ def main() -> int:
     evaluation = REPO / "runs" / f"{args.name}-evaluation"
     compared = [model, *same_step, *ablations.values()]
     run([*SADM, "evaluate", *sum((["--model", str(f)] for f in compared), []),
-         "--data", str(test_data), "--out", str(evaluation), "--overwrite", "--sampler", args.sampler,
-         "--steps", str(args.steps), "--no-progress", *(["--subjects", str(args.subjects)] if args.subjects else [])])
+         "--data", str(test_data), "--out", str(evaluation), "--overwrite", "--no-progress",
+         *(["--sampler", args.sampler] if args.sampler else []), *(["--steps", str(args.steps)] if args.steps else []), *(["--subjects", str(args.subjects)] if args.subjects else [])])
     demo_seconds = None
     if args.name == "cardiac-demo" and not args.no_demo:
         demo_seconds = run([*SADM, "demo", "--model", str(model), "--out", str(REPO / "runs" / "demo-check")])

@@ -103,7 +103,7 @@ def _add_demo(commands) -> None:
     p.add_argument("--out", default="sadm-demo", help="output folder (default: sadm-demo)")
     p.add_argument("--model", default="cardiac-demo")
     p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's, sadm.defaults)")
     p.add_argument("--guidance", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")

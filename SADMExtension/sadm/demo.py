@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from sadm.atomic import atomic_folder
 from sadm.checkpoint import save_model
-from sadm.defaults import DEFAULT_SAMPLER
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from sadm.config import preset
 from sadm.data.preprocess import resample_in_time
 from sadm.data.sequence import Geometry
@@ -73,13 +73,16 @@ def run_demo(
     out: Path,
     model: str = "cardiac-demo",
     sampler: str = DEFAULT_SAMPLER,
-    steps: int = 20,
+    steps: int | None = None,
     guidance: float | None = None,
     seed: int = 0,
     device: str = "auto",
     samples: int = 1,
 ) -> dict:
-    """Generate, score and write everything into `out` at once (replacing an earlier demo whole)."""
+    """Generate, score and write everything into `out` at once (replacing an earlier demo whole).
+    steps None: the sampler's default (sadm.defaults, chosen by `sadm bench`)."""
+    if steps is None:
+        steps = DEFAULT_STEPS[sampler]
     if samples < 1:
         raise ValueError(f"samples must be at least 1; got {samples}")
     out = Path(out)

@@ -49,7 +49,7 @@ def add_parser(commands) -> None:
                    help=f"comma-separated subset of {','.join(BASELINES)}, or 'none'")
     p.add_argument("--missing-rate", type=float, default=0.5, help="probability that a frame is missing (missing setting)")
     p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's, sadm.defaults)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: each model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -120,6 +120,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     check_out_folder(out, args.overwrite, [Path(args.data)])
 
+    if args.steps is None:
+        args.steps = DEFAULT_STEPS[args.sampler]
     models = load_methods(args)
     sequences = load_held_out(args.data, models[0].engine, args.frames, args.subjects)
     methods = models + [BaselineMethod(name, BASELINES[name]) for name in baselines]

@@ -8,6 +8,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from sadm.defaults import DEFAULT_SAMPLER
 from sadm.evaluation.baselines import Baseline
 from sadm.evaluation.settings import setting_runs
 from sadm.metrics import score
@@ -44,7 +45,7 @@ class ModelMethod:
 
     name: str
     engine: object  # sadm.Engine (not imported here so baselines run without torch)
-    sampler: str = "ddim"
+    sampler: str = DEFAULT_SAMPLER
     steps: int | None = None
     guidance: float | None = None
 
