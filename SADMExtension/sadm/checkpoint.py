@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,13 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     """safetensors file written atomically (temp file in the same folder + rename)."""
     with atomic_path(path) as staging:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(staging), metadata=metadata)
+        os.chmod(staging, 0o666 & ~_umask())  # safetensors creates 0600 files; a shared model folder must be readable
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:

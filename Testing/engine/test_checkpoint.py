@@ -25,6 +25,12 @@ def test_round_trip_is_bit_exact_and_writes_the_three_files(tiny_model, tmp_path
     assert "Aθ" in (folder / "README.md").read_text(encoding="utf-8")
 
 
+def test_weights_are_as_readable_as_the_config_so_a_model_folder_can_be_shared(tiny_model, tmp_path):
+    folder = save_model(tmp_path / "model", tiny_model)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"], modes
+
+
 def test_engine_loads_a_folder_and_a_bundled_name_from_the_model_path(tiny_model, tmp_path, monkeypatch):
     save_model(tmp_path / "models" / "my-model", tiny_model)
     monkeypatch.setenv("SADM_MODEL_PATH", str(tmp_path / "models"))
