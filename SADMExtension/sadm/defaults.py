@@ -4,7 +4,9 @@ all read them here."""
 
 from __future__ import annotations
 
-DEFAULT_STEPS: dict[str, int] = {"ancestral": 1000, "ddim": 50, "dpm++2m": 20}
+DEFAULT_STEPS: dict[str, int] = {"ancestral": 1000, "ddim": 20, "dpm++2m": 20}
 """Denoising steps per frame when the caller gives none: the paper's T = 1000 for ancestral."""
 
 DEFAULT_SAMPLER = "ddim"
+"""ddim at 20 steps: the fastest case within 0.01 SSIM of the 1000-step ancestral sampler on the bundled
+cardiac-demo model (sadm bench, README "Fast generation")."""
