@@ -127,3 +127,20 @@ def test_bad_options_are_refused_and_nothing_is_written(held_out, tiny_models, t
     assert code == 2
     assert expected in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_continuous_time_model_is_scored_in_every_setting(tmp_path):
+    """Full-setting runs end at their target, so the model gets the times of those frames only."""
+    from sadm import Engine
+    from sadm.evaluation.runner import ModelMethod
+
+    config = preset("tiny")
+    config.attention.time_embedding = "continuous"
+    config.validate()
+    engine = Engine.load(save_model(tmp_path / "ages", SADM(config)), device="cpu")
+    frames = np.stack(moving_blob_sequence(4, tuple(config.grid))).astype(np.float32)
+    frames /= frames.max()
+    sequence = HeldOutSequence("s0", frames, (61.0, 64.5, 70.0, 78.0))
+    result = evaluate([ModelMethod("sadm", engine, "ddim", 2)], [sequence], ["single", "missing", "full"], seed=0)
+    full = [r["frame"] for r in result.rows if r["setting"] == "full"]
+    assert full == [1, 2, 3] and all(np.isfinite(r["psnr"]) for r in result.rows)

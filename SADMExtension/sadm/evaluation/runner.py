@@ -54,7 +54,7 @@ class ModelMethod:
         continuous = self.engine.config.attention.time_embedding != "index"
         return self.engine.generate(
             inputs, roles, sampler=self.sampler, steps=self.steps, guidance=self.guidance, seed=seed,
-            times=list(times) if continuous else None,
+            times=list(times[: len(roles)]) if continuous else None,  # a full-setting run ends at its target
         )
 
 
