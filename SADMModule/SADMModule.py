@@ -50,7 +50,7 @@ def _ensureEngineImportable() -> None:
 
 _ensureEngineImportable()
 
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS  # noqa: E402
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS, steps_or_default  # noqa: E402
 from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError  # noqa: E402
 
 OBSERVED, MISSING, FUTURE = "observed", "missing", "future"
@@ -1021,7 +1021,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     def _checkSampling(sampler: str, steps, guidance, seed, samples) -> int:
         if sampler not in SAMPLER_DEFAULT_STEPS:
             raise ValueError(f"sampler {sampler!r} is unknown; choose one of {sorted(SAMPLER_DEFAULT_STEPS)}")
-        steps = SAMPLER_DEFAULT_STEPS[sampler] if steps is None else int(steps)
+        steps = int(steps_or_default(sampler, steps))
         if steps < 1:
             raise ValueError(f"steps must be at least 1; got {steps}")
         if guidance is not None and not (math.isfinite(float(guidance)) and float(guidance) >= 0):

@@ -42,6 +42,11 @@ def run(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def _given(flag: str, value: object) -> list[str]:
+    """[flag, value] when the option was given, else nothing (the command's own default applies)."""
+    return [] if value is None else [flag, str(value)]
+
+
 def latest_model(run_dir: Path, step: int | None = None) -> Path | None:
     """The checkpoint at `step` if kept, else the finished model, else the latest checkpoint."""
     if step is not None and (run_dir / "checkpoints" / f"step-{step:08d}" / "model.safetensors").is_file():
@@ -135,7 +140,7 @@ def main() -> int:
     compared = [model, *same_step, *ablations.values()]
     run([*SADM, "evaluate", *sum((["--model", str(f)] for f in compared), []),
          "--data", str(test_data), "--out", str(evaluation), "--overwrite", "--no-progress",
-         *(["--sampler", args.sampler] if args.sampler else []), *(["--steps", str(args.steps)] if args.steps else []), *(["--subjects", str(args.subjects)] if args.subjects else [])])
+         *_given("--sampler", args.sampler), *_given("--steps", args.steps), *_given("--subjects", args.subjects)])
     demo_seconds = None
     if args.name == "cardiac-demo" and not args.no_demo:
         demo_seconds = run([*SADM, "demo", "--model", str(model), "--out", str(REPO / "runs" / "demo-check")])

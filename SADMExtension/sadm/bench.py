@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -56,7 +56,7 @@ def measure_case(engine, case: BenchCase, sequences: Sequence[HeldOutSequence], 
     with track_peak_memory(engine.device) as peak:
         # Warm-up (allocator, kernels, caches): a few steps of the same sampler prime what the whole
         # frame uses, without paying 1000 reference steps twice.
-        ModelMethod(case.label, engine, case.sampler, min(case.steps, 2)).predict(first.frames, one_frame_roles, first.times, seed)
+        replace(method, steps=min(case.steps, 2)).predict(first.frames, one_frame_roles, first.times, seed)
         latencies = []
         for repeat in range(repeats):
             _synchronize(engine)

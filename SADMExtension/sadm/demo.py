@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from sadm.atomic import atomic_folder
 from sadm.checkpoint import save_model
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from sadm.defaults import DEFAULT_SAMPLER, steps_or_default
 from sadm.config import preset
 from sadm.data.preprocess import resample_in_time
 from sadm.data.sequence import Geometry
@@ -81,8 +81,7 @@ def run_demo(
 ) -> dict:
     """Generate, score and write everything into `out` at once (replacing an earlier demo whole).
     steps None: the sampler's default (sadm.defaults, chosen by `sadm bench`)."""
-    if steps is None:
-        steps = DEFAULT_STEPS[sampler]
+    steps = steps_or_default(sampler, steps)
     if samples < 1:
         raise ValueError(f"samples must be at least 1; got {samples}")
     out = Path(out)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sadm.atomic import atomic_folder
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, steps_or_default
 from sadm.errors import SADMError
 from sadm.evaluation.baselines import BASELINES
 from sadm.evaluation.runner import BaselineMethod, HeldOutSequence, ModelMethod, evaluate
@@ -120,8 +120,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     check_out_folder(out, args.overwrite, [Path(args.data)])
 
-    if args.steps is None:
-        args.steps = DEFAULT_STEPS[args.sampler]
+    args.steps = steps_or_default(args.sampler, args.steps)
     models = load_methods(args)
     sequences = load_held_out(args.data, models[0].engine, args.frames, args.subjects)
     methods = models + [BaselineMethod(name, BASELINES[name]) for name in baselines]

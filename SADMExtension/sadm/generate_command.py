@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 
 from sadm.atomic import atomic_folder
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, steps_or_default
 from sadm.errors import GenerationCancelled, InvalidRolesError, SADMError
 
 if TYPE_CHECKING:
@@ -378,7 +378,7 @@ def describe_inputs(paths: Sequence[Path]) -> str:
 def _sampler_and_steps(sampler: str, steps: int | None) -> tuple[str, int]:
     if sampler not in DEFAULT_STEPS:
         raise GenerateOptionError(f"--sampler {sampler!r} is unknown; choose one of {', '.join(sorted(DEFAULT_STEPS))}")
-    return sampler, DEFAULT_STEPS[sampler] if steps is None else steps
+    return sampler, steps_or_default(sampler, steps)
 
 
 def _device(name: str):
