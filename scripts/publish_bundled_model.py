@@ -4,6 +4,11 @@ they exist, and the baselines) on held-out synthetic subjects, time the demo, an
 folder — config.json, EMA model.safetensors and a model card README.md — in one atomic step.
 
     .venv/bin/python scripts/publish_bundled_model.py cardiac-demo [--checkpoint runs/cardiac-demo/checkpoints/step-00006000]
+
+A model fine-tuned from another (training.init_from, e.g. configs/cardiac-demo.json from stage 1) is
+compared with the model it started from too, and the ablations with that run's checkpoints at their
+step. Models already scored under the same protocol in runs/NAME-evaluation are not run again
+(`sadm evaluate --reuse`, keyed by the weights' sha256).
 """
 
 from __future__ import annotations
@@ -61,13 +66,33 @@ def provenance(folder: Path) -> dict:
     return json.loads((folder / "config.json").read_text(encoding="utf-8"))["provenance"]
 
 
+def run_folder(model: Path) -> Path:
+    """The training run a model folder came from: runs/X for runs/X/model and runs/X/checkpoints/step-N."""
+    return model.parent if model.name == "model" else model.parent.parent
+
+
+def stage_line(folder: Path, command: str) -> str:
+    """One training stage: the command that reproduces it and what the run itself recorded."""
+    info = provenance(folder)
+    return (f"`{command}`: {info['steps']} steps, {info['wall_seconds'] / 3600:.1f} h on {info['hardware']} "
+            f"({info['device']}, torch {info['torch']}; the run recorded `{info['command']}`)")
+
+
 def model_card(
     name: str, bundle: dict, model: Path, evaluation: Path, ablations: dict[str, Path], demo_seconds: float | None,
-    publish_command: str,
+    publish_command: str, start: Path | None = None,
 ) -> str:
     config = json.loads((model / "config.json").read_text(encoding="utf-8"))
     info = config["provenance"]
     training = info["training"]
+    if start is not None:
+        stages = [
+            f"- stage 1, from scratch: {stage_line(start, f'sadm train configs/{name}-stage1.json --out runs/{name}-stage1')}",
+            f"- stage 2, fine-tuning stage 1 (`init_from`; truncate_probability {training.get('truncate_probability')}, "
+            f"missing_rate {training.get('missing_rate')}): {stage_line(model, f'sadm train configs/{name}.json --out runs/{name}')}",
+        ]
+    else:
+        stages = [f"- config: `configs/{name}.json` (under version control)"]
     size = (model / "model.safetensors").stat().st_size
     lines = [
         f"# {name}",
@@ -84,8 +109,9 @@ def model_card(
         f"guidance w = {config['diffusion']['guidance']}",
         "",
         "## Training",
-        f"- command: `scripts/train-bundled-model.sh {name}`, i.e. `{bundle['train_data']}` then `{info['command']}`",
-        f"- config: `configs/{name}.json` (under version control)",
+        f"- command: `scripts/train-bundled-model.sh {name}`, i.e. `{bundle['train_data']}` then "
+        + (f"`{info['command']}`" if start is None else "the two stages below"),
+        *stages,
         f"- data: {info['train_subjects']} synthetic training subjects; validation subjects {', '.join(info['validation_subjects'])}",
         f"- steps: {info['steps']} of the planned {training['steps']} (batch {training['batch_size']} × "
         f"{training['grad_accumulation']} × {info['world_size']} process(es), AdamW lr {training['lr']}, warm-up + cosine)",
@@ -98,7 +124,8 @@ def model_card(
         f"evaluated and published by `{publish_command}`.",
     ]
     for variant, folder in ablations.items():
-        lines.append(f"Ablation `{variant}`: same config and command with `--variant {variant}`, "
+        lines.append(f"Ablation `{variant}`: same config and command with `--variant {variant}`"
+                     f"{' (stage 1)' if start is not None else ''}, "
                      f"{provenance(folder)['steps']} steps.")
     lines += ["", (evaluation / "table.md").read_text(encoding="utf-8").strip(), ""]
     if demo_seconds is not None:
@@ -132,14 +159,20 @@ def main() -> int:
     if not test_data.exists():
         run([*SADM, "data", "make-synthetic", "--kind", bundle["kind"], "--subjects", str(bundle["test_subjects"]),
              "--seed", "1000", "--out", bundle["test_data"].split("/manifest.csv")[0], *bundle["options"]])
-    ablations = {v: f for v in ABLATIONS if (f := latest_model(REPO / "runs" / f"{args.name}-{v}", step)) is not None}
+    init_from = provenance(model).get("init_from")
+    start = Path(init_from) if init_from and (Path(init_from) / "model.safetensors").is_file() else None
+    # The ablations train from scratch: compare them with SADM's from-scratch run at their step.
+    scratch_run = run_folder(start if start is not None else model)
+    start_step = provenance(start)["steps"] if start is not None else None
+    ablations = {v: f for v in ABLATIONS if (f := latest_model(REPO / "runs" / f"{args.name}-{v}", start_step or step)) is not None}
     # The ablations may have stopped earlier (train-bundled-queue.sh): compare them with SADM at their step too.
-    milestones = sorted({provenance(f)["steps"] for f in ablations.values()} - {step})
-    same_step = [m for s in milestones if (m := latest_model(REPO / "runs" / args.name, s)) is not None and provenance(m)["steps"] == s]
+    milestones = sorted({provenance(f)["steps"] for f in ablations.values()} - {step, start_step})
+    same_step = [m for s in milestones if (m := latest_model(scratch_run, s)) is not None and provenance(m)["steps"] == s]
     evaluation = REPO / "runs" / f"{args.name}-evaluation"
-    compared = [model, *same_step, *ablations.values()]
+    compared = [model, *([start] if start is not None else []), *same_step, *ablations.values()]
+    reuse = ["--reuse", str(evaluation)] if (evaluation / "evaluation.json").is_file() else []
     run([*SADM, "evaluate", *sum((["--model", str(f)] for f in compared), []),
-         "--data", str(test_data), "--out", str(evaluation), "--overwrite", "--no-progress",
+         "--data", str(test_data), "--out", str(evaluation), "--overwrite", "--no-progress", *reuse,
          *_given("--sampler", args.sampler), *_given("--steps", args.steps), *_given("--subjects", args.subjects)])
     demo_seconds = None
     if args.name == "cardiac-demo" and not args.no_demo:
@@ -152,7 +185,7 @@ def main() -> int:
         shutil.copy2(model / file, staging / file)
     publish_command = "scripts/publish_bundled_model.py " + " ".join(sys.argv[1:])
     (staging / "README.md").write_text(
-        model_card(args.name, bundle, model, evaluation, ablations, demo_seconds, publish_command), encoding="utf-8"
+        model_card(args.name, bundle, model, evaluation, ablations, demo_seconds, publish_command, start), encoding="utf-8"
     )
     if target.exists():
         shutil.rmtree(target)

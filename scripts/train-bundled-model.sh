@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Train (or continue training) a bundled model, or one of its ablations, from its config under
+# Train (or continue training) a bundled model, or one of its ablations, from its configs under
 # configs/. Safe to re-run: data generation and training both resume. Publish it afterwards with
 # scripts/publish_bundled_model.py (evaluation + model card into Resources/Models/NAME).
 #   scripts/train-bundled-model.sh cardiac-demo [sadm|attention-only|diffusion-only] [extra sadm train flags]
+# A model with a configs/NAME-stage1.json trains in two stages: stage 1 from scratch into
+# runs/NAME-stage1, then configs/NAME.json fine-tunes it (training.init_from) into runs/NAME.
+# The ablations train from scratch with the stage-1 config, to be compared at equal steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: scripts/train-bundled-model.sh NAME [VARIANT] [sadm train flags]}
@@ -17,9 +20,13 @@ case "$name" in
   brain-demo)   $sadm data make-synthetic --kind brain --subjects 40 --seed 0 --out runs/data/brain-train --option voxel_mm=4.0 ;;
   *) echo "unknown bundled model $name" >&2; exit 2 ;;
 esac
-if [ "$variant" = sadm ]; then
-  out="runs/$name"
+first="configs/$name.json"
+[ -f "configs/$name-stage1.json" ] && first="configs/$name-stage1.json"
+if [ "$variant" != sadm ]; then
+  $sadm train "$first" --variant "$variant" --out "runs/$name-$variant" --resume --no-progress "$@"
+elif [ "$first" != "configs/$name.json" ]; then
+  $sadm train "$first" --out "runs/$name-stage1" --resume --no-progress "$@"
+  $sadm train "configs/$name.json" --out "runs/$name" --resume --no-progress
 else
-  out="runs/$name-$variant"
+  $sadm train "$first" --out "runs/$name" --resume --no-progress "$@"
 fi
-$sadm train "configs/$name.json" --variant "$variant" --out "$out" --resume --no-progress "$@"

@@ -151,3 +151,29 @@ def load_model(folder: Path | str, device: torch.device | str = "cpu") -> SADM:
         raise CheckpointError(f"{weights_path} does not fit the architecture in {CONFIG_FILE}: " + "; ".join(problems))
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def initial_weights(folder: Path | str, config: ModelConfig) -> dict[str, torch.Tensor]:
+    """The weights of the model folder `folder` as the start of a new run (fine-tuning), after
+    checking that it was built with exactly `config`'s architecture (grid, sizes, variant)."""
+    model = load_model(folder)
+    differences = architecture_differences(config.architecture(), model.config.architecture())
+    if differences:
+        raise ConfigError(
+            f"training.init_from {folder} has another architecture than this run's model config: "
+            + "; ".join(d.replace("config.json says", "this run has").replace("the weights were made for", "the folder has") for d in differences)
+            + " — copy that folder's config.json into the training config's model section"
+        )
+    return model.state_dict()
+
+
+def steps_before(provenance: dict[str, Any]) -> int:
+    """Training steps of the models this one was fine-tuned from (training.init_from, followed back
+    through their folders where no count was recorded); 0 for a model trained from scratch."""
+    if provenance.get("init_steps") is not None:
+        return int(provenance["init_steps"])
+    folder = provenance.get("init_from")
+    if not folder or not (Path(folder) / CONFIG_FILE).is_file():
+        return 0
+    earlier = read_config(folder).provenance
+    return int(earlier.get("steps") or 0) + steps_before(earlier)

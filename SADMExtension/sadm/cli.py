@@ -22,6 +22,9 @@ def _add_train(commands) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--variant", choices=["sadm", "diffusion-only", "attention-only"])
     p.add_argument("--cache", help="preprocessed-data cache folder (default: OUT/cache)")
+    p.add_argument("--init", dest="init_from", metavar="MODEL",
+                   help="start from this model folder's (or bundled model's) weights, e.g. to fine-tune "
+                   "cardiac-demo on your data; the architecture must match (override training.init_from)")
     for name, kind in (("steps", int), ("batch-size", int), ("lr", float), ("grad-accumulation", int),
                        ("checkpoint-every", int), ("validate-every", int), ("seed", int), ("log-every", int)):
         p.add_argument(f"--{name}", type=kind, help=f"override training.{name.replace('-', '_')}")
@@ -37,7 +40,7 @@ def _run_train(args) -> int:
 
     overrides = {
         key: getattr(args, key)
-        for key in ("steps", "batch_size", "lr", "grad_accumulation", "checkpoint_every", "validate_every", "seed", "log_every")
+        for key in ("steps", "batch_size", "lr", "grad_accumulation", "checkpoint_every", "validate_every", "seed", "log_every", "init_from")
         if getattr(args, key) is not None
     }
     trainer = build_trainer(

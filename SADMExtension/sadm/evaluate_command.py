@@ -53,6 +53,10 @@ def add_parser(commands) -> None:
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: each model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--reuse", metavar="DIR",
+                   help="an earlier `sadm evaluate` output: a model whose weights (sha256) it scored under the same "
+                   "protocol (data, subjects, frames, sampler, steps, guidance, seed, missing rate) is taken from it "
+                   "instead of being run again")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_evaluate)
@@ -86,8 +90,13 @@ def load_methods(args: argparse.Namespace) -> list[ModelMethod]:
 
 
 def _detail(engine) -> str:
+    from sadm.checkpoint import steps_before
+
     steps = engine.config.provenance.get("steps")
-    return f"{steps} steps" if steps else Path(engine.source).name
+    before = steps_before(engine.config.provenance)
+    if not steps:
+        return Path(engine.source).name
+    return f"{before} + {steps} steps fine-tuning" if before else f"{steps} steps"
 
 
 def load_held_out(data: str, engine, frames: int | None, limit: int | None) -> list[HeldOutSequence]:
@@ -123,7 +132,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     args.steps = steps_or_default(args.sampler, args.steps)
     models = load_methods(args)
     sequences = load_held_out(args.data, models[0].engine, args.frames, args.subjects)
-    methods = models + [BaselineMethod(name, BASELINES[name]) for name in baselines]
+    protocol = {
+        "data": str(Path(args.data).expanduser().resolve()), "subjects": [s.subject for s in sequences],
+        "frames": len(sequences[0].frames), "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
+        "seed": args.seed, "missing_rate": args.missing_rate,
+    }
+    weights = {m.name: weights_digest(m.engine.source) for m in models}
+    reused = reusable_rows(Path(args.reuse), weights, protocol, settings) if args.reuse else {}
+    methods = [m for m in models if m.name not in reused] + [BaselineMethod(name, BASELINES[name]) for name in baselines]
 
     from tqdm import tqdm
 
@@ -131,15 +147,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
               disable=args.no_progress, file=sys.stderr) as bar:
         result = evaluate(methods, sequences, settings, args.seed, args.missing_rate,
                           progress=lambda what: (bar.set_postfix_str(what, refresh=False), bar.update()))
-    summary = summarize(result.rows)
-    names = [m.name for m in methods]
+    rows = [row for name in reused for row in reused[name]] + result.rows
+    summary = summarize(rows)
+    names = [m.name for m in models] + baselines
     record = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "sadm " + " ".join(sys.argv[1:]),
         "models": {m.name: m.engine.source for m in models},
+        "weights": weights,
+        "reused": {name: str(args.reuse) for name in reused},
         "data": str(args.data),
         "subjects": [s.subject for s in sequences],
         "frames": len(sequences[0].frames),
+        "protocol": protocol,
         "settings": settings, "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
         "seed": args.seed, "missing_rate": args.missing_rate, "device": models[0].engine.describe_device(),
         "seconds": round(time.perf_counter() - started, 1),
@@ -147,7 +167,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     }
     table = report(record, summary, names, settings)
     with atomic_folder(out) as staging:
-        (staging / ROWS_FILE).write_text(to_csv(result.rows, ["method", "setting", "subject", "frame", *METRICS]), encoding="utf-8")
+        (staging / ROWS_FILE).write_text(to_csv(rows, ["method", "setting", "subject", "frame", *METRICS]), encoding="utf-8")
         (staging / SUMMARY_FILE).write_text(to_csv(summary, ["method", "setting", "metric", "mean", "std", "subjects"]), encoding="utf-8")
         (staging / TABLE_FILE).write_text(table, encoding="utf-8")
         (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -155,6 +175,50 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"sadm evaluate: wrote {TABLE_FILE}, {SUMMARY_FILE}, {ROWS_FILE} and {RECORD_FILE} to {out} "
           f"({record['seconds']:.0f} s)")
     return 0
+
+
+def weights_digest(model_folder: str) -> str:
+    """sha256 of a model folder's weights: what identifies a model across moves and renames."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(Path(model_folder) / "model.safetensors", "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def reusable_rows(previous: Path, weights: dict[str, str], protocol: dict, settings: Sequence[str]) -> dict[str, list[dict]]:
+    """{current model name: its per-frame rows} for the models `previous` already scored with the
+    same weights and protocol; says on stderr why nothing could be reused where that is so."""
+    import csv
+
+    record_path, rows_path = previous / RECORD_FILE, previous / ROWS_FILE
+    if not record_path.is_file() or not rows_path.is_file():
+        raise EvaluateOptionError(f"--reuse {previous}: not a `sadm evaluate` output (no {RECORD_FILE} and {ROWS_FILE})")
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    earlier = dict(record.get("protocol") or {})
+    earlier.setdefault("data", str(Path(record.get("data", "")).expanduser().resolve()))
+    for key in protocol:
+        earlier.setdefault(key, record.get(key))
+    different = [key for key in protocol if earlier.get(key) != protocol[key]]
+    missing_settings = sorted(set(settings) - set(record.get("settings", [])))
+    if different or missing_settings:
+        why = ", ".join(different + [f"settings {missing_settings}"] * bool(missing_settings))
+        print(f"sadm evaluate: --reuse {previous}: nothing reused ({why} differ{'s' if len(different) + bool(missing_settings) == 1 else ''})", file=sys.stderr)
+        return {}
+    by_digest = {digest: name for name, digest in (record.get("weights") or {}).items()}
+    matches = {name: by_digest[digest] for name, digest in weights.items() if digest in by_digest}
+    with open(rows_path, encoding="utf-8", newline="") as handle:
+        stored = list(csv.DictReader(handle))
+    reused = {}
+    for name, earlier_name in matches.items():
+        reused[name] = [
+            {"method": name, "setting": row["setting"], "subject": row["subject"], "frame": int(row["frame"]),
+             **{metric: float(row[metric]) for metric in METRICS}}
+            for row in stored if row["method"] == earlier_name and row["setting"] in settings
+        ]
+    return reused
 
 
 def report(record: dict, summary: list[dict], names: list[str], settings: list[str]) -> str:

@@ -19,6 +19,8 @@ import torch.distributed as dist
 from sadm.data.dataset import SequenceDataset, load_training_data, split_subjects
 from sadm.devices import resolve_device
 from sadm.errors import ConfigError
+from sadm.checkpoint import read_config, steps_before
+from sadm.registry import resolve_model
 from sadm.trainer import Distributed, TrainConfig, Trainer, latest_checkpoint
 
 
@@ -70,6 +72,20 @@ def cpu_description() -> str:
     return f"{name} ({os.cpu_count()} logical cores)"
 
 
+def _model_folder(value: str, base: Path) -> Path:
+    """`value` as a model folder relative to `base`, or the name of a bundled model."""
+    candidate = base / Path(value).expanduser()
+    return candidate.resolve() if candidate.is_dir() else resolve_model(value).resolve()
+
+
+def _steps_of(folder: str | None) -> int | None:
+    """All the training steps behind a model folder (its own and those it was fine-tuned from)."""
+    if not folder:
+        return None
+    provenance = read_config(folder).provenance
+    return int(provenance.get("steps") or 0) + steps_before(provenance)
+
+
 def build_trainer(
     config_path: Path | str | None,
     data: Path | str | None,
@@ -86,7 +102,13 @@ def build_trainer(
     if variant is not None:
         model_config.variant = variant
         model_config.validate()
-    training = TrainConfig.from_dict({**experiment.get("training", {}), **(training_overrides or {})})
+    file_training = dict(experiment.get("training", {}))
+    if file_training.get("init_from") and config_path is not None:  # relative to the config file, like data
+        file_training["init_from"] = str(_model_folder(file_training["init_from"], Path(config_path).parent))
+    overrides = dict(training_overrides or {})
+    if overrides.get("init_from"):
+        overrides["init_from"] = str(_model_folder(overrides["init_from"], Path.cwd()))
+    training = TrainConfig.from_dict({**file_training, **overrides})
     data_settings = experiment.get("data", {})
     if not data and not data_settings.get("path"):
         raise ConfigError("no training data: pass --data DIR (an ACDC root, a CSV manifest or a folder of sequences)")
@@ -111,6 +133,8 @@ def build_trainer(
         "data": str(data_path),
         "train_subjects": len(train_subjects),
         "validation_subjects": val_subjects,
+        "init_from": training.init_from,
+        "init_steps": _steps_of(training.init_from),
         "torch": torch.__version__,
         "host": platform.node(),
         "hardware": torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_description(),

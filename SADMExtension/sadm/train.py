@@ -16,6 +16,8 @@ def make_batch(
     times: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     context: str = "causal",
+    truncate_probability: float = 0.0,
+    missing_rate: float | None = 0.5,
 ) -> dict[str, torch.Tensor]:
     """Alg. 1 lines 3–9 for a batch of sequences.
 
@@ -23,6 +25,11 @@ def make_batch(
     padding). Per sequence: draw (C, M, F), a target i ~ U(M ∪ F), and X̃ = frames 0..i−1 with
     zero volumes where frames are not observed ("bidirectional" context: every frame but i, so the
     frames after a missing one help). Contexts of different lengths share one tensor with a mask. `positions` are frame indices, or `times` where the data carry them.
+    With probability `truncate_probability` a sequence is first cut to a prefix of 2..L frames
+    drawn uniformly, so a bidirectional model also learns sequences shorter than the ones it was
+    trained on (a user's 7-frame cine on a 12-frame model; the *full* setting's prefixes) — without
+    it every training context has L−1 slots and a shorter one is out of distribution.
+    `missing_rate`: see `sample_partition`.
     Returns context (B, Lc, D, H, W), context_mask (B, Lc), positions (B, Lc),
     target_position (B,), target (B, 1, D, H, W) in [−1, 1], target_index (B,).
     """
@@ -31,8 +38,12 @@ def make_batch(
     if times is None:
         times = torch.arange(length, dtype=torch.float32).expand(batch, length)
     targets, members, observed = [], [], []
+    if not 0.0 <= truncate_probability <= 1.0:
+        raise ValueError(f"truncate_probability must lie in [0, 1]; got {truncate_probability}")
     for b in range(batch):
-        roles = sample_partition(lengths[b], generator)
+        if truncate_probability > 0 and lengths[b] > 2 and float(torch.rand(1, generator=generator)) < truncate_probability:
+            lengths[b] = int(torch.randint(2, lengths[b] + 1, (1,), generator=generator))
+        roles = sample_partition(lengths[b], generator, missing_rate)
         target = sample_target(roles, generator)
         targets.append(target)
         members.append(context_indices(lengths[b], target, context))

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from sadm.atomic import atomic_folder, atomic_write_bytes
-from sadm.checkpoint import load_tensors, save_model, save_tensors, write_model_files
+from sadm.checkpoint import initial_weights, load_tensors, save_model, save_tensors, write_model_files
 from sadm.config import ModelConfig
 from sadm.data.dataset import collate_sequences
 from sadm.devices import autocast, resolve_device
@@ -61,6 +61,9 @@ class TrainConfig:
     num_frames: int | None = None  # temporal resampling of every sequence (ACDC ED→ES: 12)
     clip_percentiles: list[float] | None = None
     bf16: bool = True
+    truncate_probability: float = 0.0  # Alg. 1 on random prefixes too (see train.make_batch)
+    missing_rate: float | None = 0.5  # None: drawn per sequence (see roles.sample_partition)
+    init_from: str | None = None  # a model folder whose weights start this run (fine-tuning)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accumulation", "checkpoint_every", "validate_every", "log_every", "keep_last"):
@@ -70,6 +73,10 @@ class TrainConfig:
             raise ConfigError(f"training.keep_every must be at least 1 (or null); got {self.keep_every}")
         if self.lr <= 0:
             raise ConfigError(f"training.lr must be positive; got {self.lr}")
+        if not 0.0 <= self.truncate_probability <= 1.0:
+            raise ConfigError(f"training.truncate_probability must lie in [0, 1]; got {self.truncate_probability}")
+        if self.missing_rate is not None and not 0.0 <= self.missing_rate <= 1.0:
+            raise ConfigError(f"training.missing_rate must lie in [0, 1] or be null (drawn per sequence); got {self.missing_rate}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -168,6 +175,8 @@ class Trainer:
 
         torch.manual_seed(train_config.seed)  # identical initial weights on every rank
         self.model = SADM(model_config).to(self.device)
+        if train_config.init_from:
+            self.model.load_state_dict(initial_weights(train_config.init_from, model_config))
         self.ema = EMA(self.model, train_config.ema_decay)
         self.ema_model = SADM(model_config).to(self.device).eval()
         self.optimizer = torch.optim.AdamW(
@@ -224,7 +233,7 @@ class Trainer:
         for micro in range(c.grad_accumulation):
             items = [self.train_set[i] for i in self.schedule.indices(self.step, micro)]
             batch = collate_sequences(items, self.model_config.max_frames)
-            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), self.generator, self.model_config.attention.context)
+            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), self.generator, self.model_config.attention.context, c.truncate_probability, c.missing_rate)
             sync = micro == c.grad_accumulation - 1 or self.world.world_size == 1
             context = self.parallel_model.no_sync() if not sync else contextlib.nullcontext()
             with context, autocast(self.device, c.bf16):
@@ -262,7 +271,7 @@ class Trainer:
         losses = []
         for index in range(len(self.val_set)):
             batch = collate_sequences([self.val_set[index]], self.model_config.max_frames)
-            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), generator, self.model_config.attention.context)
+            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), generator, self.model_config.attention.context, self.config.truncate_probability, self.config.missing_rate)
             with autocast(self.device, self.config.bf16):
                 losses.append(float(self.ema_model.loss(example, generator)))
         scores = {"ssim": [], "psnr": []}

@@ -144,3 +144,42 @@ def test_a_continuous_time_model_is_scored_in_every_setting(tmp_path):
     result = evaluate([ModelMethod("sadm", engine, "ddim", 2)], [sequence], ["single", "missing", "full"], seed=0)
     full = [r["frame"] for r in result.rows if r["setting"] == "full"]
     assert full == [1, 2, 3] and all(np.isfinite(r["psnr"]) for r in result.rows)
+
+
+def test_reuse_takes_a_moved_models_rows_from_an_earlier_evaluation_without_running_it(
+    held_out, tiny_models, tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    import sadm.evaluation.runner
+
+    common = ["--data", str(held_out), "--steps", "2", "--subjects", "2", "--no-progress", "--device", "cpu"]
+    first = tmp_path / "first"
+    assert main(["evaluate", "--model", str(tiny_models[0]), *common, "--out", str(first)]) == 0
+    moved = shutil.copytree(tiny_models[0], tmp_path / "moved" / "sadm")  # same weights, another folder
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("a reused model was run again")
+
+    monkeypatch.setattr(sadm.evaluation.runner.ModelMethod, "predict", not_again)
+    second = tmp_path / "second"
+    assert main(["evaluate", "--model", str(moved), *common, "--out", str(second), "--reuse", str(first)]) == 0
+    def ordered(path):
+        return sorted(read_rows(path), key=lambda r: (r["method"], r["setting"], r["subject"], int(r["frame"])))
+
+    assert ordered(second / "per_frame.csv") == ordered(first / "per_frame.csv")
+    record = json.loads((second / "evaluation.json").read_text(encoding="utf-8"))
+    assert record["reused"] == {"SADM": str(first)}
+
+    # another protocol (here the seed) scores the model again, and says why
+    with pytest.raises(AssertionError, match="run again"):
+        main(["evaluate", "--model", str(moved), *common, "--out", str(tmp_path / "third"), "--reuse", str(first), "--seed", "7"])
+    assert "nothing reused (seed differs)" in capsys.readouterr().err
+
+
+def test_reuse_of_a_folder_that_is_no_evaluation_is_refused(held_out, tiny_models, tmp_path, capsys):
+    code = main(["evaluate", "--model", str(tiny_models[0]), "--data", str(held_out), "--steps", "2", "--no-progress",
+                 "--out", str(tmp_path / "out"), "--reuse", str(tmp_path)])
+    assert code != 0
+    assert "not a `sadm evaluate` output" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
