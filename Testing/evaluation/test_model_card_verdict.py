@@ -1,0 +1,70 @@
+"""The bundled model cards state plainly where the model loses to a baseline and whether the
+settings keep the paper's order (scripts/publish_bundled_model.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def publish_script():
+    spec = importlib.util.spec_from_file_location("publish_bundled_model", REPO / "scripts" / "publish_bundled_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_evaluation(folder: Path, means: dict[tuple[str, str, str], float]) -> Path:
+    folder.mkdir()
+    summary = [{"method": m, "setting": s, "metric": k, "mean": v, "std": 0.0, "subjects": 2} for (m, s, k), v in means.items()]
+    record = {"models": {"SADM (6000 steps)": "runs/x/model", "SADM (1000 steps)": "runs/x/step-1000"}, "summary": summary}
+    (folder / "evaluation.json").write_text(json.dumps(record), encoding="utf-8")
+    return folder
+
+
+def scores(method, ssim, psnr):
+    return {(method, s, k): v for s, a, b in zip(("single", "missing", "full"), ssim, psnr) for k, v in (("ssim", a), ("psnr", b))}
+
+
+def test_a_model_that_loses_somewhere_says_where_and_an_inverted_order_is_named(tmp_path):
+    means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.96), (29.0, 31.0, 30.0)),
+             **scores("copy-last", (0.93, 0.98, 0.99), (28.0, 35.0, 39.0)),
+             **scores("linear", (0.93, 0.99, 0.99), (28.0, 43.0, 43.0))}
+    lines = publish_script().verdict(write_evaluation(tmp_path / "e", means))
+    assert "**it does not beat them everywhere**" in lines[0]
+    assert "missing SSIM 0.970 vs copy-last 0.980" in lines[0] and "missing PSNR 31.00 vs linear 43.00" in lines[0]
+    assert "single" not in lines[0]  # it wins the single setting against both
+    assert "**does not hold**" in lines[1]
+
+
+def test_a_model_that_wins_everywhere_in_the_papers_order_says_so(tmp_path):
+    means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
+             **scores("copy-last", (0.90, 0.91, 0.92), (25.0, 26.0, 27.0)),
+             **scores("linear", (0.90, 0.92, 0.93), (25.0, 27.0, 28.0))}
+    lines = publish_script().verdict(write_evaluation(tmp_path / "e", means))
+    assert lines[0] == "- Against the baselines: it beats copy-last and linear in SSIM and PSNR in every setting."
+    assert "order full ≥ missing ≥ single holds" in lines[1]
+
+
+def test_a_model_that_loses_every_comparison_says_it_beats_neither(tmp_path):
+    means = {**scores("SADM (6000 steps)", (0.80, 0.81, 0.82), (20.0, 21.0, 22.0)),
+             **scores("copy-last", (0.90, 0.91, 0.92), (25.0, 26.0, 27.0)),
+             **scores("linear", (0.90, 0.92, 0.93), (25.0, 27.0, 28.0))}
+    lines = publish_script().verdict(write_evaluation(tmp_path / "e", means))
+    assert lines[0].startswith("- Against the baselines: **it beats neither in any setting**")
+
+
+def test_an_ablation_that_beats_sadm_at_equal_steps_is_named(tmp_path):
+    means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
+             **scores("SADM (1000 steps)", (0.89, 0.90, 0.86), (23.0, 24.0, 22.0)),
+             **scores("diffusion-only", (0.92, 0.93, 0.93), (24.0, 25.0, 25.0))}
+    folder = write_evaluation(tmp_path / "e", means)
+    record = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
+    record["models"]["diffusion-only"] = "runs/d/step-1000"
+    (folder / "evaluation.json").write_text(json.dumps(record), encoding="utf-8")
+    lines = publish_script().verdict(folder, [(Path("runs/x/step-1000"), Path("runs/d/step-1000"))])
+    assert lines[-1] == ("- Ablation at equal steps: SADM (1000 steps) **does not beat diffusion-only** in SSIM "
+                         "(single 0.890 vs 0.920; missing 0.900 vs 0.930; full 0.860 vs 0.930).")
