@@ -4,7 +4,7 @@ all read them here."""
 
 from __future__ import annotations
 
-DEFAULT_STEPS: dict[str, int] = {"ancestral": 1000, "ddim": 20, "dpm++2m": 20}
+DEFAULT_STEPS: dict[str, int] = {"ancestral": 1000, "ddim": 10, "dpm++2m": 20}
 """Denoising steps per frame when the caller gives none: the paper's T = 1000 for ancestral."""
 
 def steps_or_default(sampler: str, steps: int | None) -> int:
@@ -13,5 +13,6 @@ def steps_or_default(sampler: str, steps: int | None) -> int:
 
 
 DEFAULT_SAMPLER = "ddim"
-"""ddim at 20 steps: the fastest case within 0.01 SSIM of the 1000-step ancestral sampler on the bundled
-cardiac-demo model (sadm bench; the table is in the README under "Samplers")."""
+"""ddim at 10 steps: the fastest case within 0.01 SSIM of the 1000-step ancestral sampler on the bundled
+cardiac-demo model (sadm bench on 2 held-out sequences, 11 generated frames each: gap +0.008, 105×
+faster per frame; ddim 20 has gap +0.0003 at 60×; the table is in the README under "Samplers")."""
