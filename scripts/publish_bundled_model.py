@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-from sadm.checkpoint import steps_before  # noqa: E402  (the venv that runs this script has sadm)
+from sadm.checkpoint import total_steps  # noqa: E402  (the venv that runs this script has sadm)
 SADM = [sys.executable, "-m", "sadm.cli"]
 BUNDLES = {
     "cardiac-demo": {
@@ -179,7 +179,7 @@ def model_card(
         "## Limitations",
         *verdict(evaluation, pairs),
         f"- Why: {bundle['why']}",
-        f"- Trained for {info['steps'] + steps_before(info)} steps in all on {info['hardware']}: "
+        f"- Trained for {total_steps(info)} steps in all on {info['hardware']}: "
         "a demonstration of the pipeline, not the paper's quality, which needs far longer training (a GPU).",
         "- Trained on synthetic phantoms at a coarse grid so that it trains on a CPU and ships small; it has not "
         "seen real scans and will not generalise to them. Retrain with `sadm train` on your data.",

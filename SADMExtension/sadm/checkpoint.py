@@ -175,5 +175,9 @@ def steps_before(provenance: dict[str, Any]) -> int:
     folder = provenance.get("init_from")
     if not folder or not (Path(folder) / CONFIG_FILE).is_file():
         return 0
-    earlier = read_config(folder).provenance
-    return int(earlier.get("steps") or 0) + steps_before(earlier)
+    return total_steps(read_config(folder).provenance)
+
+
+def total_steps(provenance: dict[str, Any]) -> int:
+    """All the training steps behind a model: its own and those of the models it was fine-tuned from."""
+    return int(provenance.get("steps") or 0) + steps_before(provenance)

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from sadm.data.dataset import SequenceDataset, load_training_data, split_subjects
 from sadm.devices import resolve_device
 from sadm.errors import ConfigError
-from sadm.checkpoint import read_config, steps_before
+from sadm.checkpoint import read_config, total_steps
 from sadm.registry import resolve_model
 from sadm.trainer import Distributed, TrainConfig, Trainer, latest_checkpoint
 
@@ -78,14 +78,6 @@ def _model_folder(value: str, base: Path) -> Path:
     return candidate.resolve() if candidate.is_dir() else resolve_model(value).resolve()
 
 
-def _steps_of(folder: str | None) -> int | None:
-    """All the training steps behind a model folder (its own and those it was fine-tuned from)."""
-    if not folder:
-        return None
-    provenance = read_config(folder).provenance
-    return int(provenance.get("steps") or 0) + steps_before(provenance)
-
-
 def build_trainer(
     config_path: Path | str | None,
     data: Path | str | None,
@@ -134,7 +126,7 @@ def build_trainer(
         "train_subjects": len(train_subjects),
         "validation_subjects": val_subjects,
         "init_from": training.init_from,
-        "init_steps": _steps_of(training.init_from),
+        "init_steps": total_steps(read_config(training.init_from).provenance) if training.init_from else None,
         "torch": torch.__version__,
         "host": platform.node(),
         "hardware": torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_description(),
