@@ -233,7 +233,7 @@ class Trainer:
         for micro in range(c.grad_accumulation):
             items = [self.train_set[i] for i in self.schedule.indices(self.step, micro)]
             batch = collate_sequences(items, self.model_config.max_frames)
-            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), self.generator, self.model_config.attention.context, c.truncate_probability, c.missing_rate)
+            example = self._example(batch, self.generator)
             sync = micro == c.grad_accumulation - 1 or self.world.world_size == 1
             context = self.parallel_model.no_sync() if not sync else contextlib.nullcontext()
             with context, autocast(self.device, c.bf16):
@@ -249,6 +249,14 @@ class Trainer:
             dist.all_reduce(loss_tensor)
             total = float(loss_tensor) / self.world.world_size
         return total, grad_norm
+
+    def _example(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Alg. 1 on a collated batch with this run's context and sampling settings (training and
+        validation draw from the same distribution)."""
+        return make_batch(
+            batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), generator,
+            self.model_config.attention.context, self.config.truncate_probability, self.config.missing_rate,
+        )
 
     def _positions(self, times: torch.Tensor) -> torch.Tensor:
         """What Aθ embeds: the data's times for a continuous-time model, else frame indices 0..L−1
@@ -271,7 +279,7 @@ class Trainer:
         losses = []
         for index in range(len(self.val_set)):
             batch = collate_sequences([self.val_set[index]], self.model_config.max_frames)
-            example = make_batch(batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), generator, self.model_config.attention.context, self.config.truncate_probability, self.config.missing_rate)
+            example = self._example(batch, generator)
             with autocast(self.device, self.config.bf16):
                 losses.append(float(self.ema_model.loss(example, generator)))
         scores = {"ssim": [], "psnr": []}
