@@ -77,6 +77,31 @@ def run_folder(model: Path) -> Path:
     return model.parent if model.name == "model" else model.parent.parent
 
 
+def ablation_pairs(
+    runs: Path, name: str, model: Path, start: Path | None = None,
+) -> tuple[dict[str, Path], list[tuple[Path, Path]]]:
+    """The ablations to evaluate with a published model, and the (SADM, ablation) pairs trained the
+    same steps. An ablation follows SADM's stages (scripts/train-bundled-model.sh): its stage 2
+    (runs/NAME-VARIANT) is compared with the published model, its stage 1 (runs/NAME-VARIANT-stage1)
+    with SADM's stage 1 `start`; one that stopped earlier is compared with SADM's checkpoint at its
+    step, when that checkpoint was kept."""
+    stages = [(model, "", "")] + ([(start, "-stage1", " (stage 1)")] if start is not None else [])
+    ablations: dict[str, Path] = {}
+    pairs: list[tuple[Path, Path]] = []
+    for sadm, suffix, label in stages:
+        sadm_step = provenance(sadm)["steps"]
+        for variant in ABLATIONS:
+            folder = latest_model(runs / f"{name}-{variant}{suffix}", sadm_step)
+            if folder is None:
+                continue
+            ablations[variant + label] = folder
+            step = provenance(folder)["steps"]
+            partner = sadm if step == sadm_step else latest_model(run_folder(sadm), step)
+            if partner is not None and provenance(partner)["steps"] == step:
+                pairs.append((partner, folder))
+    return ablations, pairs
+
+
 def stage_line(folder: Path, command: str) -> str:
     """One training stage: the command that reproduces it and what the run itself recorded."""
     info = provenance(folder)
@@ -168,10 +193,11 @@ def model_card(
         f"--out {bundle['test_data'].split('/manifest.csv')[0]} {' '.join(bundle['options'])}`; "
         f"evaluated and published by `{publish_command}`.",
     ]
-    for variant, folder in ablations.items():
-        lines.append(f"Ablation `{variant}`: same config and command with `--variant {variant}`"
-                     f"{' (stage 1)' if start is not None else ''}, "
-                     f"{provenance(folder)['steps']} steps.")
+    for label, folder in ablations.items():
+        variant = label.split(" ")[0]
+        lines.append(f"Ablation `{label}`: the same configs and command with `--variant {variant}` "
+                     f"(`scripts/train-bundled-model.sh {name} {variant}`), {provenance(folder)['steps']} steps"
+                     f"{' of fine-tuning its own stage 1' if provenance(folder).get('init_from') else ''}.")
     lines += ["", (evaluation / "table.md").read_text(encoding="utf-8").strip(), ""]
     if demo_seconds is not None:
         lines += ["## Demo", f"`sadm demo` with this model (including start-up): {demo_seconds:.0f} s on the training machine.", ""]
@@ -210,17 +236,10 @@ def main() -> int:
              "--seed", "1000", "--out", bundle["test_data"].split("/manifest.csv")[0], *bundle["options"]])
     init_from = provenance(model).get("init_from")
     start = Path(init_from) if init_from and (Path(init_from) / "model.safetensors").is_file() else None
-    # The ablations train from scratch: compare them with SADM's from-scratch run at their step.
-    scratch_run = run_folder(start if start is not None else model)
-    start_step = provenance(start)["steps"] if start is not None else None
-    ablations = {v: f for v in ABLATIONS if (f := latest_model(REPO / "runs" / f"{args.name}-{v}", start_step or step)) is not None}
-    # The ablations may have stopped earlier (train-bundled-queue.sh): compare them with SADM at their step too.
-    milestones = sorted({provenance(f)["steps"] for f in ablations.values()} - {step, start_step})
-    same_step = [m for s in milestones if (m := latest_model(scratch_run, s)) is not None and provenance(m)["steps"] == s]
+    ablations, pairs = ablation_pairs(REPO / "runs", args.name, model, start)
     evaluation = REPO / "runs" / f"{args.name}-evaluation"
-    sadm_at = {provenance(m)["steps"]: m for m in [*same_step, *([start] if start is not None else [model])]}
-    pairs = [(sadm_at[provenance(f)["steps"]], f) for f in ablations.values() if provenance(f)["steps"] in sadm_at]
-    compared = [model, *([start] if start is not None else []), *same_step, *ablations.values()]
+    same_step = [m for m, _ in pairs if m not in (model, start)]
+    compared = list(dict.fromkeys([model, *([start] if start is not None else []), *same_step, *ablations.values()]))
     reuse = ["--reuse", str(evaluation)] if (evaluation / "evaluation.json").is_file() else []
     run([*SADM, "evaluate", *sum((["--model", str(f)] for f in compared), []),
          "--data", str(test_data), "--out", str(evaluation), "--overwrite", "--no-progress", *reuse,

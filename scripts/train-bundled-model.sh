@@ -5,7 +5,9 @@
 #   scripts/train-bundled-model.sh cardiac-demo [sadm|attention-only|diffusion-only] [extra sadm train flags]
 # A model with a configs/NAME-stage1.json trains in two stages: stage 1 from scratch into
 # runs/NAME-stage1, then configs/NAME.json fine-tunes it (training.init_from) into runs/NAME.
-# The ablations train from scratch with the stage-1 config, to be compared at equal steps.
+# An ablation follows the same two stages with --variant, into runs/NAME-VARIANT-stage1 and
+# runs/NAME-VARIANT (stage 2 fine-tunes the ablation's own stage 1), so that every stage of SADM has
+# its ablations at equal steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: scripts/train-bundled-model.sh NAME [VARIANT] [sadm train flags]}
@@ -22,11 +24,15 @@ case "$name" in
 esac
 first="configs/$name.json"
 [ -f "configs/$name-stage1.json" ] && first="configs/$name-stage1.json"
+run="runs/$name"
+init=()
 if [ "$variant" != sadm ]; then
-  $sadm train "$first" --variant "$variant" --out "runs/$name-$variant" --resume --no-progress "$@"
-elif [ "$first" != "configs/$name.json" ]; then
-  $sadm train "$first" --out "runs/$name-stage1" --resume --no-progress "$@"
-  $sadm train "configs/$name.json" --out "runs/$name" --resume --no-progress
+  run="runs/$name-$variant"
+  init=(--init "$run-stage1/model")  # configs/NAME.json's init_from names SADM's stage 1
+fi
+if [ "$first" != "configs/$name.json" ]; then
+  $sadm train "$first" --variant "$variant" --out "$run-stage1" --resume --no-progress "$@"
+  $sadm train "configs/$name.json" --variant "$variant" "${init[@]}" --out "$run" --resume --no-progress
 else
-  $sadm train "$first" --out "runs/$name" --resume --no-progress "$@"
+  $sadm train "$first" --variant "$variant" --out "$run" --resume --no-progress "$@"
 fi

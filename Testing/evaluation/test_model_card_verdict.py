@@ -68,3 +68,35 @@ def test_an_ablation_that_beats_sadm_at_equal_steps_is_named(tmp_path):
     lines = publish_script().verdict(folder, [(Path("runs/x/step-1000"), Path("runs/d/step-1000"))])
     assert lines[-1] == ("- Ablation at equal steps: SADM (1000 steps) **does not beat diffusion-only** in SSIM "
                          "(single 0.890 vs 0.920; missing 0.900 vs 0.930; full 0.860 vs 0.930).")
+
+
+def fake_model(folder: Path, steps: int, init_from: str | None = None) -> Path:
+    folder.mkdir(parents=True)
+    provenance = {"steps": steps, **({"init_from": init_from} if init_from else {})}
+    (folder / "config.json").write_text(json.dumps({"provenance": provenance}), encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "training_state.json").write_text("{}", encoding="utf-8")
+    return folder
+
+
+def test_two_stage_ablations_are_paired_with_the_sadm_stage_of_their_steps(tmp_path):
+    runs = tmp_path / "runs"
+    start = fake_model(runs / "m-stage1" / "model", 3000)
+    fake_model(runs / "m-stage1" / "checkpoints" / "step-00001000", 1000)
+    model = fake_model(runs / "m" / "model", 2500, str(start))
+    diffusion = fake_model(runs / "m-diffusion-only" / "model", 2500, "runs/m-diffusion-only-stage1/model")
+    diffusion_1 = fake_model(runs / "m-diffusion-only-stage1" / "checkpoints" / "step-00003000", 3000)
+    attention_1 = fake_model(runs / "m-attention-only-stage1" / "checkpoints" / "step-00001000", 1000)  # stopped early
+    ablations, pairs = publish_script().ablation_pairs(runs, "m", model, start)
+    assert ablations == {"diffusion-only": diffusion, "diffusion-only (stage 1)": diffusion_1,
+                         "attention-only (stage 1)": attention_1}
+    assert pairs == [(model, diffusion), (start, diffusion_1),
+                     (runs / "m-stage1" / "checkpoints" / "step-00001000", attention_1)]
+
+
+def test_an_ablation_without_a_kept_sadm_checkpoint_at_its_step_is_shown_but_not_paired(tmp_path):
+    runs = tmp_path / "runs"
+    model = fake_model(runs / "m" / "model", 3000)
+    attention = fake_model(runs / "m-attention-only" / "checkpoints" / "step-00001500", 1500)
+    ablations, pairs = publish_script().ablation_pairs(runs, "m", model)
+    assert ablations == {"attention-only": attention} and pairs == []
