@@ -6,8 +6,8 @@ folder — config.json, EMA model.safetensors and a model card README.md — in 
     .venv/bin/python scripts/publish_bundled_model.py cardiac-demo [--checkpoint runs/cardiac-demo/checkpoints/step-00006000]
 
 A model fine-tuned from another (training.init_from, e.g. configs/cardiac-demo.json from stage 1) is
-compared with the model it started from too, and the ablations with that run's checkpoints at their
-step. Models already scored under the same protocol in runs/NAME-evaluation are not run again
+compared with the model it started from too; each ablation stage with the SADM stage of its steps
+(ablation_pairs). Models already scored under the same protocol in runs/NAME-evaluation are not run again
 (`sadm evaluate --reuse`, keyed by the weights' sha256).
 """
 
