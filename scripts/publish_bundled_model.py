@@ -44,6 +44,7 @@ BUNDLES = {
 }
 ABLATIONS = ("diffusion-only", "attention-only")
 MAX_BYTES = 25 * 2**20
+_FORMAT = {"ssim": ".3f", "psnr": ".2f"}  # as the evaluation tables print them
 
 
 def run(command: list[str]) -> float:
@@ -113,14 +114,14 @@ def verdict(evaluation: Path, pairs: list[tuple[Path, Path]] = ()) -> list[str]:
     """The model card's plain statement of where the published model (the first one evaluated) does
     not beat a baseline, whether SSIM orders the settings full ≥ missing ≥ single as in the paper,
     and, for each (SADM, ablation) pair of folders trained the same number of steps, whether SADM
-    wins in SSIM in every setting (the paper's ordering)."""
+    wins in SSIM and PSNR in every setting (the paper's ordering)."""
     record = json.loads((evaluation / "evaluation.json").read_text(encoding="utf-8"))
     name = next(iter(record["models"]))
     means = {(s["method"], s["setting"], s["metric"]): s["mean"] for s in record["summary"]}
     settings = [s for s in ("single", "missing", "full") if (name, s, "ssim") in means]
     losses = [
-        f"{setting} {metric.upper()} {means[(name, setting, metric)]:.{3 if metric == 'ssim' else 2}f} vs {baseline} "
-        f"{means[(baseline, setting, metric)]:.{3 if metric == 'ssim' else 2}f}"
+        f"{setting} {metric.upper()} {means[(name, setting, metric)]:{_FORMAT[metric]}} vs {baseline} "
+        f"{means[(baseline, setting, metric)]:{_FORMAT[metric]}}"
         for baseline in ("copy-last", "linear") for setting in settings for metric in ("ssim", "psnr")
         if (baseline, setting, metric) in means and means[(name, setting, metric)] <= means[(baseline, setting, metric)]
     ]
@@ -141,10 +142,11 @@ def verdict(evaluation: Path, pairs: list[tuple[Path, Path]] = ()) -> list[str]:
         sadm, ablation = names.get(str(sadm_folder)), names.get(str(ablation_folder))
         if sadm is None or ablation is None:
             continue
-        behind = [f"{s} {means[(sadm, s, 'ssim')]:.3f} vs {means[(ablation, s, 'ssim')]:.3f}" for s in settings
-                  if means[(sadm, s, "ssim")] <= means[(ablation, s, "ssim")]]
-        lines.append(f"- Ablation at equal steps: {sadm} " + (f"beats {ablation} in SSIM in every setting." if not behind
-                     else f"**does not beat {ablation}** in SSIM ({'; '.join(behind)})."))
+        behind = [f"{s} {k.upper()} {means[(sadm, s, k)]:{_FORMAT[k]}} vs {means[(ablation, s, k)]:{_FORMAT[k]}}"
+                  for s in settings for k in ("ssim", "psnr")
+                  if (ablation, s, k) in means and means[(sadm, s, k)] <= means[(ablation, s, k)]]
+        lines.append(f"- Ablation at equal steps: {sadm} " + (f"beats {ablation} in SSIM and PSNR in every setting."
+                     if not behind else f"**does not beat {ablation}** everywhere ({'; '.join(behind)})."))
     return lines
 
 

@@ -17,10 +17,12 @@ def publish_script():
     return module
 
 
-def write_evaluation(folder: Path, means: dict[tuple[str, str, str], float]) -> Path:
+def write_evaluation(folder: Path, means: dict[tuple[str, str, str], float], ablations: dict[str, str] | None = None) -> Path:
+    """An evaluation.json with these means; `ablations` adds {method: folder} to the evaluated models."""
     folder.mkdir()
     summary = [{"method": m, "setting": s, "metric": k, "mean": v, "std": 0.0, "subjects": 2} for (m, s, k), v in means.items()]
-    record = {"models": {"SADM (6000 steps)": "runs/x/model", "SADM (1000 steps)": "runs/x/step-1000"}, "summary": summary}
+    models = {"SADM (6000 steps)": "runs/x/model", "SADM (1000 steps)": "runs/x/step-1000", **(ablations or {})}
+    record = {"models": models, "summary": summary}
     (folder / "evaluation.json").write_text(json.dumps(record), encoding="utf-8")
     return folder
 
@@ -61,13 +63,25 @@ def test_an_ablation_that_beats_sadm_at_equal_steps_is_named(tmp_path):
     means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
              **scores("SADM (1000 steps)", (0.89, 0.90, 0.86), (23.0, 24.0, 22.0)),
              **scores("diffusion-only", (0.92, 0.93, 0.93), (24.0, 25.0, 25.0))}
-    folder = write_evaluation(tmp_path / "e", means)
-    record = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
-    record["models"]["diffusion-only"] = "runs/d/step-1000"
-    (folder / "evaluation.json").write_text(json.dumps(record), encoding="utf-8")
+    folder = write_evaluation(tmp_path / "e", means, {"diffusion-only": "runs/d/step-1000"})
     lines = publish_script().verdict(folder, [(Path("runs/x/step-1000"), Path("runs/d/step-1000"))])
-    assert lines[-1] == ("- Ablation at equal steps: SADM (1000 steps) **does not beat diffusion-only** in SSIM "
-                         "(single 0.890 vs 0.920; missing 0.900 vs 0.930; full 0.860 vs 0.930).")
+    assert lines[-1] == ("- Ablation at equal steps: SADM (1000 steps) **does not beat diffusion-only** everywhere "
+                         "(single SSIM 0.890 vs 0.920; single PSNR 23.00 vs 24.00; missing SSIM 0.900 vs 0.930; "
+                         "missing PSNR 24.00 vs 25.00; full SSIM 0.860 vs 0.930; full PSNR 22.00 vs 25.00).")
+
+
+def test_an_ablation_that_only_wins_in_psnr_is_named_with_the_metric(tmp_path):
+    means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
+             **scores("attention-only", (0.94, 0.96, 0.97), (31.0, 31.0, 33.0))}
+    folder = write_evaluation(tmp_path / "e", means, {"attention-only": "runs/a/model"})
+    lines = publish_script().verdict(folder, [(Path("runs/x/model"), Path("runs/a/model"))])
+    assert lines[-1] == ("- Ablation at equal steps: SADM (6000 steps) **does not beat attention-only** everywhere "
+                         "(single PSNR 30.00 vs 31.00).")
+    means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
+             **scores("attention-only", (0.94, 0.96, 0.97), (29.0, 31.0, 33.0))}
+    folder = write_evaluation(tmp_path / "f", means, {"attention-only": "runs/a/model"})
+    lines = publish_script().verdict(folder, [(Path("runs/x/model"), Path("runs/a/model"))])
+    assert lines[-1] == "- Ablation at equal steps: SADM (6000 steps) beats attention-only in SSIM and PSNR in every setting."
 
 
 def fake_model(folder: Path, steps: int, init_from: str | None = None) -> Path:
