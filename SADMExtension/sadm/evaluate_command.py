@@ -138,7 +138,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "seed": args.seed, "missing_rate": args.missing_rate,
     }
     weights = {m.name: weights_digest(m.engine.source) for m in models}
-    reused = reusable_rows(Path(args.reuse), weights, protocol, settings) if args.reuse else {}
+    sources = {m.name: m.engine.source for m in models}
+    reused = reusable_rows(Path(args.reuse), sources, protocol, settings) if args.reuse else {}
     methods = [m for m in models if m.name not in reused] + [BaselineMethod(name, BASELINES[name]) for name in baselines]
 
     from tqdm import tqdm
@@ -153,8 +154,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     record = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "sadm " + " ".join(sys.argv[1:]),
-        "models": {m.name: m.engine.source for m in models},
+        "models": sources,
         "weights": weights,
+        "weights_digest": DIGEST_SCHEME,
         "reused": {name: str(args.reuse) for name in reused},
         "data": str(args.data),
         "subjects": [s.subject for s in sequences],
@@ -177,20 +179,37 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+DIGEST_SCHEME = "safetensors-sorted-header"  # how evaluation.json's "weights" were hashed
+
+
 def weights_digest(model_folder: str) -> str:
-    """sha256 of a model folder's weights: what identifies a model across moves and renames."""
+    """sha256 of a model folder's weights: what identifies a model across moves and renames. The
+    header is hashed with its keys sorted, because safetensors writes its metadata in no fixed order:
+    the same weights saved twice (a run's last checkpoint and its model/) give one digest."""
     import hashlib
+    import struct
 
     digest = hashlib.sha256()
     with open(Path(model_folder) / "model.safetensors", "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        digest.update(json.dumps(json.loads(handle.read(length)), sort_keys=True).encode("utf-8"))
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def reusable_rows(previous: Path, weights: dict[str, str], protocol: dict, settings: Sequence[str]) -> dict[str, list[dict]]:
-    """{current model name: its per-frame rows} for the models `previous` already scored with the
-    same weights and protocol; says on stderr why nothing could be reused where that is so."""
+def file_digest(model_folder: str) -> str:
+    """sha256 of the weights file as it is: the digest of records written before DIGEST_SCHEME."""
+    import hashlib
+
+    with open(Path(model_folder) / "model.safetensors", "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def reusable_rows(previous: Path, sources: dict[str, str], protocol: dict, settings: Sequence[str]) -> dict[str, list[dict]]:
+    """{current model name: its per-frame rows} for the models (`sources`: {name: folder}) that
+    `previous` already scored with the same weights and protocol; says on stderr why nothing could
+    be reused where that is so."""
     import csv
 
     record_path, rows_path = previous / RECORD_FILE, previous / ROWS_FILE
@@ -208,7 +227,9 @@ def reusable_rows(previous: Path, weights: dict[str, str], protocol: dict, setti
         print(f"sadm evaluate: --reuse {previous}: nothing reused ({why} differ{'s' if len(different) + bool(missing_settings) == 1 else ''})", file=sys.stderr)
         return {}
     by_digest = {digest: name for name, digest in (record.get("weights") or {}).items()}
-    matches = {name: by_digest[digest] for name, digest in weights.items() if digest in by_digest}
+    digest_of = weights_digest if record.get("weights_digest") == DIGEST_SCHEME else file_digest
+    current = {name: digest_of(folder) for name, folder in sources.items()}
+    matches = {name: by_digest[digest] for name, digest in current.items() if digest in by_digest}
     with open(rows_path, encoding="utf-8", newline="") as handle:
         stored = list(csv.DictReader(handle))
     reused = {}

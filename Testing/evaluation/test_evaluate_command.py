@@ -177,6 +177,66 @@ def test_reuse_takes_a_moved_models_rows_from_an_earlier_evaluation_without_runn
     assert "nothing reused (seed differs)" in capsys.readouterr().err
 
 
+def resave_with_reordered_header(folder, tensor_change=0.0):
+    """The folder's weights written again with the header's keys in another order (as safetensors
+    may write them), and optionally one tensor changed by `tensor_change`."""
+    import struct
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = folder / "model.safetensors"
+    with safe_open(str(path), "pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        metadata = handle.metadata()
+    first = next(iter(tensors))
+    tensors[first] = tensors[first] + tensor_change
+    save_file(tensors, str(path), metadata=metadata)
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + length])
+    header["__metadata__"] = dict(reversed(list(header["__metadata__"].items())))
+    text = json.dumps(header).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length :])
+
+
+def test_reuse_knows_the_same_weights_written_in_another_header_order_and_older_records(
+    held_out, tiny_models, tmp_path, monkeypatch
+):
+    import hashlib
+    import shutil
+
+    import sadm.evaluation.runner
+
+    common = ["--data", str(held_out), "--steps", "2", "--subjects", "2", "--no-progress", "--device", "cpu"]
+    first = tmp_path / "first"
+    assert main(["evaluate", "--model", str(tiny_models[0]), *common, "--out", str(first)]) == 0
+    resaved = shutil.copytree(tiny_models[0], tmp_path / "resaved" / "sadm")
+    resave_with_reordered_header(resaved)
+    before = hashlib.sha256((tiny_models[0] / "model.safetensors").read_bytes()).hexdigest()
+    assert hashlib.sha256((resaved / "model.safetensors").read_bytes()).hexdigest() != before
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("a reused model was run again")
+
+    monkeypatch.setattr(sadm.evaluation.runner.ModelMethod, "predict", not_again)
+    assert main(["evaluate", "--model", str(resaved), *common, "--out", str(tmp_path / "second"), "--reuse", str(first)]) == 0
+
+    # a record written before the header was sorted holds the file's sha256: still reused
+    record = json.loads((first / "evaluation.json").read_text(encoding="utf-8"))
+    record.pop("weights_digest")
+    record["weights"] = {"SADM": before}
+    (first / "evaluation.json").write_text(json.dumps(record), encoding="utf-8")
+    assert main(["evaluate", "--model", str(tiny_models[0]), *common, "--out", str(tmp_path / "third"), "--reuse", str(first)]) == 0
+
+    # other weights are scored again
+    changed = shutil.copytree(tiny_models[0], tmp_path / "changed" / "sadm")
+    resave_with_reordered_header(changed, tensor_change=0.5)
+    with pytest.raises(AssertionError, match="run again"):
+        main(["evaluate", "--model", str(changed), *common, "--out", str(tmp_path / "fourth"), "--reuse", str(tmp_path / "second")])
+
+
 def test_reuse_of_a_folder_that_is_no_evaluation_is_refused(held_out, tiny_models, tmp_path, capsys):
     code = main(["evaluate", "--model", str(tiny_models[0]), "--data", str(held_out), "--steps", "2", "--no-progress",
                  "--out", str(tmp_path / "out"), "--reuse", str(tmp_path)])
