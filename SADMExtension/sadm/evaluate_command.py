@@ -139,7 +139,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     }
     weights = {m.name: weights_digest(m.engine.source) for m in models}
     sources = {m.name: m.engine.source for m in models}
-    reused = reusable_rows(Path(args.reuse), sources, protocol, settings) if args.reuse else {}
+    reused = reusable_rows(Path(args.reuse), weights, sources, protocol, settings) if args.reuse else {}
     methods = [m for m in models if m.name not in reused] + [BaselineMethod(name, BASELINES[name]) for name in baselines]
 
     from tqdm import tqdm
@@ -206,10 +206,12 @@ def file_digest(model_folder: str) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def reusable_rows(previous: Path, sources: dict[str, str], protocol: dict, settings: Sequence[str]) -> dict[str, list[dict]]:
-    """{current model name: its per-frame rows} for the models (`sources`: {name: folder}) that
-    `previous` already scored with the same weights and protocol; says on stderr why nothing could
-    be reused where that is so."""
+def reusable_rows(
+    previous: Path, weights: dict[str, str], sources: dict[str, str], protocol: dict, settings: Sequence[str]
+) -> dict[str, list[dict]]:
+    """{current model name: its per-frame rows} for the models (`weights`: {name: weights_digest},
+    `sources`: {name: folder}, to hash the file itself for older records) that `previous` already
+    scored with the same weights and protocol; says on stderr why nothing could be reused where that is so."""
     import csv
 
     record_path, rows_path = previous / RECORD_FILE, previous / ROWS_FILE
@@ -227,8 +229,10 @@ def reusable_rows(previous: Path, sources: dict[str, str], protocol: dict, setti
         print(f"sadm evaluate: --reuse {previous}: nothing reused ({why} differ{'s' if len(different) + bool(missing_settings) == 1 else ''})", file=sys.stderr)
         return {}
     by_digest = {digest: name for name, digest in (record.get("weights") or {}).items()}
-    digest_of = weights_digest if record.get("weights_digest") == DIGEST_SCHEME else file_digest
-    current = {name: digest_of(folder) for name, folder in sources.items()}
+    if record.get("weights_digest") == DIGEST_SCHEME:
+        current = weights
+    else:
+        current = {name: file_digest(folder) for name, folder in sources.items()}
     matches = {name: by_digest[digest] for name, digest in current.items() if digest in by_digest}
     with open(rows_path, encoding="utf-8", newline="") as handle:
         stored = list(csv.DictReader(handle))
