@@ -24,8 +24,9 @@ import numpy as np
 
 import sadm.data.synthetic.cardiac as cardiac
 from sadm.cli import main as sadm_main
-from sadm.data.preprocess import IntensityRange, align_frames_to_first, resample_in_time, resample_to_shape
+from sadm.data.preprocess import preprocess_sequence
 from sadm.data.readers import discover_sequences
+from sadm.evaluate_command import held_out_params
 from sadm.generate import Engine
 from sadm.metrics import score
 
@@ -46,21 +47,13 @@ def noise_free_rendering():
         cardiac.rician = noisy
 
 
-def on_grid(sequence, intensity: IntensityRange, grid: tuple[int, ...], frames: int) -> np.ndarray:
-    """A sequence prepared as sadm.data.preprocess does, with a given intensity range."""
-    volumes = np.stack([resample_to_shape(intensity.normalize(f), grid) for f in align_frames_to_first(sequence)])
-    np.clip(volumes, 0.0, 1.0, out=volumes)
-    times = np.asarray(sequence.times if sequence.times is not None else range(len(volumes)), dtype=np.float64)
-    return resample_in_time(volumes, times, frames)[0]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="cardiac-demo", help="the model whose grid and frame count to use")
     parser.add_argument("--subjects", type=int, default=8)
     args = parser.parse_args()
     config = Engine.load(args.model, device="cpu").config
-    frames = (config.provenance.get("training") or {}).get("num_frames") or config.max_frames
+    params = held_out_params(config)
     with tempfile.TemporaryDirectory() as work:
         for name, context in (("noisy", contextlib.nullcontext()), ("clean", noise_free_rendering())):
             with context:
@@ -70,14 +63,14 @@ def main() -> int:
         for noisy_source, clean_source in zip(discover_sequences(Path(work) / "noisy"), discover_sequences(Path(work) / "clean")):
             noisy_sequence, clean_sequence = noisy_source.read(), clean_source.read()
             native.append(len(noisy_sequence.frames))
-            intensity = IntensityRange.of_frames(align_frames_to_first(noisy_sequence), config.normalization.get("clip_percentiles"))
-            noisy = on_grid(noisy_sequence, intensity, tuple(config.grid), frames)
-            clean = on_grid(clean_sequence, intensity, tuple(config.grid), frames)
+            prepared = preprocess_sequence(noisy_sequence, params)
+            noisy = prepared.frames
+            clean = preprocess_sequence(clean_sequence, params, intensity=prepared.intensity).frames
             later = list(range(1, len(noisy)))  # frame 1 is always given
             far = later[len(later) // 2 :] + later[: len(later) // 2]  # never the frame itself nor a neighbour
             sampler.append(np.mean([score(noisy[i], clean[i] + noisy[j] - clean[j])["psnr"] for i, j in zip(later, far)]))
     print(f"{len(sampler)} held-out cardiac subjects ({min(native)}-{max(native)} native frames ED->ES, resampled to "
-          f"{frames}) on the {tuple(config.grid)} grid: a perfect sampler scores PSNR "
+          f"{params.num_frames}) on the {tuple(config.grid)} grid: a perfect sampler scores PSNR "
           f"{np.mean(sampler):.2f} ± {np.std(sampler):.2f} dB against the noisy truth (mean ± std over subjects)")
     return 0
 

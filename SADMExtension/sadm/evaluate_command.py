@@ -99,16 +99,24 @@ def _detail(engine) -> str:
     return f"{before} + {steps} steps fine-tuning" if before else f"{steps} steps"
 
 
-def load_held_out(data: str, engine, frames: int | None, limit: int | None) -> list[HeldOutSequence]:
-    """Test sequences preprocessed exactly as the model's training data (grid, frames, normalisation)."""
-    from sadm.data.preprocess import PreprocessParams, preprocess_sequence
-    from sadm.data.readers import discover_sequences
+def held_out_params(config, frames: int | None = None):
+    """The PreprocessParams of a model's training data (grid, frame count, normalisation), with
+    `frames` overriding the frame count."""
+    from sadm.data.preprocess import PreprocessParams
 
-    config = engine.config
     if frames is None:
         frames = (config.provenance.get("training") or {}).get("num_frames")
     clip = config.normalization.get("clip_percentiles")
-    params = PreprocessParams(grid=tuple(config.grid), num_frames=frames, clip_percentiles=None if clip is None else tuple(clip))
+    return PreprocessParams(grid=tuple(config.grid), num_frames=frames, clip_percentiles=None if clip is None else tuple(clip))
+
+
+def load_held_out(data: str, engine, frames: int | None, limit: int | None) -> list[HeldOutSequence]:
+    """Test sequences preprocessed exactly as the model's training data (grid, frames, normalisation)."""
+    from sadm.data.preprocess import preprocess_sequence
+    from sadm.data.readers import discover_sequences
+
+    config = engine.config
+    params = held_out_params(config, frames)
     sources = discover_sequences(data)[:limit]
     sequences = []
     for source in sources:

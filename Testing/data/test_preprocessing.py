@@ -148,3 +148,15 @@ def test_records_parameters_with_the_preprocessing_version():
 
     assert record["grid"] == [32, 128, 128] and record["num_frames"] == 12
     assert record["clip_percentiles"] == [0.5, 99.5] and record["version"] >= 1
+
+
+def test_a_given_intensity_window_is_used_instead_of_the_sequences_own():
+    frames = [np.linspace(0, 100, 4 * 5 * 6).reshape(4, 5, 6) for _ in range(2)]
+    brighter = [f * 2 for f in frames]
+    reference = preprocess_sequence(sequence_of(frames), PreprocessParams(grid=(4, 5, 6)))
+    shared = preprocess_sequence(sequence_of(brighter), PreprocessParams(grid=(4, 5, 6)), intensity=reference.intensity)
+    own = preprocess_sequence(sequence_of(brighter), PreprocessParams(grid=(4, 5, 6)))
+
+    assert shared.intensity == reference.intensity
+    assert own.frames.max() == pytest.approx(1.0) and np.isclose(own.frames, reference.frames, atol=1e-6).all()
+    np.testing.assert_allclose(shared.frames, np.clip(reference.frames * 2, 0, 1), atol=1e-5)

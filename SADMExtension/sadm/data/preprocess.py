@@ -71,12 +71,15 @@ class PreprocessedSequence:
     intensity: IntensityRange  # native window that maps to [0, 1]
 
 
-def preprocess_sequence(sequence: LongitudinalSequence, params: PreprocessParams) -> PreprocessedSequence:
-    """Native frames -> (L, k, j, i) float32 in [0, 1] on the model grid, plus their times."""
+def preprocess_sequence(
+    sequence: LongitudinalSequence, params: PreprocessParams, intensity: IntensityRange | None = None
+) -> PreprocessedSequence:
+    """Native frames -> (L, k, j, i) float32 in [0, 1] on the model grid, plus their times.
+    `intensity` (default: the sequence's own range) lets two renderings of one subject share a window."""
     where = f"subject '{sequence.subject}'" if sequence.subject else f"the sequence from {sequence.sources[:1]}"
     check_sequence(sequence, where)
     native_frames = align_frames_to_first(sequence, params.max_direction_difference_deg)
-    intensity = IntensityRange.of_frames(native_frames, params.clip_percentiles)
+    intensity = intensity or IntensityRange.of_frames(native_frames, params.clip_percentiles)
     frames = np.stack([resample_to_shape(intensity.normalize(frame), params.grid) for frame in native_frames])
     np.clip(frames, 0.0, 1.0, out=frames)
     times = np.asarray(sequence.times if sequence.times is not None else range(len(frames)), dtype=np.float64)
