@@ -53,10 +53,10 @@ def add_parser(commands) -> None:
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: each model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--reuse", metavar="DIR",
+    p.add_argument("--reuse", action="append", default=[], metavar="DIR",
                    help="an earlier `sadm evaluate` output: a model whose weights (sha256) it scored under the same "
                    "protocol (data, subjects, frames, sampler, steps, guidance, seed, missing rate) is taken from it "
-                   "instead of being run again")
+                   "instead of being run again (repeat to draw on several; the first that has a model wins)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_evaluate)
@@ -147,7 +147,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     }
     weights = {m.name: weights_digest(m.engine.source) for m in models}
     sources = {m.name: m.engine.source for m in models}
-    reused = reusable_rows(Path(args.reuse), weights, sources, protocol, settings) if args.reuse else {}
+    reused, reused_from = {}, {}
+    for previous in args.reuse:
+        left = {name: digest for name, digest in weights.items() if name not in reused}
+        found = reusable_rows(Path(previous), left, {name: sources[name] for name in left}, protocol, settings) if left else {}
+        reused.update(found)
+        reused_from.update({name: str(previous) for name in found})
     methods = [m for m in models if m.name not in reused] + [BaselineMethod(name, BASELINES[name]) for name in baselines]
 
     from tqdm import tqdm
@@ -165,7 +170,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "models": sources,
         "weights": weights,
         "weights_digest": DIGEST_SCHEME,
-        "reused": {name: str(args.reuse) for name in reused},
+        "reused": reused_from,
         "data": str(args.data),
         "subjects": [s.subject for s in sequences],
         "frames": len(sequences[0].frames),

@@ -156,6 +156,8 @@ def test_reuse_takes_a_moved_models_rows_from_an_earlier_evaluation_without_runn
     common = ["--data", str(held_out), "--steps", "2", "--subjects", "2", "--no-progress", "--device", "cpu"]
     first = tmp_path / "first"
     assert main(["evaluate", "--model", str(tiny_models[0]), *common, "--out", str(first)]) == 0
+    other = tmp_path / "other"
+    assert main(["evaluate", "--model", str(tiny_models[1]), *common, "--out", str(other), "--baselines", "none"]) == 0
     moved = shutil.copytree(tiny_models[0], tmp_path / "moved" / "sadm")  # same weights, another folder
 
     def not_again(*args, **kwargs):
@@ -170,6 +172,14 @@ def test_reuse_takes_a_moved_models_rows_from_an_earlier_evaluation_without_runn
     assert ordered(second / "per_frame.csv") == ordered(first / "per_frame.csv")
     record = json.loads((second / "evaluation.json").read_text(encoding="utf-8"))
     assert record["reused"] == {"SADM": str(first)}
+
+    # several earlier outputs: each model comes from the first that scored it, a new one is run
+    both = tmp_path / "both"
+    assert main(["evaluate", "--model", str(moved), "--model", str(tiny_models[1]), *common, "--out", str(both),
+                 "--reuse", str(first), "--reuse", str(other)]) == 0
+    record = json.loads((both / "evaluation.json").read_text(encoding="utf-8"))
+    assert sorted(record["reused"].values()) == sorted([str(first), str(other)])
+    assert {r["method"] for r in read_rows(both / "per_frame.csv")} >= set(record["reused"])
 
     # another protocol (here the seed) scores the model again, and says why
     with pytest.raises(AssertionError, match="run again"):
