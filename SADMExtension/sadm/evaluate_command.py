@@ -51,6 +51,9 @@ def add_parser(commands) -> None:
     p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
     p.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's, sadm.defaults)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: each model's)")
+    p.add_argument("--samples", type=int, default=1,
+                   help="score each diffusion model's voxel-wise mean of N sampled sequences (its posterior-mean "
+                   "estimate, N times the work) instead of one sample")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--reuse", action="append", default=[], metavar="DIR",
@@ -86,7 +89,12 @@ def load_methods(args: argparse.Namespace) -> list[ModelMethod]:
     names = [f"{name} ({_detail(engine)})" if names.count(name) > 1 else name for name, engine in zip(names, engines)]
     if len(set(names)) < len(names):
         names = [f"{name} [{Path(engine.source).name}]" for name, engine in zip(names, engines)]
-    return [ModelMethod(name, engine, args.sampler, args.steps, args.guidance) for name, engine in zip(names, engines)]
+    methods = []
+    for name, engine in zip(names, engines):
+        samples = args.samples if engine.model.is_diffusion else 1  # a regressor gives the same frame every time
+        label = f"{name} (mean of {samples} samples)" if samples > 1 else name
+        methods.append(ModelMethod(label, engine, args.sampler, args.steps, args.guidance, samples))
+    return methods
 
 
 def _detail(engine) -> str:
@@ -132,6 +140,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     baselines = _choices(args.baselines, list(BASELINES), "--baselines")
     if args.subjects is not None and args.subjects < 1:
         raise EvaluateOptionError(f"--subjects must be at least 1; got {args.subjects}")
+    if args.samples < 1:
+        raise EvaluateOptionError(f"--samples must be at least 1; got {args.samples}")
     if not 0.0 < args.missing_rate <= 1.0:
         raise EvaluateOptionError(f"--missing-rate must be in (0, 1]; got {args.missing_rate}")
     out = Path(args.out).expanduser()
@@ -143,7 +153,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     protocol = {
         "data": str(Path(args.data).expanduser().resolve()), "subjects": [s.subject for s in sequences],
         "frames": len(sequences[0].frames), "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
-        "seed": args.seed, "missing_rate": args.missing_rate,
+        "seed": args.seed, "missing_rate": args.missing_rate, "samples": args.samples,
     }
     weights = {m.name: weights_digest(m.engine.source) for m in models}
     sources = {m.name: m.engine.source for m in models}
@@ -176,7 +186,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "frames": len(sequences[0].frames),
         "protocol": protocol,
         "settings": settings, "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
-        "seed": args.seed, "missing_rate": args.missing_rate, "device": models[0].engine.describe_device(),
+        "seed": args.seed, "missing_rate": args.missing_rate, "samples": args.samples,
+        "device": models[0].engine.describe_device(),
         "seconds": round(time.perf_counter() - started, 1),
         "summary": summary,
     }
@@ -233,6 +244,7 @@ def reusable_rows(
     record = json.loads(record_path.read_text(encoding="utf-8"))
     earlier = dict(record.get("protocol") or {})
     earlier.setdefault("data", str(Path(record.get("data", "")).expanduser().resolve()))
+    earlier.setdefault("samples", record.get("samples", 1))  # records before --samples scored one sample
     for key in protocol:
         earlier.setdefault(key, record.get(key))
     different = [key for key in protocol if earlier.get(key) != protocol[key]]
@@ -264,7 +276,9 @@ def report(record: dict, summary: list[dict], names: list[str], settings: list[s
     setup = (
         f"{len(record['subjects'])} held-out sequences of {record['frames']} frames from `{record['data']}`; "
         f"{record['sampler']} sampler, {record['steps']} steps, seed {record['seed']}, missing rate "
-        f"{record['missing_rate']}; {record['device']}. Values per setting: {' / '.join(settings)}. "
+        f"{record['missing_rate']}"
+        + (f"; each diffusion model scored by the mean of {record['samples']} samples" if record.get("samples", 1) > 1 else "")
+        + f"; {record['device']}. Values per setting: {' / '.join(settings)}. "
         "Frames are averaged per subject, then over subjects. Bold: best per setting."
     )
     return (

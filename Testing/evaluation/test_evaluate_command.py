@@ -113,12 +113,46 @@ def test_the_same_seed_gives_the_same_numbers(held_out, tiny_models, tmp_path):
     assert (tmp_path / "a" / "per_frame.csv").read_text(encoding="utf-8") == (tmp_path / "b" / "per_frame.csv").read_text(encoding="utf-8")
 
 
+def test_samples_scores_the_mean_of_that_many_draws_of_each_diffusion_model(held_out, tiny_models, tmp_path):
+    """--samples N: a diffusion model's prediction is the voxel-wise mean of N sequences drawn with the
+    run's seed (a regressor is scored as it is); the record and table say so, and reuse tells the two apart."""
+    from sadm import Engine
+    from sadm.evaluation.runner import ModelMethod
+
+    common = ["--data", str(held_out), "--steps", "2", "--settings", "full", "--baselines", "none", "--subjects", "1",
+              "--no-progress", "--device", "cpu"]
+    one, three = tmp_path / "one", tmp_path / "three"
+    assert main(["evaluate", *sum((["--model", str(m)] for m in tiny_models), []), *common, "--out", str(one)]) == 0
+    assert main(["evaluate", *sum((["--model", str(m)] for m in tiny_models), []), *common, "--out", str(three),
+                 "--samples", "3", "--reuse", str(one)]) == 0
+    record = json.loads((three / "evaluation.json").read_text(encoding="utf-8"))
+    assert record["samples"] == 3 and record["reused"] == {}  # one sample's rows are not the mean's
+    assert "mean of 3 samples" in (three / "table.md").read_text(encoding="utf-8")
+    rows = {(r["method"], r["frame"]): float(r["psnr"]) for r in read_rows(three / "per_frame.csv")}
+    single = {(r["method"], r["frame"]): float(r["psnr"]) for r in read_rows(one / "per_frame.csv")}
+    assert {m for m, _ in rows} == {"SADM (mean of 3 samples)", "attention-only"}
+    assert all(rows[("attention-only", f)] == single[("attention-only", f)] for m, f in single if m == "attention-only")
+
+    engine = Engine.load(tiny_models[0], device="cpu")
+    frames = np.random.default_rng(0).random((4, *engine.config.grid)).astype(np.float32)
+    roles = ["observed", "missing", "observed", "future"]
+    draws = engine.generate_samples(list(frames), roles, sampler="ddim", steps=2, seed=5, samples=3)
+    assert all(v.std(axis=0).max() > 0 for v in draws.values())  # the draws differ, so the mean is not one of them
+    mean = ModelMethod("m", engine, "ddim", 2, samples=3).predict(frames, roles, (0.0, 1.0, 2.0, 3.0), seed=5)
+    for index, volumes in draws.items():
+        np.testing.assert_allclose(mean[index], volumes.mean(axis=0), rtol=1e-5, atol=1e-6)
+    one_draw = ModelMethod("m", engine, "ddim", 2).predict(frames, roles, (0.0, 1.0, 2.0, 3.0), seed=5)
+    assert all(np.array_equal(one_draw[i], engine.generate(list(frames), roles, sampler="ddim", steps=2, seed=5)[i])
+               for i in one_draw)
+
+
 @pytest.mark.parametrize(
     "options, expected",
     [
         (["--settings", "single,best"], "--settings 'single,best': choose from single, missing, full"),
         (["--baselines", "mean"], "--baselines 'mean': choose from copy-last, linear"),
         (["--missing-rate", "0"], "--missing-rate must be in (0, 1]"),
+        (["--samples", "0"], "--samples must be at least 1; got 0"),
     ],
 )
 def test_bad_options_are_refused_and_nothing_is_written(held_out, tiny_models, tmp_path, capsys, options, expected):
