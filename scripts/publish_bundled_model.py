@@ -171,7 +171,8 @@ def model_card(
             f"missing_rate {json.dumps(training.get('missing_rate'))}): {stage_line(model, f'sadm train configs/{name}.json --out runs/{name}')}",
         ]
     else:
-        stages = [f"- config: `configs/{name}.json` (under version control)"]
+        stages = [f"- one stage, from scratch (`configs/{name}.json`, under version control): "
+                  f"{stage_line(model, f'sadm train configs/{name}.json --out runs/{name}')}"]
     size = (model / "model.safetensors").stat().st_size
     lines = [
         f"# {name}",
@@ -189,7 +190,7 @@ def model_card(
         "",
         "## Training",
         f"- command: `scripts/train-bundled-model.sh {name}`, i.e. `{bundle['train_data']}` then "
-        + (f"`{info['command']}`" if start is None else "the two stages below"),
+        + ("the run below" if start is None else "the two stages below"),
         *stages,
         f"- data: {info['train_subjects']} synthetic training subjects; validation subjects {', '.join(info['validation_subjects'])}",
         f"- {'stage 2 ' if start is not None else ''}steps: {info['steps']} of the planned {training['steps']} (batch {training['batch_size']} × "

@@ -114,3 +114,31 @@ def test_an_ablation_without_a_kept_sadm_checkpoint_at_its_step_is_shown_but_not
     attention = fake_model(runs / "m-attention-only" / "checkpoints" / "step-00001500", 1500)
     ablations, pairs = publish_script().ablation_pairs(runs, "m", model)
     assert ablations == {"attention-only": attention} and pairs == []
+
+
+def test_the_card_of_a_one_stage_model_gives_the_command_that_reproduces_it_and_what_the_run_recorded(tmp_path):
+    """A run resumed under another name records that command; the card shows both, so the reader
+    knows how to train it again from the config under version control."""
+    provenance = {
+        "steps": 10000, "wall_seconds": 7200.0, "hardware": "a CPU", "device": "cpu", "torch": "2.13.0",
+        "command": "sadm train runs/long/cardiac-long.json --out runs/long/cardiac-sadm --resume",
+        "train_subjects": 54, "validation_subjects": ["p1", "p2"], "world_size": 1,
+        "training": {"ema_decay": 0.999, "steps": 20000, "batch_size": 4, "grad_accumulation": 1, "lr": 0.0005},
+    }
+    model = tmp_path / "runs" / "m" / "checkpoints" / "step-00010000"
+    model.mkdir(parents=True)
+    config = {"grid": [16, 32, 32], "max_frames": 12, "variant": "sadm", "attention": {"time_embedding": "index"},
+              "diffusion": {"log_snr_min": -20.0, "log_snr_max": 20.0, "prediction": "v", "p_uncond": 0.1, "guidance": 0.1},
+              "provenance": provenance}
+    (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (model / "model.safetensors").write_bytes(b"0" * 1024)
+    means = scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0))
+    evaluation = write_evaluation(tmp_path / "e", means)
+    (evaluation / "table.md").write_text("| table |", encoding="utf-8")
+    module = publish_script()
+    card = module.model_card("cardiac-demo", module.BUNDLES["cardiac-demo"], model, evaluation, {}, 20.0, "publish")
+    assert ("- one stage, from scratch (`configs/cardiac-demo.json`, under version control): "
+            "`sadm train configs/cardiac-demo.json --out runs/cardiac-demo`: 10000 steps, 2.0 h on a CPU") in card
+    assert "the run recorded `sadm train runs/long/cardiac-long.json --out runs/long/cardiac-sadm --resume`" in card
+    assert "- steps: 10000 of the planned 20000" in card
+    assert "| table |" in card and "- Settings (SSIM): full 0.980, missing 0.970, single 0.950" in card
