@@ -60,6 +60,10 @@ class DiffusionConfig:
     # tiny model that overfits one sequence generated its frame 4× worse than copying the previous
     # frame with "eps", 3× better with "v" (same 200 steps). Samplers always receive ε̂ either way.
     prediction: str = "v"
+    # Weight of an ℓ2 loss that makes c = Aθ(X̃) itself regress the target frame (the attention-only
+    # ablation's loss), added to the diffusion loss of Alg. 1; 0 is the paper (c learns only through
+    # the UNet). The ablations ignore it: attention-only is that loss alone, diffusion-only has no Aθ.
+    conditioning_loss: float = 0.0
 
 
 @dataclass
@@ -134,6 +138,13 @@ class ModelConfig:
             raise ConfigError(f"diffusion.prediction must be one of {PREDICTIONS}; got {d.prediction!r}")
         if not 0.0 <= d.p_uncond < 1.0:
             raise ConfigError(f"diffusion.p_uncond must lie in [0, 1); got {d.p_uncond}")
+        if d.conditioning_loss < 0.0:
+            raise ConfigError(f"diffusion.conditioning_loss must be 0 (the paper) or positive; got {d.conditioning_loss}")
+        if d.conditioning_loss > 0.0 and att.conditioning_channels != 1:
+            raise ConfigError(
+                f"diffusion.conditioning_loss makes c regress the target frame, so c must be one volume; "
+                f"attention.conditioning_channels is {att.conditioning_channels} (set it to 1 or the loss to 0)"
+            )
 
     # --- (de)serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -86,15 +86,24 @@ class SADM(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """The training objective on a batch from `training.make_batch`: the ε-loss of Alg. 1 with
-        condition dropout, or the ℓ2 regression loss of the attention-only ablation."""
+        condition dropout (plus diffusion.conditioning_loss × the ℓ2 of c against the frame, when set),
+        or the ℓ2 regression loss of the attention-only ablation."""
         conditioning = self.condition(batch["context"], batch["context_mask"], batch["positions"], batch["target_position"])
         target = batch["target"]  # (B, 1, D, H, W) in [-1, 1]
         if not self.is_diffusion:
-            return torch.mean((conditioning.float() * 2 - 1 - target) ** 2)
+            return regression_loss(conditioning, target)
         d = self.config.diffusion
-        return diffusion_loss(
+        loss = diffusion_loss(
             self.network_output, target, conditioning, d.log_snr_min, d.log_snr_max, d.p_uncond, generator, d.prediction
         )
+        if d.conditioning_loss > 0.0 and self.attention is not None:
+            loss = loss + d.conditioning_loss * regression_loss(conditioning, target)
+        return loss
+
+
+def regression_loss(conditioning: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """ℓ2 between a regressed frame in [0, 1] and the target in [−1, 1] (on the target's scale)."""
+    return torch.mean((conditioning.float() * 2 - 1 - target) ** 2)
 
 
 def parameter_count(module: nn.Module | None) -> int:

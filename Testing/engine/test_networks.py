@@ -83,3 +83,28 @@ def test_config_round_trips_through_json_exactly():
 def test_grid_not_divisible_by_patches_and_merges_is_refused_with_the_axis_named():
     with pytest.raises(ConfigError, match="grid axis 2 has 20 voxels"):
         ModelConfig(grid=(8, 16, 20), max_frames=4)
+
+
+def test_conditioning_loss_adds_the_weighted_l2_of_c_against_the_target_to_the_diffusion_loss():
+    config = preset("tiny")
+    model = SADM(config)
+    sequences = torch.rand(2, config.max_frames, *config.grid)
+    batch = make_batch(sequences, generator=torch.Generator().manual_seed(0))
+    paper = model.loss(batch, torch.Generator().manual_seed(1))
+    model.config.diffusion.conditioning_loss = 0.5
+    with_regression = model.loss(batch, torch.Generator().manual_seed(1))
+    c = model.condition(batch["context"], batch["context_mask"], batch["positions"], batch["target_position"])
+    by_hand = torch.mean((2 * c - 1 - batch["target"]) ** 2)
+    assert float(by_hand.detach()) > 0.01  # an untrained Aθ is far from the frame, so the term is visible
+    torch.testing.assert_close(with_regression, paper + 0.5 * by_hand)
+    with_regression.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("weight, channels, message", [(-0.1, 1, "must be 0"), (0.5, 2, "c must be one volume")])
+def test_conditioning_loss_refuses_a_negative_weight_and_a_multi_channel_c(weight, channels, message):
+    config = preset("tiny").to_dict()
+    config["diffusion"]["conditioning_loss"] = weight
+    config["attention"]["conditioning_channels"] = channels
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig.from_dict(config)
