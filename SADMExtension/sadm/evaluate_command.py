@@ -85,16 +85,35 @@ def load_methods(args: argparse.Namespace) -> list[ModelMethod]:
     if len(grids) > 1:
         listing = ", ".join(f"{m}: {tuple(e.config.grid)}" for m, e in zip(args.model, engines))
         raise EvaluateOptionError(f"the models work on different grids ({listing}); evaluate them separately")
-    names = [VARIANT_LABELS.get(engine.config.variant, engine.config.variant) for engine in engines]
+    names = [model_name(engine.config) for engine in engines]
     names = [f"{name} ({_detail(engine)})" if names.count(name) > 1 else name for name, engine in zip(names, engines)]
     if len(set(names)) < len(names):
         names = [f"{name} [{Path(engine.source).name}]" for name, engine in zip(names, engines)]
+    names = _numbered(names)  # checkpoints of the same step from two runs share even their folder name
     methods = []
     for name, engine in zip(names, engines):
         samples = args.samples if engine.model.is_diffusion else 1  # a regressor gives the same frame every time
         label = f"{name} (mean of {samples} samples)" if samples > 1 else name
         methods.append(ModelMethod(label, engine, args.sampler, args.steps, args.guidance, samples))
     return methods
+
+
+def _numbered(names: list[str]) -> list[str]:
+    """Names made unique by numbering repeats (#2, #3, ...): rows, digests and reuse are keyed by name."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return unique
+
+
+def model_name(config) -> str:
+    """The variant's name in tables; a SADM whose c also regressed the frame says so (it is not the
+    paper's training objective)."""
+    name = VARIANT_LABELS.get(config.variant, config.variant)
+    weight = config.diffusion.conditioning_loss
+    return f"{name} + ℓ2 on c (×{weight:g})" if config.variant == "sadm" and weight > 0 else name
 
 
 def _detail(engine) -> str:

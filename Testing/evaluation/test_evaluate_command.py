@@ -287,3 +287,33 @@ def test_reuse_of_a_folder_that_is_no_evaluation_is_refused(held_out, tiny_model
     assert code != 0
     assert "not a `sadm evaluate` output" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_two_models_that_share_variant_steps_and_folder_name_get_rows_of_their_own(held_out, tmp_path):
+    torch = pytest.importorskip("torch")
+    folders = []
+    for run, seed in (("run-a", 0), ("run-b", 1)):
+        torch.manual_seed(seed)
+        model = SADM(preset("tiny"))
+        torch.nn.init.normal_(model.unet.output[-1].weight, std=0.05)  # zero at init: make the two differ
+        folders.append(save_model(tmp_path / run / "step-00000100", model))
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", "--model", str(folders[0]), "--model", str(folders[1]), "--data", str(held_out),
+                 "--out", str(out), "--steps", "2", "--settings", "single", "--baselines", "none",
+                 "--subjects", "1", "--no-progress", "--device", "cpu"]) == 0
+    rows = read_rows(out / "per_frame.csv")
+    names = sorted({r["method"] for r in rows})
+    assert len(names) == 2 and names[1] == names[0] + " #2"
+    scores = [[r["psnr"] for r in rows if r["method"] == name] for name in names]
+    assert scores[0] != scores[1]  # each model was run, not one row copied under two names
+
+
+def test_a_sadm_trained_with_the_conditioning_loss_is_named_apart_from_the_papers(held_out, tmp_path):
+    config = preset("tiny")
+    config.diffusion.conditioning_loss = 0.5
+    folders = [save_model(tmp_path / "paper", SADM(preset("tiny"))), save_model(tmp_path / "regressing-c", SADM(config))]
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", *sum((["--model", str(f)] for f in folders), []), "--data", str(held_out),
+                 "--out", str(out), "--steps", "2", "--settings", "single", "--baselines", "none",
+                 "--subjects", "1", "--no-progress", "--device", "cpu"]) == 0
+    assert sorted({r["method"] for r in read_rows(out / "per_frame.csv")}) == ["SADM", "SADM + ℓ2 on c (×0.5)"]
