@@ -64,6 +64,11 @@ class DiffusionConfig:
     # ablation's loss), added to the diffusion loss of Alg. 1; 0 is the paper (c learns only through
     # the UNet). The ablations ignore it: attention-only is that loss alone, diffusion-only has no Aθ.
     conditioning_loss: float = 0.0
+    # s > 0: the UNet diffuses the residual (x − c̃)/s of the frame x against c̃ = 2c − 1 (c read as
+    # a frame in [0, 1]) and generation adds c̃ back, so that with conditioning_loss the diffusion
+    # refines Aθ's regression instead of redrawing the frame from noise (predict-and-refine, as in
+    # Whang et al. 2022, "Deblurring via Stochastic Refinement"); s ≈ the residual's spread. 0: the paper.
+    residual_scale: float = 0.0
 
 
 @dataclass
@@ -140,11 +145,14 @@ class ModelConfig:
             raise ConfigError(f"diffusion.p_uncond must lie in [0, 1); got {d.p_uncond}")
         if d.conditioning_loss < 0.0:
             raise ConfigError(f"diffusion.conditioning_loss must be 0 (the paper) or positive; got {d.conditioning_loss}")
-        if d.conditioning_loss > 0.0 and att.conditioning_channels != 1:
-            raise ConfigError(
-                f"diffusion.conditioning_loss makes c regress the target frame, so c must be one volume; "
-                f"attention.conditioning_channels is {att.conditioning_channels} (set it to 1 or the loss to 0)"
-            )
+        if d.residual_scale < 0.0:
+            raise ConfigError(f"diffusion.residual_scale must be 0 (the paper) or positive; got {d.residual_scale}")
+        for option, value in (("conditioning_loss", d.conditioning_loss), ("residual_scale", d.residual_scale)):
+            if value > 0.0 and att.conditioning_channels != 1:
+                raise ConfigError(
+                    f"diffusion.{option} reads c as a frame, so c must be one volume; attention.conditioning_channels "
+                    f"is {att.conditioning_channels} (set it to 1 or diffusion.{option} to 0)"
+                )
 
     # --- (de)serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -109,11 +109,15 @@ def _numbered(names: list[str]) -> list[str]:
 
 
 def model_name(config) -> str:
-    """The variant's name in tables; a SADM whose c also regressed the frame says so (it is not the
-    paper's training objective)."""
+    """The variant's name in tables; a SADM whose c also regressed the frame, or whose UNet diffused
+    the residual against c, says so (neither is the paper's objective)."""
     name = VARIANT_LABELS.get(config.variant, config.variant)
-    weight = config.diffusion.conditioning_loss
-    return f"{name} + ℓ2 on c (×{weight:g})" if config.variant == "sadm" and weight > 0 else name
+    d = config.diffusion
+    if config.variant == "sadm" and d.conditioning_loss > 0:
+        name += f" + ℓ2 on c (×{d.conditioning_loss:g})"
+    if config.variant == "sadm" and d.residual_scale > 0:
+        name += f", residual (s = {d.residual_scale:g})"
+    return name
 
 
 def _detail(engine) -> str:

@@ -87,7 +87,8 @@ def autoregressive_generate(
         callback = None if on_step is None else (lambda info, index=index: on_step(index, info["i"]))
         extra = {"generator": generator} if "generator" in inspect.signature(sample_fn).parameters else {}
         x = sample_fn(eps_fn, noise, log_snrs, callback=callback, **extra)
-        filled[:, index] = ((x[:, 0] + 1.0) / 2.0).clamp(0.0, 1.0)
+        frame = model.frame_from_diffused(x, conditioning)
+        filled[:, index] = ((frame[:, 0] + 1.0) / 2.0).clamp(0.0, 1.0)
     return filled
 
 

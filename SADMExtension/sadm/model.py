@@ -80,6 +80,23 @@ class SADM(nn.Module):
         output = self.network_output(z, log_snr, conditioning).float()
         return eps_from_prediction(z.float(), output, log_snr, self.config.diffusion.prediction)
 
+    @property
+    def is_residual(self) -> bool:
+        return self.attention is not None and self.unet is not None and self.config.diffusion.residual_scale > 0.0
+
+    def diffused_from_frame(self, frame: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
+        """What the diffusion runs on, from a frame in [−1, 1]: the frame itself (the paper) or, with
+        diffusion.residual_scale s, its residual (frame − (2c − 1))/s against Aθ's output."""
+        if not self.is_residual:
+            return frame
+        return (frame - (2.0 * conditioning.to(frame.dtype) - 1.0)) / self.config.diffusion.residual_scale
+
+    def frame_from_diffused(self, sample: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
+        """The inverse of `diffused_from_frame`: a generated sample back to a frame in [−1, 1]."""
+        if not self.is_residual:
+            return sample
+        return sample * self.config.diffusion.residual_scale + (2.0 * conditioning.to(sample.dtype) - 1.0)
+
     def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """The training objective (so DistributedDataParallel's hooks see it); see `loss`."""
         return self.loss(batch, generator)
@@ -94,7 +111,14 @@ class SADM(nn.Module):
             return regression_loss(conditioning, target)
         d = self.config.diffusion
         loss = diffusion_loss(
-            self.network_output, target, conditioning, d.log_snr_min, d.log_snr_max, d.p_uncond, generator, d.prediction
+            self.network_output,
+            self.diffused_from_frame(target, conditioning),
+            conditioning,
+            d.log_snr_min,
+            d.log_snr_max,
+            d.p_uncond,
+            generator,
+            d.prediction,
         )
         if d.conditioning_loss > 0.0 and self.attention is not None:
             loss = loss + d.conditioning_loss * regression_loss(conditioning, target)
