@@ -114,9 +114,9 @@ def model_name(config) -> str:
     name = VARIANT_LABELS.get(config.variant, config.variant)
     d = config.diffusion
     if config.variant == "sadm" and d.conditioning_loss > 0:
-        name += f" + ℓ2 on c (×{d.conditioning_loss:g})"
+        name += f" + L2 on c (w={d.conditioning_loss:g})"  # ASCII: method names reach CSVs and consoles
     if config.variant == "sadm" and d.residual_scale > 0:
-        name += f", residual (s = {d.residual_scale:g})"
+        name += f", residual (s={d.residual_scale:g})"
     return name
 
 

@@ -76,7 +76,7 @@ def tiny_models(tmp_path):
 
 
 def read_rows(path):
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -316,4 +316,4 @@ def test_a_sadm_trained_with_the_conditioning_loss_is_named_apart_from_the_paper
     assert main(["evaluate", *sum((["--model", str(f)] for f in folders), []), "--data", str(held_out),
                  "--out", str(out), "--steps", "2", "--settings", "single", "--baselines", "none",
                  "--subjects", "1", "--no-progress", "--device", "cpu"]) == 0
-    assert sorted({r["method"] for r in read_rows(out / "per_frame.csv")}) == ["SADM", "SADM + ℓ2 on c (×0.5)"]
+    assert sorted({r["method"] for r in read_rows(out / "per_frame.csv")}) == ["SADM", "SADM + L2 on c (w=0.5)"]
