@@ -16,6 +16,7 @@ from sadm.checkpoint import save_model
 from sadm.defaults import DEFAULT_SAMPLER, steps_or_default
 from sadm.config import preset
 from sadm.data.preprocess import resample_in_time
+from sadm.data.resample import resample_to_shape
 from sadm.data.sequence import Geometry
 from sadm.data.synthetic import cardiac_subject
 from sadm.data.writers import write_sequence, write_volume
@@ -109,11 +110,12 @@ def _run(staging: Path, out: Path, model: str, sampler: str, steps: int, guidanc
           + (f"; {samples} samples" if samples > 1 else ""))
     started = time.perf_counter()
     with tqdm(total=total, desc="generating", unit="step") as bar:
-        draws = engine.generate_samples(
+        on_model_grid = engine.generate_on_model_grid(
             inputs, roles, sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples,
             progress=lambda done, _total, frame: (bar.update(done - bar.n), bar.set_postfix(frame=frame)),
             cancel=threading.Event(),
         )
+    draws = {i: np.stack([resample_to_shape(v, frames[i].shape) for v in volumes]) for i, volumes in on_model_grid.items()}
     seconds = time.perf_counter() - started
     mean = {i: v.mean(axis=0, dtype=np.float64).astype(np.float32) for i, v in draws.items()}
     spread = {i: v.std(axis=0, dtype=np.float64).astype(np.float32) for i, v in draws.items()} if samples > 1 else {}
@@ -126,28 +128,60 @@ def _run(staging: Path, out: Path, model: str, sampler: str, steps: int, guidanc
     completed = [mean.get(i, f) for i, f in enumerate(frames)]
     files.append(write_sequence(staging / "completed.seq.nrrd", completed, geometry).name)
 
-    scores = {index: score(frames[index], mean[index]) for index in generated}
-    baselines = baseline_scores(frames, roles, generated)
+    grid = tuple(engine.config.grid)
+    on_grid = [resample_to_shape(f, grid) for f in frames]
+    native = _scored(frames, {i: mean[i] for i in generated}, roles)
+    model_grid = _scored(on_grid, {i: v.mean(axis=0, dtype=np.float64).astype(np.float32) for i, v in on_model_grid.items()}, roles)
+    through_grid = {i: score(frames[i], resample_to_shape(on_grid[i], frames[i].shape)) for i in generated}
     summary = {
         "model": engine.source, "trained_model": trained, "sampler": sampler, "steps": steps, "seed": seed,
         "samples": samples, "device": engine.describe_device(), "seconds": round(seconds, 2), "roles": roles,
-        "mean": _mean_of(scores),
-        "baselines_mean": {name: _mean_of(values) for name, values in baselines.items()},
-        "frames": {
-            str(i): {"role": roles[i], **scores[i], **{name: values[i] for name, values in baselines.items()},
-                     **({"std_mean": float(spread[i].mean())} if spread else {})}
-            for i in generated
-        },
+        "native_shape": list(frames[0].shape),
+        **native,
+        "truth_through_model_grid_mean": _mean_of(through_grid),
+        "model_grid": {"shape": list(grid), **model_grid},
     }
+    for i in generated:
+        summary["frames"][str(i)]["truth_through_model_grid"] = through_grid[i]
+        if spread:
+            summary["frames"][str(i)]["std_mean"] = float(spread[i].mean())
     files.append(_save_montage(staging, frames, mean, spread, roles, generated))
     files.append("metrics.json")
     summary["files"] = files
     (staging / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    print(f"generated {len(generated)} frames in {seconds:.1f} s; mean SSIM {summary['mean']['ssim']:.3f}, "
-          f"PSNR {summary['mean']['psnr']:.2f} dB (copy-last {summary['baselines_mean']['copy-last']['ssim']:.3f} / "
-          f"{summary['baselines_mean']['copy-last']['psnr']:.2f} dB, linear "
-          f"{summary['baselines_mean']['linear']['ssim']:.3f} / {summary['baselines_mean']['linear']['psnr']:.2f} dB)")
+    print(f"generated {len(generated)} frames in {seconds:.1f} s")
+    print(f"  on the model's {_shape(grid)} grid (as `sadm evaluate` and the model card score): "
+          f"{_versus_baselines(model_grid)}")
+    ceiling = summary["truth_through_model_grid_mean"]
+    print(f"  on the native {_shape(frames[0].shape)} grid: {_versus_baselines(native)}; the truth itself, "
+          f"resampled to the model grid and back, scores {ceiling['ssim']:.3f} / {ceiling['psnr']:.2f} dB "
+          "(the model grid's resolution limit)")
     return summary
+
+
+def _scored(truth: list[np.ndarray], predicted: dict[int, np.ndarray], roles: list[str]) -> dict:
+    """The predictions' and the baselines' scores against `truth`, per frame and their means."""
+    scores = {index: score(truth[index], volume) for index, volume in predicted.items()}
+    baselines = baseline_scores(truth, roles, list(predicted))
+    return {
+        "mean": _mean_of(scores),
+        "baselines_mean": {name: _mean_of(values) for name, values in baselines.items()},
+        "frames": {
+            str(i): {"role": roles[i], **scores[i], **{name: values[i] for name, values in baselines.items()}}
+            for i in predicted
+        },
+    }
+
+
+def _versus_baselines(scored: dict) -> str:
+    mean, baselines = scored["mean"], scored["baselines_mean"]
+    return f"SSIM {mean['ssim']:.3f}, PSNR {mean['psnr']:.2f} dB (" + ", ".join(
+        f"{name} {values['ssim']:.3f} / {values['psnr']:.2f} dB" for name, values in baselines.items()
+    ) + ")"
+
+
+def _shape(shape) -> str:
+    return "x".join(str(n) for n in shape)
 
 
 def _mean_of(scores: dict[int, dict]) -> dict[str, float]:

@@ -166,9 +166,36 @@ class Engine:
         times: Sequence[float] | None = None,
     ) -> dict[int, np.ndarray]:
         """Like `generate`, drawing `samples` sequences in one batch: {index: (samples, k, j, i)}."""
+        native_shape = validate_frames(frames, validate_roles(roles, self.config.max_frames))
+        draws = self.generate_on_model_grid(
+            frames, roles, sampler, steps, guidance, seed, samples, batch_guidance, progress, cancel, times
+        )
+        return {
+            index: np.stack([resample_to_shape(volume, native_shape) for volume in volumes])
+            for index, volumes in draws.items()
+        }
+
+    def generate_on_model_grid(
+        self,
+        frames: Sequence[np.ndarray | None],
+        roles: Sequence[str],
+        sampler: str = DEFAULT_SAMPLER,
+        steps: int | None = None,
+        guidance: float | None = None,
+        seed: int = 0,
+        samples: int = 1,
+        batch_guidance: bool = True,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        times: Sequence[float] | None = None,
+    ) -> dict[int, np.ndarray]:
+        """The draws of `generate_samples` as the model made them, on its own grid (config.grid) in the
+        observed frames' intensities: what `sadm evaluate` scores, before resampling to the input grid
+        blurs them (linear resampling commutes with the intensity mapping, so resampling these gives
+        `generate_samples` exactly)."""
         config = self.config
         roles = validate_roles(roles, config.max_frames)
-        native_shape = validate_frames(frames, roles)
+        validate_frames(frames, roles)
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
         steps = DEFAULT_STEPS[sampler] if steps is None else int(steps)
@@ -214,9 +241,7 @@ class Engine:
             on_step,
         ).cpu()
         return {
-            index: np.stack(
-                [intensity.denormalize(resample_to_shape(filled[n, index].numpy(), native_shape)) for n in range(samples)]
-            )
+            index: np.stack([intensity.denormalize(filled[n, index].numpy()) for n in range(samples)])
             for index in generated
         }
 

@@ -41,8 +41,14 @@ def test_demo_writes_frames_sequence_montage_metrics_and_uncertainty(tiny_twelve
     assert metrics["samples"] == 3 and sorted(int(k) for k in metrics["frames"]) == generated
     assert set(metrics["baselines_mean"]) == {"copy-last", "linear"}
     assert all(metrics["frames"][str(i)]["std_mean"] > 0 for i in generated)
+    grid = metrics["model_grid"]
+    assert grid["shape"] == list(preset("tiny").grid) and sorted(int(k) for k in grid["frames"]) == generated
+    assert set(grid["baselines_mean"]) == {"copy-last", "linear"}
+    assert metrics["native_shape"] == list(sitk.GetArrayFromImage(mean).shape)
+    # the truth through the model grid and back loses detail, so it scores below a perfect 1.0
+    assert 0 < metrics["truth_through_model_grid_mean"]["ssim"] < 1
     printed = capsys.readouterr().out
-    assert "copy-last" in printed and str(out) in printed
+    assert "copy-last" in printed and str(out) in printed and "model's" in printed and "native" in printed
 
 
 def test_a_second_demo_replaces_the_first_whole(tiny_twelve_frame_model, tmp_path):

@@ -100,6 +100,20 @@ def test_uncertainty_samples_are_drawn_in_one_batch_and_differ(engine):
     assert draws[1].std(axis=0).mean() > 0
 
 
+def test_draws_on_the_model_grid_are_what_native_generation_resamples(engine):
+    """`sadm evaluate` and the demo's grid scores read these; the native frames are them resampled."""
+    from sadm.data.resample import resample_to_shape
+
+    frames = native_frames()
+    on_grid = engine.generate_on_model_grid(frames, ROLES, steps=3, samples=2, sampler="ancestral", seed=3)
+    native = engine.generate_samples(frames, ROLES, steps=3, samples=2, sampler="ancestral", seed=3)
+    assert on_grid[1].shape == (2, *engine.config.grid)
+    for index, volumes in on_grid.items():
+        resampled = np.stack([resample_to_shape(v, (10, 20, 24)) for v in volumes])
+        np.testing.assert_allclose(resampled, native[index], rtol=1e-5, atol=1e-3)
+    assert on_grid[1].max() > 10  # observed frames' intensities (scale 250), not the model's [0, 1]
+
+
 @pytest.mark.parametrize(
     "roles, message",
     [
