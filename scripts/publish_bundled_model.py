@@ -5,7 +5,7 @@ folder — config.json, EMA model.safetensors and a model card README.md — in 
 
     .venv/bin/python scripts/publish_bundled_model.py cardiac-demo [--checkpoint runs/cardiac-demo/checkpoints/step-00006000]
 
-A model fine-tuned from another (training.init_from, e.g. configs/cardiac-demo.json from stage 1) is
+A model fine-tuned from another (training.init_from, e.g. configs/brain-demo.json from its stage 2) is
 compared with the model it started from too; each ablation stage with the SADM stage of its steps
 (ablation_pairs). Models already scored under the same protocol in runs/NAME-evaluation are not run again
 (`sadm evaluate --reuse`, keyed by the weights' sha256).
@@ -92,14 +92,14 @@ def run_folder(model: Path) -> Path:
 
 
 def ablation_pairs(
-    runs: Path, name: str, model: Path, start: Path | None = None,
+    runs: Path, name: str, model: Path, start: Path | None = None, start_stage: int = 1,
 ) -> tuple[dict[str, Path], list[tuple[Path, Path]]]:
     """The ablations to evaluate with a published model, and the (SADM, ablation) pairs trained the
-    same steps. An ablation follows SADM's stages (scripts/train-bundled-model.sh): its stage 2
-    (runs/NAME-VARIANT) is compared with the published model, its stage 1 (runs/NAME-VARIANT-stage1)
-    with SADM's stage 1 `start`; one that stopped earlier is compared with SADM's checkpoint at its
-    step, when that checkpoint was kept."""
-    stages = [(model, "", "")] + ([(start, "-stage1", " (stage 1)")] if start is not None else [])
+    same steps. An ablation follows SADM's stages (scripts/train-bundled-model.sh): its last stage
+    (runs/NAME-VARIANT) is compared with the published model, its stage before
+    (runs/NAME-VARIANT-stageK, K = `start_stage`) with SADM's stage K `start`; one that stopped earlier
+    is compared with SADM's checkpoint at its step, when that checkpoint was kept."""
+    stages = [(model, "", "")] + ([(start, f"-stage{start_stage}", f" (stage {start_stage})")] if start is not None else [])
     ablations: dict[str, Path] = {}
     pairs: list[tuple[Path, Path]] = []
     for sadm, suffix, label in stages:
@@ -114,6 +114,49 @@ def ablation_pairs(
             if partner is not None and provenance(partner)["steps"] == step:
                 pairs.append((partner, folder))
     return ablations, pairs
+
+
+def training_chain(model: Path) -> list[Path]:
+    """The published model and the models it was fine-tuned from (training.init_from), earliest first;
+    an ancestor whose folder is not on this machine ends the chain (and is listed, without provenance)."""
+    chain = [model]
+    while (init_from := provenance(chain[0]).get("init_from")) and Path(init_from) not in chain:
+        chain.insert(0, Path(init_from))
+        if not (chain[0] / "config.json").is_file():
+            break
+    return chain
+
+
+def stage_command(name: str, index: int, count: int) -> str:
+    """Stage `index` (1-based) of `count`: configs/NAME-stageK.json into runs/NAME-stageK, the last one
+    configs/NAME.json into runs/NAME (as scripts/train-bundled-model.sh runs them)."""
+    suffix = "" if index == count else f"-stage{index}"
+    return f"sadm train configs/{name}{suffix}.json --out runs/{name}{suffix}"
+
+
+def stage_lines(name: str, chain: list[Path]) -> list[str]:
+    """One line per training stage, from scratch first, with what each run recorded."""
+    if len(chain) == 1:
+        return [f"- one stage, from scratch (`configs/{name}.json`, under version control): "
+                f"{stage_line(chain[0], stage_command(name, 1, 1))}"]
+    lines = []
+    for index, folder in enumerate(chain, start=1):
+        command = stage_command(name, index, len(chain))
+        if not (folder / "config.json").is_file():
+            steps = provenance(chain[index]).get("init_steps")
+            line = f"`{command}`: {steps if steps is not None else 'unrecorded'} steps (its run folder is not on this machine)"
+        else:
+            line = stage_line(folder, command)
+        if index == 1:
+            lines.append(f"- stage 1, from scratch: {line}")
+        else:
+            training = provenance(folder)["training"]
+            diffusion = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("diffusion", {})
+            extra = (f", conditioning_loss {diffusion['conditioning_loss']}" if diffusion.get("conditioning_loss") else "")
+            lines.append(f"- stage {index}, fine-tuning stage {index - 1} (`init_from`; truncate_probability "
+                         f"{training.get('truncate_probability')}, missing_rate {json.dumps(training.get('missing_rate'))}"
+                         f"{extra}): {line}")
+    return lines
 
 
 def stage_line(folder: Path, command: str) -> str:
@@ -170,15 +213,9 @@ def model_card(
     config = json.loads((model / "config.json").read_text(encoding="utf-8"))
     info = config["provenance"]
     training = info["training"]
-    if start is not None:
-        stages = [
-            f"- stage 1, from scratch: {stage_line(start, f'sadm train configs/{name}-stage1.json --out runs/{name}-stage1')}",
-            f"- stage 2, fine-tuning stage 1 (`init_from`; truncate_probability {training.get('truncate_probability')}, "
-            f"missing_rate {json.dumps(training.get('missing_rate'))}): {stage_line(model, f'sadm train configs/{name}.json --out runs/{name}')}",
-        ]
-    else:
-        stages = [f"- one stage, from scratch (`configs/{name}.json`, under version control): "
-                  f"{stage_line(model, f'sadm train configs/{name}.json --out runs/{name}')}"]
+    chain = training_chain(model) if start is not None else [model]
+    stages = stage_lines(name, chain)
+    last = f"stage {len(chain)} " if len(chain) > 1 else ""
     size = (model / "model.safetensors").stat().st_size
     lines = [
         f"# {name}",
@@ -196,12 +233,12 @@ def model_card(
         "",
         "## Training",
         f"- command: `scripts/train-bundled-model.sh {name}`, i.e. `{bundle['train_data']}` then "
-        + ("the run below" if start is None else "the two stages below"),
+        + ("the run below" if len(chain) == 1 else f"the {len(chain)} stages below"),
         *stages,
         f"- data: {info['train_subjects']} synthetic training subjects; validation subjects {', '.join(info['validation_subjects'])}",
-        f"- {'stage 2 ' if start is not None else ''}steps: {info['steps']} of the planned {training['steps']} (batch {training['batch_size']} × "
+        f"- {last}steps: {info['steps']} of the planned {training['steps']} (batch {training['batch_size']} × "
         f"{training['grad_accumulation']} × {info['world_size']} process(es), AdamW lr {training['lr']}, warm-up + cosine)",
-        f"- {'stage 2 ' if start is not None else ''}wall time: {info['wall_seconds'] / 3600:.1f} h on {info['hardware']} ({info['device']}, torch {info['torch']})",
+        f"- {last}wall time: {info['wall_seconds'] / 3600:.1f} h on {info['hardware']} ({info['device']}, torch {info['torch']})",
         "",
         "## Evaluation",
         f"Held-out synthetic subjects generated with seed 1000 (training used seed 0): "
@@ -213,7 +250,7 @@ def model_card(
         variant = label.split(" ")[0]
         lines.append(f"Ablation `{label}`: the same configs and command with `--variant {variant}` "
                      f"(`scripts/train-bundled-model.sh {name} {variant}`), {provenance(folder)['steps']} steps"
-                     f"{' of fine-tuning its own stage 1' if provenance(folder).get('init_from') else ''}.")
+                     f"{' of fine-tuning its own stage before' if provenance(folder).get('init_from') else ''}.")
     lines += ["", (evaluation / "table.md").read_text(encoding="utf-8").strip(), ""]
     if demo_seconds is not None:
         lines += ["## Demo", f"`sadm demo` with this model (including start-up): {demo_seconds:.0f} s on the training machine.", ""]
@@ -252,7 +289,8 @@ def main() -> int:
              "--seed", "1000", "--out", bundle["test_data"].split("/manifest.csv")[0], *bundle["options"]])
     init_from = provenance(model).get("init_from")
     start = Path(init_from) if init_from and (Path(init_from) / "model.safetensors").is_file() else None
-    ablations, pairs = ablation_pairs(REPO / "runs", args.name, model, start)
+    start_stage = len(training_chain(model)) - 1
+    ablations, pairs = ablation_pairs(REPO / "runs", args.name, model, start, start_stage)
     evaluation = REPO / "runs" / f"{args.name}-evaluation"
     same_step = [m for m, _ in pairs if m not in (model, start)]
     compared = list(dict.fromkeys([model, *([start] if start is not None else []), *same_step, *ablations.values()]))

@@ -3,11 +3,12 @@
 # configs/. Safe to re-run: data generation and training both resume. Publish it afterwards with
 # scripts/publish_bundled_model.py (evaluation + model card into Resources/Models/NAME).
 #   scripts/train-bundled-model.sh cardiac-demo [sadm|attention-only|diffusion-only] [extra sadm train flags]
-# A model with a configs/NAME-stage1.json trains in two stages: stage 1 from scratch into
-# runs/NAME-stage1, then configs/NAME.json fine-tunes it (training.init_from) into runs/NAME.
-# An ablation follows the same two stages with --variant, into runs/NAME-VARIANT-stage1 and
-# runs/NAME-VARIANT (stage 2 fine-tunes the ablation's own stage 1), so that every stage of SADM has
-# its ablations at equal steps.
+# A model with configs/NAME-stage1.json (and -stage2.json, ...) trains in stages: stage 1 from scratch
+# into runs/NAME-stage1, each next configs/NAME-stageK.json fine-tunes the one before
+# (training.init_from) into runs/NAME-stageK, and configs/NAME.json fine-tunes the last into runs/NAME.
+# An ablation follows the same stages with --variant, into runs/NAME-VARIANT-stageK and
+# runs/NAME-VARIANT (each stage fine-tunes the ablation's own stage before), so that every stage of
+# SADM has its ablations at equal steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: scripts/train-bundled-model.sh NAME [VARIANT] [sadm train flags]}
@@ -22,17 +23,21 @@ case "$name" in
   brain-demo)   $sadm data make-synthetic --kind brain --subjects 40 --seed 0 --out runs/data/brain-train --option voxel_mm=4.0 ;;
   *) echo "unknown bundled model $name" >&2; exit 2 ;;
 esac
-first="configs/$name.json"
-[ -f "configs/$name-stage1.json" ] && first="configs/$name-stage1.json"
-run="runs/$name"
-init=()
-if [ "$variant" != sadm ]; then
-  run="runs/$name-$variant"
-  init=(--init "$run-stage1/model")  # configs/NAME.json's init_from names SADM's stage 1
-fi
-if [ "$first" != "configs/$name.json" ]; then
-  $sadm train "$first" --variant "$variant" --out "$run-stage1" --resume --no-progress "$@"
-  $sadm train "configs/$name.json" --variant "$variant" "${init[@]}" --out "$run" --resume --no-progress
-else
-  $sadm train "$first" --variant "$variant" --out "$run" --resume --no-progress "$@"
-fi
+stages=()
+k=1
+while [ -f "configs/$name-stage$k.json" ]; do stages+=("$name-stage$k"); k=$((k + 1)); done
+stages+=("$name")
+previous=""
+for stage in "${stages[@]}"; do
+  run="runs/$stage"
+  init=()
+  if [ "$variant" != sadm ]; then
+    run="runs/${stage/#$name/$name-$variant}"
+    # the config's init_from names SADM's stage before; an ablation starts from its own
+    [ -n "$previous" ] && init=(--init "$previous/model")
+  fi
+  extra=()
+  [ "$stage" = "${stages[0]}" ] && extra=("$@")
+  $sadm train "configs/$stage.json" --variant "$variant" "${init[@]}" --out "$run" --resume --no-progress "${extra[@]}"
+  previous=$run
+done

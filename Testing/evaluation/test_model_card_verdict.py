@@ -142,3 +142,44 @@ def test_the_card_of_a_one_stage_model_gives_the_command_that_reproduces_it_and_
     assert "the run recorded `sadm train runs/long/cardiac-long.json --out runs/long/cardiac-sadm --resume`" in card
     assert "- steps: 10000 of the planned 20000" in card
     assert "| table |" in card and "- Settings (SSIM): full 0.980, missing 0.970, single 0.950" in card
+
+
+def test_the_card_of_a_three_stage_model_lists_every_stage_even_one_whose_folder_is_gone(tmp_path):
+    """brain-demo: stage 1 from scratch (its run folder lost), stage 2 and stage 3 fine-tuning the one
+    before; the card names each stage's config and what each run recorded, and counts all steps."""
+    def stage(folder: Path, steps: int, hours: float, init_from: Path | None, init_steps: int | None, aux: float = 0.0):
+        provenance = {
+            "steps": steps, "wall_seconds": hours * 3600, "hardware": "a CPU", "device": "cpu", "torch": "2.13.0",
+            "command": f"sadm train something --out {folder}", "train_subjects": 36, "validation_subjects": ["s1"],
+            "world_size": 1, "init_from": str(init_from) if init_from else None, "init_steps": init_steps,
+            "training": {"ema_decay": 0.999, "steps": steps, "batch_size": 4, "grad_accumulation": 1, "lr": 0.0002,
+                         "truncate_probability": 0.5, "missing_rate": None},
+        }
+        config = {"grid": [32, 48, 32], "max_frames": 5, "variant": "sadm", "attention": {"time_embedding": "continuous"},
+                  "diffusion": {"log_snr_min": -20.0, "log_snr_max": 20.0, "prediction": "v", "p_uncond": 0.1,
+                                "guidance": 0.1, "conditioning_loss": aux},
+                  "provenance": provenance}
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        (folder / "model.safetensors").write_bytes(b"0" * 1024)
+        return folder
+
+    runs = tmp_path / "runs"
+    second = stage(runs / "brain-demo-stage2" / "model", 700, 0.6, runs / "brain-demo-stage1" / "model", 1200)
+    model = stage(runs / "brain-demo" / "model", 1200, 1.5, second, 1900, aux=1.0)
+    module = publish_script()
+    assert module.training_chain(model) == [runs / "brain-demo-stage1" / "model", second, model]
+    means = scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0))
+    evaluation = write_evaluation(tmp_path / "e", means)
+    (evaluation / "table.md").write_text("| table |", encoding="utf-8")
+    card = module.model_card("brain-demo", module.BUNDLES["brain-demo"], model, evaluation, {}, None, "publish", second)
+    assert "then the 3 stages below" in card
+    assert ("- stage 1, from scratch: `sadm train configs/brain-demo-stage1.json --out runs/brain-demo-stage1`: "
+            "1200 steps (its run folder is not on this machine)") in card
+    assert ("- stage 2, fine-tuning stage 1 (`init_from`; truncate_probability 0.5, missing_rate null): "
+            "`sadm train configs/brain-demo-stage2.json --out runs/brain-demo-stage2`: 700 steps, 0.6 h on a CPU") in card
+    assert ("- stage 3, fine-tuning stage 2 (`init_from`; truncate_probability 0.5, missing_rate null, "
+            "conditioning_loss 1.0): `sadm train configs/brain-demo.json --out runs/brain-demo`: 1200 steps, 1.5 h") in card
+    assert "- stage 3 steps: 1200 of the planned 1200" in card
+    assert "Trained for 3100 steps in all" in card
+    assert module.stage_command("brain-demo", 2, 3) == "sadm train configs/brain-demo-stage2.json --out runs/brain-demo-stage2"
