@@ -27,3 +27,35 @@ def test_a_committed_config_builds_and_finds_its_data_under_runs_data(path):
     data = Path(experiment["data"]["path"])
     assert not data.is_absolute()
     assert (REPO / "runs" / "data").resolve() in (path.parent / data).resolve().parents
+
+
+def stage_commands(*arguments: str) -> list[str]:
+    """What scripts/train-bundled-model.sh would run, with `sadm` replaced by echo."""
+    import os
+    import subprocess
+
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "train-bundled-model.sh"), *arguments],
+        env={**os.environ, "SADM": "echo sadm"}, capture_output=True, text=True, check=True,
+    )
+    return [line for line in result.stdout.splitlines() if line.startswith("sadm train")]
+
+
+@pytest.mark.parametrize("name", ["cardiac-demo", "brain-demo"])
+def test_the_training_script_runs_each_stage_of_a_bundled_recipe_in_order(name):
+    stages = sorted(p.stem for p in (REPO / "configs").glob(f"{name}-stage*.json")) + [name]
+    commands = stage_commands(name)
+    assert [c.split()[2] for c in commands] == [f"configs/{s}.json" for s in stages]
+    assert all(f"--out runs/{s} " in c for c, s in zip(commands, stages))
+    for stage, config in zip(stages[1:], stages):  # each later stage starts from the one before
+        init_from = read_experiment(REPO / "configs" / f"{stage}.json")["training"]["init_from"]
+        assert Path(init_from).parent.name == config
+
+
+def test_an_ablation_follows_the_same_stages_each_from_its_own_stage_before():
+    stages = sorted(p.stem for p in (REPO / "configs").glob("brain-demo-stage*.json")) + ["brain-demo"]
+    commands = stage_commands("brain-demo", "attention-only", "--stop-at", "5")
+    assert len(commands) == len(stages) and all("--variant attention-only" in c for c in commands)
+    assert "--stop-at 5" in commands[0] and "--stop-at" not in " ".join(commands[1:])
+    for command, before in zip(commands[1:], stages):
+        assert f"--init runs/{before.replace('brain-demo', 'brain-demo-attention-only')}/model" in command
