@@ -220,7 +220,7 @@ def model_card(
     config = json.loads((model / "config.json").read_text(encoding="utf-8"))
     info = config["provenance"]
     training = info["training"]
-    chain = training_chain(model) if start is not None else [model]
+    chain = training_chain(model)
     stages = stage_lines(name, chain)
     last = f"stage {len(chain)} " if len(chain) > 1 else ""
     size = (model / "model.safetensors").stat().st_size
