@@ -166,10 +166,10 @@ class Engine:
         times: Sequence[float] | None = None,
     ) -> dict[int, np.ndarray]:
         """Like `generate`, drawing `samples` sequences in one batch: {index: (samples, k, j, i)}."""
-        native_shape = validate_frames(frames, validate_roles(roles, self.config.max_frames))
         draws = self.generate_on_model_grid(
             frames, roles, sampler, steps, guidance, seed, samples, batch_guidance, progress, cancel, times
         )
+        native_shape = np.shape(frames[0])  # validated there: frame 0 is observed, observed frames share a shape
         return {
             index: np.stack([resample_to_shape(volume, native_shape) for volume in volumes])
             for index, volumes in draws.items()

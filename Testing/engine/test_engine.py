@@ -11,6 +11,7 @@ import torch
 
 from sadm import Engine, GenerationCancelled, InvalidFramesError, InvalidRolesError
 from sadm.config import preset
+from sadm.data.resample import resample_to_shape
 from sadm.model import SADM
 from sadm.train import train_step
 
@@ -102,8 +103,6 @@ def test_uncertainty_samples_are_drawn_in_one_batch_and_differ(engine):
 
 def test_draws_on_the_model_grid_are_what_native_generation_resamples(engine):
     """`sadm evaluate` and the demo's grid scores read these; the native frames are them resampled."""
-    from sadm.data.resample import resample_to_shape
-
     frames = native_frames()
     on_grid = engine.generate_on_model_grid(frames, ROLES, steps=3, samples=2, sampler="ancestral", seed=3)
     native = engine.generate_samples(frames, ROLES, steps=3, samples=2, sampler="ancestral", seed=3)
