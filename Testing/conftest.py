@@ -1,4 +1,8 @@
-"""Project-wide test settings: CPU only, small thread count so parallel suites share the machine."""
+"""Project-wide test settings: CPU only, a small thread count so parallel suites share the machine.
+
+OMP_NUM_THREADS, when set, is the thread count (so `OMP_NUM_THREADS=1 pytest` really runs on one
+thread); otherwise at most 2.
+"""
 
 import os
 
@@ -6,4 +10,5 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import torch  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+_requested = os.environ.get("OMP_NUM_THREADS", "")
+torch.set_num_threads(int(_requested) if _requested.isdigit() and int(_requested) > 0 else max(1, min(2, os.cpu_count() or 1)))

@@ -26,6 +26,7 @@ def test_demo_roles_mix_missing_and_future_frames():
     assert "".join(r[0].upper() for r in demo_roles(12)) == "OMMOMMOMMFFF"
 
 
+@pytest.mark.slow
 def test_demo_writes_frames_sequence_montage_metrics_and_uncertainty(tiny_twelve_frame_model, tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--model", str(tiny_twelve_frame_model), "--out", str(out), "--steps", "2", "--samples", "3"]) == 0
@@ -51,6 +52,7 @@ def test_demo_writes_frames_sequence_montage_metrics_and_uncertainty(tiny_twelve
     assert "copy-last" in printed and str(out) in printed and "model's" in printed and "native" in printed
 
 
+@pytest.mark.slow
 def test_a_second_demo_replaces_the_first_whole(tiny_twelve_frame_model, tmp_path):
     out = tmp_path / "demo"
     assert main(["demo", "--model", str(tiny_twelve_frame_model), "--out", str(out), "--steps", "1", "--samples", "2"]) == 0

@@ -79,6 +79,7 @@ def test_diffusion_only_keeps_an_empty_channel_where_the_target_sits():
     assert slots[1, :, 0, 0, 0].tolist() == [1.0, 0.0, 2.0, 3.0]
 
 
+@pytest.mark.slow
 def test_a_bidirectional_model_learns_and_generates():
     torch.manual_seed(0)
     config = preset("tiny")
@@ -87,10 +88,21 @@ def test_a_bidirectional_model_learns_and_generates():
     model = SADM(config)
     sequence = torch.from_numpy(np.stack(moving_blob_sequence(4, config.grid)))[None]
     sequence = (sequence - sequence.min()) / (sequence.max() - sequence.min())
+    held_out = make_batch(sequence.expand(32, -1, -1, -1, -1), generator=torch.Generator().manual_seed(123),
+                          context="bidirectional")
+
+    def held_out_loss() -> float:
+        with torch.no_grad():
+            return float(model.eval().loss(held_out, torch.Generator().manual_seed(123)))
+
+    before = held_out_loss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     generator = torch.Generator().manual_seed(0)
-    losses = [train_step(model, optimizer, sequence.expand(4, -1, -1, -1, -1), generator=generator) for _ in range(30)]
-    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    for _ in range(30):
+        train_step(model, optimizer, sequence.expand(4, -1, -1, -1, -1), generator=generator)
+    # A fixed held-out batch and noise, not the noisy training losses: after 30 steps it is 0.60–0.70 of
+    # the untrained loss over init seeds 0–3 × ATEN_CPU_CAPABILITY unset/default/avx2; no learning gives 1.
+    assert held_out_loss() < 0.85 * before
     result = Engine(model.eval(), torch.device("cpu")).generate(
         list(sequence[0].numpy()), ["observed", "missing", "observed", "future"], steps=3
     )

@@ -20,6 +20,7 @@ def tiny_twelve_frame_model(tmp_path_factory):
     return save_model(tmp_path_factory.mktemp("models") / "tiny-12", SADM(config))
 
 
+@pytest.mark.slow
 def test_bench_measures_every_case_against_the_reference(tiny_twelve_frame_model, tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(["bench", "--model", str(tiny_twelve_frame_model), "--samplers", "dpm++2m,ddim", "--steps", "1,2",
@@ -32,7 +33,7 @@ def test_bench_measures_every_case_against_the_reference(tiny_twelve_frame_model
     reference = record["cases"][0]
     assert reference["ssim_gap"] == 0.0 and reference["speedup_per_frame"] == 1.0
     for case in record["cases"]:
-        assert case["frame_seconds"] > 0 and case["sequence_seconds"] >= case["frame_seconds"] * 0.5
+        assert case["frame_seconds"] > 0 and case["sequence_seconds"] > 0  # measured, never compared (wall clock)
         assert case["generated_frames"] == 11 and case["peak_rss_gib"] > 0 and case["peak_cuda_gib"] is None
         assert -1 <= case["ssim"] <= 1
     table = (out / "bench.md").read_text(encoding="utf-8")
@@ -66,6 +67,7 @@ def test_bad_bench_options_are_refused(tiny_twelve_frame_model, tmp_path, capsys
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_bench_on_the_first_frames_only(tiny_twelve_frame_model, tmp_path):
     out = tmp_path / "bench"
     code = main(["bench", "--model", str(tiny_twelve_frame_model), "--samplers", "ddim", "--steps", "1",

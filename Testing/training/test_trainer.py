@@ -120,6 +120,7 @@ def test_gradient_accumulation_matches_a_bigger_batch_in_the_first_step(blob_dat
     assert big.schedule.indices(0, 0) == small.schedule.indices(0, 0) + small.schedule.indices(0, 1)
 
 
+@pytest.mark.slow
 def test_cli_train_under_torchrun_with_two_gloo_processes_keeps_identical_weights(blob_dataset, tiny_experiment, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
