@@ -50,11 +50,10 @@ def _ensureEngineImportable() -> None:
 
 _ensureEngineImportable()
 
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS, steps_or_default  # noqa: E402
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS  # noqa: E402
 from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError  # noqa: E402
-
-OBSERVED, MISSING, FUTURE = "observed", "missing", "future"
-ROLES = (OBSERVED, MISSING, FUTURE)
+from sadm.generation import request as engineRequest  # noqa: E402  (torch-free: the one set of request rules)
+from sadm.generation.request import FUTURE, MISSING, OBSERVED, ROLES  # noqa: E402
 DEVICES = ("auto", "cuda", "cpu")
 DEFAULT_MODEL = "cardiac-demo"
 TORCH_REQUIREMENT = ">=2.1"
@@ -597,12 +596,13 @@ class SequenceInput:
 
 
 @dataclass
-class GenerationRequest:
+class PreparedRequest:
     """Everything a run needs, read from the scene on the main thread (arrays are copies), so the
-    worker thread never touches MRML."""
+    worker thread never touches MRML: the engine's one `PreparedRequest` (roles, times, sampling)
+    plus the frames and what the outputs need from the scene."""
 
     input: SequenceInput
-    roles: list[str]
+    request: engineRequest.GenerationRequest
     frames: list  # np.ndarray (k, j, i) on frame 0's grid for observed frames, None otherwise
     resampled: set[int]
     geometry: vtkMRMLScalarVolumeNode  # detached node holding frame 0's origin, spacing, directions
@@ -610,18 +610,24 @@ class GenerationRequest:
     modelFolder: str
     modelName: str
     device: str
-    sampler: str
-    steps: int
-    guidance: float | None
-    seed: int
-    samples: int
-    times: list[float] | None
     indexValues: list[str]
     notes: list[str] = field(default_factory=list)
 
     @property
+    def roles(self) -> tuple[str, ...]:
+        return self.request.roles
+
+    @property
     def targets(self) -> list[int]:
-        return [index for index, role in enumerate(self.roles) if role != OBSERVED]
+        return self.request.targets
+
+    @property
+    def times(self) -> tuple[float, ...] | None:
+        return self.request.times
+
+    @property
+    def sampling(self) -> engineRequest.SamplingOptions:
+        return self.request.sampling
 
 
 class GenerationOutputs(list):
@@ -645,7 +651,7 @@ class GenerationRun:
     """One generation on a worker thread. The main thread calls `poll()` (from a QTimer) to receive
     progress and the outcome, and creates nodes itself; nothing here touches the scene."""
 
-    def __init__(self, logic: "SADMModuleLogic", request: GenerationRequest) -> None:
+    def __init__(self, logic: "SADMModuleLogic", request: PreparedRequest) -> None:
         self.request = request
         self.outcome: str | None = None  # "done" | "cancelled" | "failed"
         self.result = None
@@ -763,7 +769,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             self.showResult(outputs)
         return outputs
 
-    def startGeneration(self, request: GenerationRequest) -> GenerationRun:
+    def startGeneration(self, request: PreparedRequest) -> GenerationRun:
         """Run a prepared request on a worker thread (the panel's path)."""
         return GenerationRun(self, request).start()
 
@@ -900,26 +906,6 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             _checkScalarVolume(node, position)
         return sequenceInput
 
-    @staticmethod
-    def normalizeRoles(roles: Sequence[str], frameCount: int) -> list[str]:
-        """One role per input frame, then only "future" for added timepoints."""
-        if isinstance(roles, str):
-            raise InvalidRolesError(f"roles must be a list such as ['observed', 'future']; got the string {roles!r}")
-        roles = [str(role).strip().lower() for role in roles]
-        if len(roles) < frameCount:
-            raise InvalidRolesError(
-                f"roles has {len(roles)} entries but the input has {frameCount} frames; give one role per frame "
-                "('observed', or 'missing' to regenerate it), then 'future' for each timepoint to add")
-        for index, role in enumerate(roles):
-            if role not in ROLES:
-                raise InvalidRolesError(f"roles[{index}] is {role!r}; each role must be one of {ROLES}")
-        extra = [i for i in range(frameCount, len(roles)) if roles[i] != FUTURE]
-        if extra:
-            raise InvalidRolesError(
-                f"timepoint(s) {extra} have no input frame, so they can only be 'future'; got "
-                f"{[roles[i] for i in extra]}")
-        return roles
-
     # --- models -----------------------------------------------------------------------------
 
     @staticmethod
@@ -952,17 +938,13 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
 
     def rolesProblem(self, roles: Sequence[str], model: str) -> str | None:
         """The rule `roles` break for `model`, or None; quiet when the engine is not importable yet."""
+        maxFrames = None
         try:
-            from sadm.roles import validate_roles
-
-            maxFrames = None
-            try:
-                maxFrames = self.resolveModel(model)[1].max_frames
-            except CheckpointError:
-                pass
-            validate_roles(roles, maxFrames)
-        except ImportError:
-            return None
+            maxFrames = self.resolveModel(model)[1].max_frames
+        except (CheckpointError, ImportError):
+            pass
+        try:
+            engineRequest.validate_roles(roles, maxFrames)
         except InvalidRolesError as error:
             return str(error)
         return None
@@ -970,33 +952,31 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     # --- request ----------------------------------------------------------------------------
 
     def prepareRequest(self, inputSequenceOrVolumes, roles, model=DEFAULT_MODEL, device="auto", sampler=DEFAULT_SAMPLER,
-                       steps=None, guidance=None, seed=0, samples=1, times=None) -> GenerationRequest:
-        """Check everything before any work, in the order a user would fix it, and copy the frames."""
+                       steps=None, guidance=None, seed=0, samples=1, times=None) -> PreparedRequest:
+        """Check everything before any work, in the order a user would fix it, and copy the frames.
+        Roles, times and sampling options go through the engine's `build_request`, the rules
+        `sadm generate` applies too."""
         self.checkDependencies()
         sequenceInput = self.readInput(inputSequenceOrVolumes)
-        roles = self.normalizeRoles(roles, len(sequenceInput.frameNodes))
+        request = engineRequest.build_request(
+            roles, len(sequenceInput.frameNodes), input_times=_inputTimes(sequenceInput), times=times,
+            sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples)
         if times is not None:
-            sequenceInput = _withTimes(sequenceInput, _checkTimes(times, len(roles)))
+            sequenceInput = _withTimes(sequenceInput, request.times)
         modelFolder, config = self.resolveModel(model)
-        from sadm.roles import validate_roles
-
-        roles = validate_roles(roles, config.max_frames)
-        frames, resampled, notes = self._observedFrames(sequenceInput, roles)
-        steps = self._checkSampling(sampler, steps, guidance, seed, samples)
+        request.positions_for(config.max_frames, config.attention.time_embedding, f"model {model}")
+        frames, resampled, notes = self._observedFrames(sequenceInput, list(request.roles))
         resolvedDevice = self.resolveDevice(device)
         if resolvedDevice.startswith("cuda"):
-            self._checkGpuMemory(modelFolder, config, samples, resolvedDevice)
-        indexValues = _outputIndexValues(sequenceInput, len(roles))
+            self._checkGpuMemory(modelFolder, config, request.sampling.samples, resolvedDevice)
         reference = sequenceInput.frameNodes[0]
         geometry = vtkMRMLScalarVolumeNode()
         geometry.CopyOrientation(reference)
-        return GenerationRequest(
-            input=sequenceInput, roles=roles, frames=frames, resampled=resampled, geometry=geometry,
+        return PreparedRequest(
+            input=sequenceInput, request=request, frames=frames, resampled=resampled, geometry=geometry,
             transformNodeID=reference.GetTransformNodeID() if sequenceInput.sequenceNode is None else None,
             modelFolder=str(modelFolder), modelName=str(model) if not os.path.isdir(str(model)) else Path(model).name,
-            device=resolvedDevice, sampler=sampler, steps=steps, guidance=None if guidance is None else float(guidance),
-            seed=int(seed), samples=int(samples), times=self._times(config, sequenceInput, indexValues),
-            indexValues=indexValues, notes=notes)
+            device=resolvedDevice, indexValues=_outputIndexValues(sequenceInput, request), notes=notes)
 
     def _observedFrames(self, sequenceInput: SequenceInput, roles: list[str]):
         """Copies of the observed frames on frame 0's grid; frames on another grid are resampled."""
@@ -1016,36 +996,6 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             notes.append(f"Frame {index} ({node.GetName()}) is on another voxel grid than frame 0 ({reference.GetName()}): "
                          f"{difference}. It was resampled onto frame 0's grid (linear interpolation).")
         return frames, resampled, notes
-
-    @staticmethod
-    def _checkSampling(sampler: str, steps, guidance, seed, samples) -> int:
-        if sampler not in SAMPLER_DEFAULT_STEPS:
-            raise ValueError(f"sampler {sampler!r} is unknown; choose one of {sorted(SAMPLER_DEFAULT_STEPS)}")
-        steps = int(steps_or_default(sampler, steps))
-        if steps < 1:
-            raise ValueError(f"steps must be at least 1; got {steps}")
-        if guidance is not None and not (math.isfinite(float(guidance)) and float(guidance) >= 0):
-            raise ValueError(f"guidance w must be a finite number >= 0 (the paper uses 0.1); got {guidance}")
-        if int(samples) < 1:
-            raise ValueError(f"samples must be at least 1; got {samples}")
-        if int(seed) < 0:
-            raise ValueError(f"seed must be >= 0; got {seed}")
-        return steps
-
-    @staticmethod
-    def _times(config, sequenceInput: SequenceInput, indexValues: list[str]) -> list[float] | None:
-        """Frame times for models that embed continuous time: the sequence's numeric index values."""
-        if config.attention.time_embedding == "index":
-            return None
-        if sequenceInput.sequenceNode is None and not sequenceInput.explicitTimes:
-            raise SADMInputError(
-                "this model places frames by their time (e.g. age in years), and a list of volumes carries none: "
-                "pass times=[...] with one time per timepoint, or use a Sequence whose index values are the times")
-        if not sequenceInput.numericIndex:
-            raise SADMInputError(
-                f"this model embeds continuous times, but the index values of {sequenceInput.name!r} are not numbers "
-                f"({sequenceInput.indexValues[:3]}...); use a sequence whose index values are times")
-        return [float(v) for v in indexValues]
 
     # --- device -----------------------------------------------------------------------------
 
@@ -1131,37 +1081,36 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             if self._engineKey != key:
                 self._engine, self._engineKey = None, None
                 _freeGpuMemory()
-                from sadm.generate import Engine
+                from sadm.generation.engine import Engine
 
                 self._engine = Engine.load(modelFolder, device)
                 self._engineKey = key
             return self._engine
 
-    def runRequest(self, request: GenerationRequest, progress=None, cancel: threading.Event | None = None) -> dict:
-        """Run the engine (any thread): {frame index: (samples, k, j, i) float32}. Touches no node."""
+    def runRequest(self, request: PreparedRequest, progress=None, cancel: threading.Event | None = None):
+        """Run the engine (any thread): its `Generation` (mean, std and every draw per frame). Touches no node."""
         engine = self.engineFor(request.modelFolder, request.device)
         started = time.monotonic()
         try:
-            result = engine.generate_samples(
-                request.frames, request.roles, sampler=request.sampler, steps=request.steps, guidance=request.guidance,
-                seed=request.seed, samples=request.samples, progress=progress, cancel=cancel, times=request.times)
+            result = engine.generate(request.frames, request.request, progress=progress, cancel=cancel)
         except GenerationCancelled:
             raise
         except Exception as error:
             if _isOutOfMemory(error):
                 _freeGpuMemory()
                 raise SADMResourceError(
-                    f"the GPU ran out of memory while generating {request.samples} sample(s); the memory was freed. "
-                    f"Lower Samples (now {request.samples}), close other programs that use the GPU, or set Device to "
+                    f"the GPU ran out of memory while generating {request.sampling.samples} sample(s); the memory was "
+                    f"freed. Lower Samples (now {request.sampling.samples}), close other programs that use the GPU, or set Device to "
                     "'cpu' (slower).") from error
             raise
-        perStep = (time.monotonic() - started) / max(1, request.steps * len(request.targets) * request.samples)
+        sampling = request.sampling
+        perStep = (time.monotonic() - started) / max(1, sampling.steps * len(request.targets) * sampling.samples)
         self._secondsPerStep[(str(Path(request.modelFolder).resolve()), request.device)] = perStep
         return result
 
     # --- outputs ----------------------------------------------------------------------------
 
-    def createOutputNodes(self, request: GenerationRequest, result: dict) -> GenerationOutputs:
+    def createOutputNodes(self, request: PreparedRequest, result) -> GenerationOutputs:
         """Main thread: one volume per generated frame (+ std maps), the output sequence and its
         browser. If anything fails, every node added so far is removed again."""
         outputs = GenerationOutputs()
@@ -1179,22 +1128,20 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             pass  # no sequence toolbar (Slicer started without main window)
         return outputs
 
-    def _addVolumes(self, request: GenerationRequest, result: dict, outputs: GenerationOutputs) -> None:
+    def _addVolumes(self, request: PreparedRequest, result, outputs: GenerationOutputs) -> None:
         name = request.input.name
+        statistic = "mean" if request.sampling.samples > 1 else "sample"
         for index in request.targets:
-            draws = np.asarray(result[index], dtype=np.float32)
-            statistic = "mean" if request.samples > 1 else "sample"
-            volume = self._addVolume(f"{name}_SADM_t{index}", draws.mean(axis=0), request, index, statistic)
+            volume = self._addVolume(f"{name}_SADM_t{index}", result.mean[index], request, index, statistic)
             outputs.volumes.append(volume)
             outputs.append(volume)
-        if request.samples > 1:
+        if result.std is not None:
             for index in request.targets:
-                draws = np.asarray(result[index], dtype=np.float32)
-                stdMap = self._addVolume(f"{name}_SADM_t{index}_std", draws.std(axis=0), request, index, "std")
+                stdMap = self._addVolume(f"{name}_SADM_t{index}_std", result.std[index], request, index, "std")
                 outputs.stdMaps.append(stdMap)
                 outputs.append(stdMap)
 
-    def _addVolume(self, name: str, array: np.ndarray, request: GenerationRequest, index: int, statistic: str):
+    def _addVolume(self, name: str, array: np.ndarray, request: PreparedRequest, index: int, statistic: str):
         volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
         volume.CopyOrientation(request.geometry)
         slicer.util.updateVolumeFromArray(volume, np.ascontiguousarray(array, dtype=np.float32))
@@ -1204,20 +1151,20 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         self._tag(volume, request, {"Timepoint": str(index), "Role": request.roles[index], "Statistic": statistic})
         return volume
 
-    def _tag(self, node, request: GenerationRequest, extra: dict | None = None) -> None:
+    def _tag(self, node, request: PreparedRequest, extra: dict | None = None) -> None:
         """Record how a node was made, so a saved scene says which model and settings produced it."""
         attributes = {
             "Generated": "true", "Model": request.modelName, "ModelFolder": request.modelFolder,
-            "Device": request.device, "Sampler": request.sampler, "Steps": str(request.steps),
-            "Guidance": "model default" if request.guidance is None else f"{request.guidance:g}",
-            "Seed": str(request.seed), "Samples": str(request.samples), "Input": request.input.name,
+            "Device": request.device, "Sampler": request.sampling.sampler, "Steps": str(request.sampling.steps),
+            "Guidance": "model default" if request.sampling.guidance is None else f"{request.sampling.guidance:g}",
+            "Seed": str(request.sampling.seed), "Samples": str(request.sampling.samples), "Input": request.input.name,
             "Roles": ",".join(request.roles),
         }
         attributes.update(extra or {})
         for key, value in attributes.items():
             node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
 
-    def _addSequences(self, request: GenerationRequest, outputs: GenerationOutputs) -> None:
+    def _addSequences(self, request: PreparedRequest, outputs: GenerationOutputs) -> None:
         """The output sequence (observed + generated frames in order) and, for a volume-list input, the
         input as a sequence so that one browser shows both at the same timepoint."""
         source = request.input
@@ -1246,7 +1193,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             for node, value in zip(source.frameNodes, source.indexValues):
                 inputSequence.SetDataNodeAtValue(node, value)
 
-    def _addBrowser(self, request: GenerationRequest, outputs: GenerationOutputs) -> None:
+    def _addBrowser(self, request: PreparedRequest, outputs: GenerationOutputs) -> None:
         browser = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", f"{request.input.name}_SADM_browser")
         outputs.append(browser)
         outputs.browser = browser
@@ -1414,47 +1361,35 @@ def resampleOntoGrid(node, reference, position: int = 0) -> np.ndarray:
     return np.array(voxels.reshape(dims[2], dims[1], dims[0]), dtype=np.float32, copy=True)
 
 
-def parseTimes(text: str) -> list[float] | None:
-    """The panel's Times field: numbers separated by commas or spaces; empty = None (the input's)."""
-    items = [item for item in re.split(r"[,;\s]+", text.strip()) if item]
-    if not items:
+parseTimes = engineRequest.parse_times  # the panel's Times field
+
+
+def _inputTimes(sequenceInput: SequenceInput) -> list[float] | None:
+    """The input frames' own times: a sequence's numeric index values (a volume list carries none)."""
+    if sequenceInput.sequenceNode is None or not sequenceInput.numericIndex:
         return None
-    try:
-        return [float(item) for item in items]
-    except ValueError:
-        raise ValueError(f"Times: {text!r} is not a list of numbers; write one time per timepoint, e.g. 61, 64.5, 70, 78") from None
+    return [float(v) for v in sequenceInput.indexValues]
 
 
-def _checkTimes(times, length: int) -> list[float]:
-    """One finite time per timepoint, strictly increasing."""
-    try:
-        values = [float(t) for t in times]
-    except (TypeError, ValueError):
-        raise ValueError(f"times must be numbers, one per timepoint; got {times!r}") from None
-    if len(values) != length:
-        raise ValueError(f"times has {len(values)} value(s) but there are {length} timepoints (input + future); "
-                         "give one time per timepoint")
-    if not all(math.isfinite(v) for v in values) or any(b <= a for a, b in zip(values, values[1:])):
-        raise ValueError(f"times must be finite and strictly increasing; got {values}")
-    return values
-
-
-def _withTimes(sequenceInput: SequenceInput, times: list[float]) -> SequenceInput:
+def _withTimes(sequenceInput: SequenceInput, times) -> SequenceInput:
     """The input indexed by the caller's times (they also label the future timepoints)."""
     return dataclasses.replace(sequenceInput, indexValues=[f"{t:.10g}" for t in times], numericIndex=True, explicitTimes=True,
                                indexName=sequenceInput.indexName if sequenceInput.sequenceNode is not None else "time")
 
 
-def _outputIndexValues(sequenceInput: SequenceInput, length: int) -> list[str]:
-    """Index values of the output: the input's, then future ones continuing the input's spacing."""
+def _outputIndexValues(sequenceInput: SequenceInput, request) -> list[str]:
+    """Index values of the output: the input's, then the request's times of the future timepoints
+    (the engine's one rule for continuing the input's times); a numeric index without times (a
+    volume list) continues by the same rule, a text index gets "future k"."""
+    length = len(request.roles)
     values = list(sequenceInput.indexValues)[:length]
     if len(values) == length:
         return values
-    if sequenceInput.numericIndex and values:
-        numbers = [float(v) for v in values]
-        step = (numbers[-1] - numbers[0]) / (len(numbers) - 1) if len(numbers) > 1 else 1.0
-        step = step if step > 0 else 1.0
-        return values + [f"{numbers[-1] + step * k:.10g}" for k in range(1, length - len(values) + 1)]
+    extended = request.times
+    if extended is None and sequenceInput.numericIndex:
+        extended = engineRequest.extend_times([float(v) for v in values], length)
+    if extended is not None:
+        return values + [f"{t:.10g}" for t in extended[len(values):]]
     return values + [f"future {k}" for k in range(1, length - len(values) + 1)]
 
 

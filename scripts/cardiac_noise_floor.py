@@ -27,7 +27,7 @@ from sadm.cli import main as sadm_main
 from sadm.data.preprocess import preprocess_sequence
 from sadm.data.readers import discover_sequences
 from sadm.evaluate_command import held_out_params
-from sadm.generate import Engine
+from sadm.generation.engine import Engine
 from sadm.metrics import score
 
 

@@ -7,17 +7,24 @@ from sadm.errors import (
     CheckpointError,
     GenerationCancelled,
     InvalidFramesError,
+    InvalidRequestError,
     InvalidRolesError,
     SADMError,
 )
+from sadm.generation.request import GenerationRequest, SamplingOptions, build_request
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Engine",
+    "Generation",
+    "GenerationRequest",
+    "SamplingOptions",
+    "build_request",
     "CheckpointError",
     "GenerationCancelled",
     "InvalidFramesError",
+    "InvalidRequestError",
     "InvalidRolesError",
     "SADMError",
     "__version__",
@@ -26,8 +33,8 @@ __all__ = [
 
 def __getattr__(name: str):
     # Engine pulls in torch; keep `import sadm` cheap for tools that only need the errors.
-    if name == "Engine":
-        from sadm.generate import Engine
+    if name in ("Engine", "Generation"):
+        from sadm.generation import engine
 
-        return Engine
+        return getattr(engine, name)
     raise AttributeError(f"module 'sadm' has no attribute {name!r}")

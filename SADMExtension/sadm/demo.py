@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from sadm.atomic import atomic_folder
 from sadm.checkpoint import save_model
-from sadm.defaults import DEFAULT_SAMPLER, steps_or_default
+from sadm.defaults import DEFAULT_SAMPLER
 from sadm.config import preset
 from sadm.data.preprocess import resample_in_time
 from sadm.data.resample import resample_to_shape
@@ -22,7 +22,8 @@ from sadm.data.synthetic import cardiac_subject
 from sadm.data.writers import write_sequence, write_volume
 from sadm.errors import CheckpointError
 from sadm.evaluation.baselines import BASELINES
-from sadm.generate import Engine
+from sadm.generation.engine import Engine
+from sadm.generation.request import SamplingOptions, build_request
 from sadm.metrics import score
 from sadm.model import SADM
 from sadm.montage import mid_slices, save_montage
@@ -82,9 +83,7 @@ def run_demo(
 ) -> dict:
     """Generate, score and write everything into `out` at once (replacing an earlier demo whole).
     steps None: the sampler's default (sadm.defaults, chosen by `sadm bench`)."""
-    steps = steps_or_default(sampler, steps)
-    if samples < 1:
-        raise ValueError(f"samples must be at least 1; got {samples}")
+    steps = SamplingOptions(sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples).steps  # refuse bad options first
     out = Path(out)
     with atomic_folder(out) as staging:
         summary = _run(staging, out, model, sampler, steps, guidance, seed, device, samples)
@@ -103,22 +102,24 @@ def _run(staging: Path, out: Path, model: str, sampler: str, steps: int, guidanc
     frames, geometry = held_out_cardiac_sequence(engine.config.max_frames)
     roles = demo_roles(len(frames))
     inputs = [f if r == "observed" else None for f, r in zip(frames, roles)]
-    generated = [i for i, r in enumerate(roles) if r != "observed"]
-    total = len(generated) * (steps if engine.model.is_diffusion else 1)
+    request = build_request(
+        roles, len(frames), sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples
+    )
+    generated = request.targets
+    total = len(generated) * (request.sampling.steps if engine.model.is_diffusion else 1)
     print(f"model: {engine.source} on {engine.describe_device()}")
     print("roles: " + " ".join(r[0].upper() for r in roles) + "  (O observed, M missing, F future)"
           + (f"; {samples} samples" if samples > 1 else ""))
     started = time.perf_counter()
     with tqdm(total=total, desc="generating", unit="step") as bar:
-        on_model_grid = engine.generate_on_model_grid(
-            inputs, roles, sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples,
+        generation = engine.generate(
+            inputs, request,
             progress=lambda done, _total, frame: (bar.update(done - bar.n), bar.set_postfix(frame=frame)),
             cancel=threading.Event(),
         )
-    draws = {i: np.stack([resample_to_shape(v, frames[i].shape) for v in volumes]) for i, volumes in on_model_grid.items()}
+        mean, spread = generation.mean, generation.std or {}
     seconds = time.perf_counter() - started
-    mean = {i: v.mean(axis=0, dtype=np.float64).astype(np.float32) for i, v in draws.items()}
-    spread = {i: v.std(axis=0, dtype=np.float64).astype(np.float32) for i, v in draws.items()} if samples > 1 else {}
+    on_model_grid = generation.on_model_grid
 
     files = []
     for index in generated:

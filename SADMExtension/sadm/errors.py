@@ -5,7 +5,11 @@ class SADMError(Exception):
     """Base class of every error the SADM engine raises on purpose."""
 
 
-class InvalidRolesError(SADMError, ValueError):
+class InvalidRequestError(SADMError, ValueError):
+    """A generation request (roles, times, sampling options) cannot be run; the message says why."""
+
+
+class InvalidRolesError(InvalidRequestError):
     """The observed / missing / future roles of a sequence break a rule of the method."""
 
 

@@ -1,5 +1,5 @@
-"""Observed / missing / future roles of the frames of a sequence: validation for generation and
-the random partitions (C, M, F) of Alg. 1."""
+"""The random (C, M, F) partitions of Alg. 1 and the context X̃ of a target frame. The roles and
+their rules live in `sadm.generation.request` (torch-free), re-exported here."""
 
 from __future__ import annotations
 
@@ -8,46 +8,7 @@ from typing import Sequence
 import torch
 
 from sadm.errors import InvalidRolesError
-
-OBSERVED, MISSING, FUTURE = "observed", "missing", "future"
-ROLES = (OBSERVED, MISSING, FUTURE)
-
-
-def validate_roles(roles: Sequence[str], max_frames: int | None = None) -> list[str]:
-    """Check the rules of the method and return the roles as a list.
-
-    Frame 0 is observed (it conditions every later one); at least one frame is missing or future;
-    every future frame comes after every observed and missing frame; no more frames than the model
-    was built for.
-    """
-    roles = list(roles)
-    if not roles:
-        raise InvalidRolesError("roles is empty; give one role per frame, starting with 'observed'")
-    for index, role in enumerate(roles):
-        if role not in ROLES:
-            raise InvalidRolesError(f"roles[{index}] is {role!r}; each role must be one of {ROLES}")
-    if roles[0] != OBSERVED:
-        raise InvalidRolesError(
-            f"roles[0] must be 'observed' (the first frame conditions all later ones); got {roles[0]!r}"
-        )
-    if max_frames is not None and len(roles) > max_frames:
-        raise InvalidRolesError(
-            f"the sequence has {len(roles)} frames but this model supports at most {max_frames}; "
-            f"drop frames or use a model trained with max_frames >= {len(roles)}"
-        )
-    targets = [i for i, r in enumerate(roles) if r != OBSERVED]
-    if not targets:
-        raise InvalidRolesError("no frame to generate: mark at least one frame 'missing' or 'future'")
-    future = [i for i, r in enumerate(roles) if r == FUTURE]
-    if future:
-        last_known = max(i for i, r in enumerate(roles) if r != FUTURE)
-        early = [i for i in future if i < last_known]
-        if early:
-            raise InvalidRolesError(
-                f"future frame(s) {early} come before frame {last_known} ({roles[last_known]!r}); future "
-                "frames must follow every observed and missing frame — mark them 'missing' instead"
-            )
-    return roles
+from sadm.generation.request import FUTURE, MISSING, OBSERVED, ROLES, validate_roles  # noqa: F401
 
 
 def sample_partition(

@@ -1,8 +1,10 @@
 """Samplers: pure functions over an ε-predictor and a logSNR grid (k-diffusion's shape).
 
-Each takes `eps_fn(z, λ) -> ε̂`, the initial noise z (B, ...), a decreasing-noise grid of logSNRs
-(t = 1 → 0, see `diffusion.log_snr_steps`) and an optional `callback(info)` called after every step
-with {"i", "total", "z", "denoised", "log_snr"}; a callback may raise to stop the run.
+Every sampler has one signature: `sampler(eps_fn, z, log_snrs, *, clip_denoised, generator, callback,
+**its own keywords)` — `eps_fn(z, λ) -> ε̂`, the initial noise z (B, ...), a decreasing-noise grid of
+logSNRs (t = 1 → 0, see `diffusion.log_snr_steps`), the seeded CPU generator its fresh noise comes from
+(unused by deterministic samplers) and an optional `callback(info)` called after every step with
+{"i", "total", "z", "denoised", "log_snr"}; a callback may raise to stop the run.
 """
 
 from __future__ import annotations
@@ -60,9 +62,11 @@ def sample_ddim(
     z: torch.Tensor,
     log_snrs: torch.Tensor,
     clip_denoised: bool = True,
+    generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> torch.Tensor:
-    """Deterministic DDIM (Song et al. 2021, η = 0): z_s = α_s x̂ + σ_s ε̂, for any number of steps."""
+    """Deterministic DDIM (Song et al. 2021, η = 0): z_s = α_s x̂ + σ_s ε̂, for any number of steps
+    (`generator` is unused: every sampler takes one, so callers need not know which are stochastic)."""
     total = len(log_snrs) - 1
     for i in range(total):
         log_snr_t, log_snr_s = log_snrs[i], log_snrs[i + 1]

@@ -27,7 +27,8 @@ from sadm.data.dataset import collate_sequences
 from sadm.devices import autocast, resolve_device
 from sadm.ema import EMA
 from sadm.errors import CheckpointError, ConfigError
-from sadm.generate import autoregressive_generate
+from sadm.generation.autoregressive import autoregressive_generate
+from sadm.generation.request import SamplingOptions
 from sadm.model import SADM
 from sadm.train import make_batch
 
@@ -289,8 +290,8 @@ class Trainer:
             frames = item["frames"][:length]
             roles = ["observed"] * (length - 1) + ["future"]
             filled = autoregressive_generate(
-                self.ema_model, frames[None].to(self.device), roles, self._positions(item["times"][:length]), "ddim",
-                self.config.val_sampler_steps, self.model_config.diffusion.guidance, torch.Generator().manual_seed(index),
+                self.ema_model, frames[None].to(self.device), roles, self._positions(item["times"][:length]),
+                SamplingOptions("ddim", self.config.val_sampler_steps), torch.Generator().manual_seed(index),
             )
             truth, generated = frames[-1].numpy(), filled[0, -1].float().cpu().numpy()
             scores["ssim"].append(ssim(truth, generated))

@@ -13,7 +13,7 @@ from sadm import Engine, GenerationCancelled, InvalidFramesError, InvalidRolesEr
 from sadm.config import preset
 from sadm.data.resample import resample_to_shape
 from sadm.model import SADM
-from sadm.train import train_step
+from sadm.train import make_batch, train_step
 
 from sadm_testing import moving_blob_sequence
 
@@ -96,7 +96,7 @@ def test_aθ_runs_once_per_generated_frame_not_per_step(engine, monkeypatch):
 
 
 def test_uncertainty_samples_are_drawn_in_one_batch_and_differ(engine):
-    draws = engine.generate_samples(native_frames(), ROLES, steps=3, samples=3, sampler="ancestral")
+    draws = engine.generate(native_frames(), ROLES, steps=3, samples=3, sampler="ancestral").draws
     assert draws[1].shape == (3, 10, 20, 24)
     assert draws[1].std(axis=0).mean() > 0
 
@@ -104,8 +104,8 @@ def test_uncertainty_samples_are_drawn_in_one_batch_and_differ(engine):
 def test_draws_on_the_model_grid_are_what_native_generation_resamples(engine):
     """`sadm evaluate` and the demo's grid scores read these; the native frames are them resampled."""
     frames = native_frames()
-    on_grid = engine.generate_on_model_grid(frames, ROLES, steps=3, samples=2, sampler="ancestral", seed=3)
-    native = engine.generate_samples(frames, ROLES, steps=3, samples=2, sampler="ancestral", seed=3)
+    on_grid = engine.generate(frames, ROLES, steps=3, samples=2, sampler="ancestral", seed=3).on_model_grid
+    native = engine.generate(frames, ROLES, steps=3, samples=2, sampler="ancestral", seed=3).draws
     assert on_grid[1].shape == (2, *engine.config.grid)
     for index, volumes in on_grid.items():
         resampled = np.stack([resample_to_shape(v, (10, 20, 24)) for v in volumes])
@@ -154,15 +154,25 @@ def test_bad_frames_are_refused_naming_the_frame(engine, corrupt, message):
 
 
 def test_bad_sampler_settings_are_refused(engine):
-    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
+    with pytest.raises(ValueError, match="sampler 'euler' is unknown"):
         engine.generate(native_frames(), ROLES, sampler="euler")
     with pytest.raises(ValueError, match="steps must be at least 1"):
         engine.generate(native_frames(), ROLES, steps=0)
 
 
+HELD_OUT_TARGET = 0.06
+"""Held-out loss / untrained loss at which the overfit fixture stops training. Measured on AMD EPYC over
+init seeds 0–2 × ATEN_CPU_CAPABILITY (unset, default, avx2) × 1–2 threads (9 runs): reached after
+250–275 steps, where the generated frames' error is 0.18–0.46 × copy-last (a fixed 200-step run gave
+up to 0.64 ×, which is why it was fragile)."""
+
+
 @pytest.fixture(scope="module")
 def overfit_tiny_sadm():
-    """Alg. 1 on one short sequence (200 steps): the model, its frames, and held-out loss before/after."""
+    """Alg. 1 on one short sequence, trained until the held-out loss falls to HELD_OUT_TARGET of the
+    untrained model's (checked every 25 steps, 600 at most): the model, its frames, and held-out loss
+    before/after. Stopping on a criterion rather than a step count makes the model the tests see about
+    equally good on every CPU, thread count and kernel choice."""
     torch.manual_seed(0)
     config = preset("tiny")
     config.max_frames = 4
@@ -170,46 +180,63 @@ def overfit_tiny_sadm():
     frames = moving_blob_sequence(4, config.grid)
     sequence = torch.from_numpy(np.stack(frames))[None]
     sequence = (sequence - sequence.min()) / (sequence.max() - sequence.min())
+    held_out = make_batch(sequence.expand(32, -1, -1, -1, -1), generator=torch.Generator().manual_seed(123))
 
     def held_out_loss():
-        generator = torch.Generator().manual_seed(123)
-        from sadm.train import make_batch
-
         with torch.no_grad():
-            return float(model.eval().loss(make_batch(sequence.expand(32, -1, -1, -1, -1), generator=generator), generator))
+            return float(model.eval().loss(held_out, torch.Generator().manual_seed(123)))
 
-    before = held_out_loss()
+    before = after = held_out_loss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
     generator = torch.Generator().manual_seed(0)
-    for _ in range(200):
+    for step in range(1, 601):
         train_step(model, optimizer, sequence.expand(6, -1, -1, -1, -1), generator=generator)
-    return model.eval(), frames, before, held_out_loss()
+        if step % 25 == 0 and step >= 200:
+            after = held_out_loss()
+            if after <= HELD_OUT_TARGET * before:
+                break
+    return model.eval(), frames, before, after
 
 
+def mean_error_over_copying(draws: dict[int, np.ndarray], frames, index: int) -> float:
+    """Mean absolute error of each draw of frame `index`, averaged over the draws, as a fraction of the
+    copy-last baseline's error (frame index − 1 copied)."""
+    generated = np.mean([np.abs(draw - frames[index]).mean() for draw in draws[index]])
+    return float(generated / np.abs(frames[index - 1] - frames[index]).mean())
+
+
+@pytest.mark.slow
 def test_a_tiny_sadm_overfits_a_sequence_and_imputes_its_missing_frame_better_than_copying(overfit_tiny_sadm):
-    """The loss falls by ≥ 90 %, then Alg. 2 imputes the missing frame and predicts the future one
-    closer to the truth than the copy-last baseline."""
+    """The held-out loss reaches its target within the step cap, then Alg. 2 imputes the missing frame
+    and predicts the future one closer to the truth than the copy-last baseline: four draws' mean
+    error below 0.7 × copy-last's (measured 0.18–0.46 × across kernels, seeds and threads; a model whose
+    conditioning or last denoising step is broken scores 0.9–3 ×)."""
     model, frames, before, after = overfit_tiny_sadm
-    assert after <= 0.1 * before, (before, after)
-    result = Engine(model, torch.device("cpu")).generate(frames, ROLES, steps=20, guidance=0.0)
+    assert after <= HELD_OUT_TARGET * before, (before, after)
+    draws = Engine(model, torch.device("cpu")).generate(frames, ROLES, steps=20, guidance=0.0, samples=4).draws
     for index in (1, 3):
-        generated_error = np.abs(result[index] - frames[index]).mean()
-        copy_error = np.abs(frames[index - 1] - frames[index]).mean()
-        assert generated_error < 0.6 * copy_error, (index, generated_error, copy_error)
+        ratio = mean_error_over_copying(draws, frames, index)
+        assert ratio < 0.7, (index, ratio)
 
 
+@pytest.mark.slow
 def test_dpm_solver_in_20_steps_draws_what_the_250_step_ancestral_sampler_draws(overfit_tiny_sadm):
-    """Four draws each: the per-voxel means of DPM-Solver++(2M) at 20 steps and of the paper's
-    ancestral sampler at 250 steps agree far better than either agrees with copying a frame."""
+    """Four draws each on the same model. The per-voxel mean of DPM-Solver++(2M) at 20 steps is as
+    close to the mean of the paper's 250-step ancestral sampler as a second ancestral run with other
+    seeds is, within a factor 2.5 (measured 0.92–1.68: this reference noise floor is computed here, so it
+    moves with the machine), and its draws spread as much (per-voxel std within a factor 1.6 of the
+    ancestral draws'; measured 0.93–1.24)."""
     model, frames, _, _ = overfit_tiny_sadm
     engine = Engine(model, torch.device("cpu"))
-    fast = engine.generate_samples(frames, ROLES, sampler="dpm++2m", steps=20, samples=4, seed=1)
-    reference = engine.generate_samples(frames, ROLES, sampler="ancestral", steps=250, samples=4, seed=2)
+    fast = engine.generate(frames, ROLES, sampler="dpm++2m", steps=20, samples=4, seed=1).draws
+    reference = engine.generate(frames, ROLES, sampler="ancestral", steps=250, samples=4, seed=2).draws
+    again = engine.generate(frames, ROLES, sampler="ancestral", steps=250, samples=4, seed=3).draws
     for index in (1, 3):
         gap = np.abs(fast[index].mean(0) - reference[index].mean(0)).mean()
-        copy_error = np.abs(frames[index - 1] - frames[index]).mean()
-        assert gap < 0.25 * copy_error, (index, gap, copy_error)
-        assert np.abs(fast[index].std(0).mean() - reference[index].std(0).mean()) < 0.25 * copy_error
+        floor = np.abs(again[index].mean(0) - reference[index].mean(0)).mean()
+        assert gap < 2.5 * floor, (index, gap, floor)
+        spread, reference_spread = fast[index].std(0).mean(), reference[index].std(0).mean()
+        assert 1 / 1.6 < spread / reference_spread < 1.6, (index, spread, reference_spread)
 
 
 def test_the_channels_last_fast_path_gives_the_plain_path_result(tiny_model):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import sadm.generate as generate
+import sadm.generation.autoregressive as autoregressive
 from sadm.config import ConfigError, ModelConfig, preset
 from sadm.diffusion import diffusion_loss
+from sadm.generation.request import SamplingOptions
 from sadm.model import SADM
 from sadm.train import make_batch
 
@@ -37,16 +38,16 @@ def test_generation_adds_c_back_to_the_sampled_residual(scale, monkeypatch):
     """A sampler that returns zeros: the paper's model then yields grey (x = 0 ↔ 0.5), a residual
     model yields c itself — Aθ's regression of the frame."""
     model = residual_model(scale).eval()
-    monkeypatch.setitem(generate.SAMPLERS, "ddim", lambda eps_fn, noise, log_snrs, callback=None: torch.zeros_like(noise))
+    monkeypatch.setitem(autoregressive.SAMPLERS, "ddim", lambda eps_fn, noise, log_snrs, **_: torch.zeros_like(noise))
     length = 4
     sequence = torch.rand(1, length, *model.config.grid)
     roles = ["observed", "missing", "observed", "future"]
     times = torch.arange(length, dtype=torch.float32)
-    filled = generate.autoregressive_generate(model, sequence, roles, times, sampler="ddim", steps=2)
+    filled = autoregressive.autoregressive_generate(model, sequence, roles, times, SamplingOptions("ddim", 2))
     with torch.no_grad():
         context = filled.clone()
         context[:, 3] = 0.0  # frame 3 saw frame 1 generated and itself not yet
-        members = generate.context_indices(length, 3, model.config.attention.context)
+        members = autoregressive.context_indices(length, 3, model.config.attention.context)
         c = model.condition(context[:, members], torch.ones(1, len(members), dtype=torch.bool),
                             times[members][None], times[3:4])
     expected = c[:, 0].clamp(0, 1) if scale else torch.full_like(c[:, 0], 0.5)

@@ -136,7 +136,7 @@ def test_samples_scores_the_mean_of_that_many_draws_of_each_diffusion_model(held
     engine = Engine.load(tiny_models[0], device="cpu")
     frames = np.random.default_rng(0).random((4, *engine.config.grid)).astype(np.float32)
     roles = ["observed", "missing", "observed", "future"]
-    draws = engine.generate_samples(list(frames), roles, sampler="ddim", steps=2, seed=5, samples=3)
+    draws = engine.generate(list(frames), roles, sampler="ddim", steps=2, seed=5, samples=3).draws
     assert all(v.std(axis=0).max() > 0 for v in draws.values())  # the draws differ, so the mean is not one of them
     mean = ModelMethod("m", engine, "ddim", 2, samples=3).predict(frames, roles, (0.0, 1.0, 2.0, 3.0), seed=5)
     for index, volumes in draws.items():

@@ -34,6 +34,21 @@ def tiny_model(tmp_path_factory) -> str:
     return str(save_model(tmp_path_factory.mktemp("models") / "tiny", SADM(preset("tiny"))))
 
 
+@pytest.fixture(scope="session")
+def continuous_time_model(tmp_path_factory) -> str:
+    """A tiny model that places frames by time (ages), like brain-demo."""
+    import torch
+    from sadm.checkpoint import save_model
+    from sadm.config import preset
+    from sadm.model import SADM
+
+    torch.manual_seed(0)
+    config = preset("tiny")
+    config.attention.time_embedding = "continuous"
+    config.attention.time_scale = 100.0
+    return str(save_model(tmp_path_factory.mktemp("models") / "ages", SADM(config)))
+
+
 @pytest.fixture
 def logic():
     return SADMModule.SADMModuleLogic()

@@ -98,7 +98,7 @@ def test_first_timepoint_not_observed(heart, logic, tiny_model):
 
 
 def test_nothing_to_generate(heart, logic, tiny_model):
-    rejects(logic, heart, [OBSERVED] * 3, InvalidRolesError, "no frame to generate", model=tiny_model)
+    rejects(logic, heart, [OBSERVED] * 3, InvalidRolesError, "nothing to generate", model=tiny_model)
 
 
 def test_future_timepoint_before_an_observed_one(heart, logic, tiny_model):
@@ -113,12 +113,12 @@ def test_more_timepoints_than_the_model_supports(heart, logic, tiny_model):
 
 def test_roles_must_cover_every_input_frame(heart, logic, tiny_model):
     rejects(logic, heart, [OBSERVED, FUTURE], InvalidRolesError,
-            "roles has 2 entries but the input has 3 frames", model=tiny_model)
+            r"roles gives 2 role\(s\) but the input has 3 frame\(s\)", model=tiny_model)
 
 
 def test_timepoints_after_the_input_can_only_be_future(heart, logic, tiny_model):
     rejects(logic, heart, [OBSERVED, OBSERVED, OBSERVED, MISSING], InvalidRolesError,
-            r"timepoint\(s\) \[3\] have no input frame", model=tiny_model)
+            r"timepoint\(s\) \[3\] come after the 3 input frame\(s\), so they can only be .future.", model=tiny_model)
 
 
 def test_unknown_role_word(heart, logic, tiny_model):

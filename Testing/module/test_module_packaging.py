@@ -105,10 +105,10 @@ def test_the_panel_offers_exactly_the_engine_samplers():
 
 
 def test_requirements_cover_the_engine_generation_path():
-    """Every third-party import reachable from sadm.generate is bundled with Slicer, comes with the
+    """Every third-party import reachable from sadm.generation.engine is bundled with Slicer, comes with the
     PyTorch extension, or is listed in Resources/requirements.txt."""
     engine = REPOSITORY / "SADMExtension"
-    seen, queue, third_party = set(), ["sadm.generate"], set()
+    seen, queue, third_party = set(), ["sadm.generation.engine"], set()
     while queue:
         name = queue.pop()
         if name in seen:

@@ -15,9 +15,6 @@ from slicer_scenes import SHAPE, blob_frames, ijk_to_ras, node_ids, oblique_geom
 import SADMModule
 from SADMModule import FUTURE, MISSING, OBSERVED
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "Resources" / "Screenshots" / "SADMModule-panel.png"
-
-
 def settle(qapp, rounds: int = 3) -> None:
     """Run the event loop a little, including deferred deletes, as Slicer's main loop would."""
     for _ in range(rounds):
@@ -72,7 +69,7 @@ def set_role(panel, row: int, role: str) -> None:
     combo.setCurrentIndex(combo.findText(role))
 
 
-def test_user_generates_from_a_sequence_watches_progress_then_cancels_a_second_run(panel, qapp, scene):
+def test_user_generates_from_a_sequence_watches_progress_then_cancels_a_second_run(panel, qapp, scene, tmp_path):
     heart = sequence_node(blob_frames(4), "heart", **oblique_geometry())
     ui = panel.ui
     ui.inputSequenceSelector.setCurrentNode(heart)
@@ -121,8 +118,8 @@ def test_user_generates_from_a_sequence_watches_progress_then_cancels_a_second_r
 
     panel.parent.resize(430, panel.parent.sizeHint().height())
     settle(qapp)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    assert panel.parent.grab().save(str(SCREENSHOT))
+    screenshot = tmp_path / "panel.png"  # the README's picture comes from scripts/make_panel_screenshot.py
+    assert panel.parent.grab().save(str(screenshot)) and screenshot.stat().st_size > 0
 
     # A long run, cancelled after its first denoising step: the scene stays as it was.
     ui.samplesSpinBox.setValue(1)
@@ -204,17 +201,18 @@ def test_user_types_times_that_label_the_output_and_bad_times_are_explained(pane
     choose(ui.modelSelector, "tiny")
     ui.futureCountSpinBox.setValue(1)
     ui.stepsSpinBox.setValue(2)
-    ui.timesLineEdit.setText("61; 64.5 70, 78")
+    ui.timesLineEdit.setText("10; 20 30, 40")
     settle(qapp)
-    assert panel._parameterNode.times == "61; 64.5 70, 78"
+    assert panel._parameterNode.times == "10; 20 30, 40"
 
     ui.generateButton.click()
     wait_until(qapp, lambda: panel._run is None)
     (output,) = [n for n in slicer.util.getNodesByClass("vtkMRMLSequenceNode") if n.GetName() == "heart_SADM"]
-    assert [output.GetNthIndexValue(i) for i in range(4)] == ["61", "64.5", "70", "78"]
+    assert [output.GetNthIndexValue(i) for i in range(4)] == ["10", "20", "30", "40"]
 
     before = node_ids()
-    for text, message in (("61, 64.5, sixty", "is not a list of numbers"), ("61, 64.5, 70", "3 value(s) but there are 4")):
+    for text, message in (("61, 64.5, sixty", "is not a list of numbers"), ("61, 64.5, 70", "3 value(s) but there are 4"),
+                          ("61, 64.5, 70, 78", "evenly spaced")):  # the tiny model places frames by index
         ui.timesLineEdit.setText(text)
         ui.generateButton.click()
         settle(qapp)
@@ -344,3 +342,16 @@ def test_device_line_says_why_cuda_cannot_be_used(panel, qapp):
     settle(qapp)
     text = panel.ui.deviceInfoLabel.text()
     assert text.startswith("CUDA is not available to PyTorch") and "PyTorch Util" in text
+
+
+def test_the_readme_screenshot_script_renders_the_panel_after_a_generation(scene, models_on_path, tmp_path):
+    """scripts/make_panel_screenshot.py drives this panel; run here on the tiny model so it keeps working."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "make_panel_screenshot.py"
+    spec = importlib.util.spec_from_file_location("make_panel_screenshot", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.render(tmp_path / "shot.png", models_on_path, steps=2, samples=1, timeout_s=120, frames=3)
+    image = qt.QImage(str(out))
+    assert image.width() == 430 and image.height() > 400

@@ -93,8 +93,8 @@ def test_generate_predicts_a_subject_at_requested_ages(continuous_model, aged_ma
 @pytest.mark.parametrize(
     "options, expected",
     [
-        (["--future-times", "76,80"], "must increase strictly"),
-        (["--times", "1,2,3"], "--times gives 3 value(s) but the sequence has 4 frame(s)"),
+        (["--future-times", "76,80"], "increase strictly"),
+        (["--times", "1,2,3"], "times gives 3 value(s) but there are 4 timepoint(s)"),
         (["--future", "3", "--future-times", "80,83"], "disagree"),
     ],
 )

@@ -179,14 +179,14 @@ def test_several_samples_give_a_mean_and_a_spread(tmp_path, tiny_model):
 @pytest.mark.parametrize(
     "case, expected",
     [
-        ("too few roles", "--roles gives 2 role(s) (o,m) but"),
-        ("unknown role", "--roles item 2 is 'x'; use o/observed, m/missing or f/future"),
+        ("too few roles", "roles gives 2 role(s) but the input has 3 frame(s)"),
+        ("unknown role", "roles[1] is 'x'; each role must be one of"),
         ("nothing to generate", "nothing to generate: every one of the 3 input frame(s) is observed"),
         ("future before observed", "future frames must follow every observed and missing frame"),
         ("unreadable input", "cannot read"),
         ("missing input", "does not exist"),
         ("unknown model", "no model folder or bundled model named 'no-such-model'"),
-        ("unknown sampler", "--sampler 'euler' is unknown; choose one of ancestral, ddim"),
+        ("unknown sampler", "sampler 'euler' is unknown; choose one of ancestral, ddim"),
         ("out not empty", "is not empty (1 entries); choose a new folder or pass --overwrite"),
         ("out holds the input", "holds the input"),
     ],

@@ -11,6 +11,7 @@ import numpy as np
 from sadm.defaults import DEFAULT_SAMPLER
 from sadm.evaluation.baselines import Baseline
 from sadm.evaluation.settings import setting_runs
+from sadm.generation.request import build_request
 from sadm.metrics import score
 
 
@@ -56,15 +57,11 @@ class ModelMethod:
 
     def predict(self, frames, roles, times, seed):
         inputs = [frame if role == "observed" else None for frame, role in zip(frames, roles)]
-        continuous = self.engine.config.attention.time_embedding != "index"
-        options = dict(
-            sampler=self.sampler, steps=self.steps, guidance=self.guidance, seed=seed,
-            times=list(times[: len(roles)]) if continuous else None,  # a full-setting run ends at its target
+        request = build_request(
+            roles, len(roles), input_times=list(times[: len(roles)]),  # a full-setting run ends at its target
+            sampler=self.sampler, steps=self.steps, guidance=self.guidance, seed=seed, samples=self.samples,
         )
-        if self.samples == 1:
-            return self.engine.generate(inputs, roles, **options)
-        draws = self.engine.generate_samples(inputs, roles, samples=self.samples, **options)
-        return {index: volumes.mean(axis=0, dtype=np.float64).astype(np.float32) for index, volumes in draws.items()}
+        return self.engine.generate(inputs, request).mean
 
 
 @dataclass

@@ -1,0 +1,77 @@
+"""Algorithm 2: walk the sequence, generating each missing / future frame from noise given
+c = Aθ(X̃), and feed it forward to the frames after it."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from sadm.devices import autocast
+from sadm.diffusion import guided_eps_fn, sampling_grid
+from sadm.generation.request import OBSERVED, SamplingOptions
+from sadm.model import SADM
+from sadm.roles import context_indices
+from sadm.samplers import GRIDS, SAMPLERS
+
+
+@torch.no_grad()
+def autoregressive_generate(
+    model: SADM,
+    sequence: torch.Tensor,
+    roles: Sequence[str],
+    positions: torch.Tensor,
+    sampling: SamplingOptions,
+    generator: torch.Generator | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Alg. 2 on a batch of N draws of one sequence.
+
+    `sequence` (N, L, D, H, W) in [0, 1] holds the observed frames (other frames are ignored);
+    `positions` (L,) are what Aθ embeds (indices or times). Returns a new tensor in which every
+    non-observed frame has been generated from noise, given c = Aθ(X̃) computed once per frame. X̃ is
+    frames 0..i−1 (causal, the paper), or every frame but i (bidirectional models): observed and
+    already generated frames as images, frames still to generate as zero volumes.
+    `on_step(frame_index, step)` runs after every denoising step (it may raise to cancel).
+    """
+    device = sequence.device
+    draws = sequence.shape[0]
+    filled = sequence.clone()
+    for index, role in enumerate(roles):
+        if role != OBSERVED:
+            filled[:, index] = 0.0  # not yet generated: a zero volume that keeps its position
+    sample_fn = SAMPLERS[sampling.sampler]
+    config = model.config
+    guidance = config.diffusion.guidance if sampling.guidance is None else sampling.guidance
+    # On the device once: the step loop then never copies between host and device (noise for the
+    # stochastic samplers excepted: it comes from the seeded CPU generator so seeds mean the same everywhere).
+    log_snrs = sampling_grid(
+        sampling.steps, GRIDS[sampling.sampler], config.diffusion.log_snr_min, config.diffusion.log_snr_max
+    ).to(device)
+    positions = positions.to(device=device, dtype=torch.float32)
+    for index, role in enumerate(roles):
+        if role == OBSERVED:
+            continue
+        members = context_indices(len(roles), index, config.attention.context)
+        mask = torch.ones(draws, len(members), dtype=torch.bool, device=device)
+        with autocast(device):
+            conditioning = model.condition(
+                filled[:, members], mask, positions[members].expand(draws, len(members)), positions[index].expand(draws)
+            ).float()
+        if not model.is_diffusion:
+            filled[:, index] = conditioning[:, 0].clamp(0.0, 1.0)
+            if on_step is not None:
+                on_step(index, 0)
+            continue
+
+        def denoiser(z: torch.Tensor, log_snr: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+            with autocast(device):
+                return model.denoise(z, log_snr, c).float()
+
+        eps_fn = guided_eps_fn(denoiser, conditioning, guidance, sampling.batch_guidance)
+        noise = torch.randn((draws, 1, *sequence.shape[2:]), generator=generator).to(device)
+        callback = None if on_step is None else (lambda info, index=index: on_step(index, info["i"]))
+        x = sample_fn(eps_fn, noise, log_snrs, generator=generator, callback=callback)
+        frame = model.frame_from_diffused(x, conditioning)
+        filled[:, index] = ((frame[:, 0] + 1.0) / 2.0).clamp(0.0, 1.0)
+    return filled
