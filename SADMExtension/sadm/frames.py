@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from sadm.errors import InvalidFramesError, InvalidRolesError
-from sadm.roles import OBSERVED
+from sadm.generation.request import OBSERVED
 
 
 def validate_frames(frames: Sequence[np.ndarray | None], roles: Sequence[str]) -> tuple[int, int, int]:

@@ -1,5 +1,5 @@
-"""The random (C, M, F) partitions of Alg. 1 and the context X̃ of a target frame. The roles and
-their rules live in `sadm.generation.request` (torch-free), re-exported here."""
+"""The random (C, M, F) partitions of Alg. 1 and the context X̃ of a target frame (the roles and
+their rules live in `sadm.generation.request`, torch-free)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 
 from sadm.errors import InvalidRolesError
-from sadm.generation.request import FUTURE, MISSING, OBSERVED, ROLES, validate_roles  # noqa: F401
+from sadm.generation.request import FUTURE, MISSING, OBSERVED
 
 
 def sample_partition(

@@ -13,7 +13,8 @@ import torch
 from sadm.checkpoint import load_model
 from sadm.errors import CheckpointError, ConfigError
 from sadm.experiment import build_trainer
-from sadm.roles import FUTURE, MISSING, OBSERVED, sample_partition
+from sadm.generation.request import FUTURE, MISSING, OBSERVED
+from sadm.roles import sample_partition
 from sadm.train import make_batch
 from sadm.trainer import TrainConfig
 

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sadm.roles import OBSERVED
+from sadm.generation.request import OBSERVED
 
 Baseline = Callable[[np.ndarray, Sequence[str], Sequence[float]], dict[int, np.ndarray]]
 

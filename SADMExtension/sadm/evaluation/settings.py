@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sadm.roles import FUTURE, MISSING, OBSERVED
+from sadm.generation.request import FUTURE, MISSING, OBSERVED
 
 SETTINGS = ("single", "missing", "full")
 
