@@ -8,6 +8,7 @@ the pure-Python `sadm` engine, installed beside this file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import importlib
@@ -19,22 +20,26 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Callable, Sequence
+from typing import Annotated, Callable
 
 import numpy as np
 import qt
-import vtk
-
 import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSequenceNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.ScriptedLoadableModule import *  # noqa: F403 - the template's base classes
-from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSequenceNode
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
 
 
 def _ensureEngineImportable() -> None:
@@ -50,10 +55,12 @@ def _ensureEngineImportable() -> None:
 
 _ensureEngineImportable()
 
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS  # noqa: E402
-from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError  # noqa: E402
-from sadm.generation import request as engineRequest  # noqa: E402  (torch-free: the one set of request rules)
-from sadm.generation.request import FUTURE, MISSING, OBSERVED, ROLES  # noqa: E402
+from sadm.defaults import DEFAULT_SAMPLER
+from sadm.defaults import DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS
+from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError
+from sadm.generation import request as engineRequest  # torch-free: the one set of request rules
+from sadm.generation.request import FUTURE, MISSING, OBSERVED, ROLES
+
 DEVICES = ("auto", "cuda", "cpu")
 DEFAULT_MODEL = "cardiac-demo"
 TORCH_REQUIREMENT = ">=2.1"
@@ -61,8 +68,16 @@ ATTRIBUTE_PREFIX = "SADM."
 SAMPLE_DATA = (
     # (sample name, file in Resources/SampleData, SHA256 of that file)
     # Written by Testing/module/make_sample_data.py from the engine's synthetic generators.
-    ("SADMCardiacSynthetic", "SADMCardiacSynthetic.seq.nrrd", "cfc0b726a4eb350a4737eb9d41d053870de746a741754a43381061144c824f95"),
-    ("SADMBrainSynthetic", "SADMBrainSynthetic.seq.nrrd", "c7a6479acc84bef293ad1cdada7d58efbd39ba69b7d84fdfec189b673f2e6f32"),
+    (
+        "SADMCardiacSynthetic",
+        "SADMCardiacSynthetic.seq.nrrd",
+        "cfc0b726a4eb350a4737eb9d41d053870de746a741754a43381061144c824f95",
+    ),
+    (
+        "SADMBrainSynthetic",
+        "SADMBrainSynthetic.seq.nrrd",
+        "c7a6479acc84bef293ad1cdada7d58efbd39ba69b7d84fdfec189b673f2e6f32",
+    ),
 )
 
 
@@ -284,7 +299,12 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.volumesRadioButton.setChecked(parameters.useVolumeList)
             for widget in (self.ui.inputSequenceLabel, self.ui.inputSequenceSelector):
                 widget.setVisible(not parameters.useVolumeList)
-            for widget in (self.ui.inputVolumesLabel, self.ui.inputVolumesSelector, self.ui.moveUpButton, self.ui.moveDownButton):
+            for widget in (
+                self.ui.inputVolumesLabel,
+                self.ui.inputVolumesSelector,
+                self.ui.moveUpButton,
+                self.ui.moveDownButton,
+            ):
                 widget.setVisible(parameters.useVolumeList)
             self._checkVolumesInSelector(parameters.inputVolumes)
             self._fillTimepointTable()
@@ -366,7 +386,8 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             else:
                 targets = [str(i) for i, role in enumerate(roles) if role != OBSERVED]
                 hint = _("{observed} observed frame(s) condition the model; generating t = {targets}.").format(
-                    observed=roles.count(OBSERVED), targets=", ".join(targets))
+                    observed=roles.count(OBSERVED), targets=", ".join(targets)
+                )
                 style = self.HINT_STYLE
         self.ui.rolesHintLabel.setText(hint)
         self.ui.rolesHintLabel.setStyleSheet(style)
@@ -375,7 +396,10 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters = self._parameterNode
         targets = max(1, sum(1 for role in self._allRoles() if role != OBSERVED))
         self.ui.deviceInfoLabel.setText(
-            self.logic.describeDevice(parameters.device, parameters.model, targets, parameters.steps, parameters.samples))
+            self.logic.describeDevice(
+                parameters.device, parameters.model, targets, parameters.steps, parameters.samples
+            )
+        )
 
     def _fillModelSelector(self) -> None:
         selector = self.ui.modelSelector
@@ -390,7 +414,9 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         index = selector.findData(model)
         if index < 0:
             # A folder loaded earlier, or a bundled name that is not installed: list it before "Load folder…".
-            label = Path(model).name if os.sep in model or "/" in model else _("{name} (not installed)").format(name=model)
+            label = (
+                Path(model).name if os.sep in model or "/" in model else _("{name} (not installed)").format(name=model)
+            )
             index = max(0, self._count(selector) - 1)
             selector.insertItem(index, label, model)
             selector.setItemData(index, model, qt.Qt.ToolTipRole)
@@ -455,7 +481,9 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if model:
             self._parameterNode.model = model
             return
-        folder = qt.QFileDialog.getExistingDirectory(self.parent, _("Select an SADM model folder (config.json + model.safetensors)"))
+        folder = qt.QFileDialog.getExistingDirectory(
+            self.parent, _("Select an SADM model folder (config.json + model.safetensors)")
+        )
         if not folder:
             self._selectModelInSelector(self._parameterNode.model)
             return
@@ -485,9 +513,17 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             try:
                 self.logic.installDependencies(askConfirmation=True)
                 request = self.logic.prepareRequest(
-                    self._currentInput(), self._allRoles(), model=parameters.model, device=parameters.device,
-                    sampler=parameters.sampler, steps=parameters.steps, guidance=parameters.guidance,
-                    seed=parameters.seed, samples=parameters.samples, times=parseTimes(parameters.times))
+                    self._currentInput(),
+                    self._allRoles(),
+                    model=parameters.model,
+                    device=parameters.device,
+                    sampler=parameters.sampler,
+                    steps=parameters.steps,
+                    guidance=parameters.guidance,
+                    seed=parameters.seed,
+                    samples=parameters.samples,
+                    times=parseTimes(parameters.times),
+                )
             except (SADMError, SADMInputError, SADMDependencyError, SADMResourceError, ValueError) as error:
                 self._showStatus(str(error), error=True)
                 return
@@ -498,14 +534,21 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _runningMessage(self, request) -> str:
         targets = ", ".join(str(i) for i in request.targets)
-        lines = [_("Generating t = {targets} with {model} on {device}…").format(
-            targets=targets, model=request.modelName, device=request.device)]
+        lines = [
+            _("Generating t = {targets} with {model} on {device}…").format(
+                targets=targets, model=request.modelName, device=request.device
+            )
+        ]
         return "\n".join(lines + request.notes)
 
     def _setRunning(self, running: bool) -> None:
         self.ui.generateButton.setText(_("Cancel") if running else _("Generate"))
         self.ui.generateButton.setEnabled(True)
-        for section in (self.ui.inputsCollapsibleButton, self.ui.modelCollapsibleButton, self.ui.samplingCollapsibleButton):
+        for section in (
+            self.ui.inputsCollapsibleButton,
+            self.ui.modelCollapsibleButton,
+            self.ui.samplingCollapsibleButton,
+        ):
             section.setEnabled(not running)
         self.ui.futureCountSpinBox.setEnabled(not running)
         for row in range(int(self.ui.timepointTable.property("rowCount"))):
@@ -553,8 +596,11 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         step = done - (position - 1) * stepsPerFrame
         self.ui.progressBar.setRange(0, total)
         self.ui.progressBar.setValue(done)
-        self.ui.progressBar.setFormat(_("Frame {position} of {count} (t = {frame}) · step {step}/{steps} · %p%").format(
-            position=position, count=len(targets), frame=frameIndex, step=step, steps=stepsPerFrame))
+        self.ui.progressBar.setFormat(
+            _("Frame {position} of {count} (t = {frame}) · step {step}/{steps} · %p%").format(
+                position=position, count=len(targets), frame=frameIndex, step=step, steps=stepsPerFrame
+            )
+        )
 
     def _finishRun(self, run) -> None:
         with slicer.util.tryWithErrorDisplay(_("SADM could not add the results to the scene."), waitCursor=True):
@@ -567,8 +613,9 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.setFormat(_("Done · %p%"))
             names = ", ".join(node.GetName() for node in outputs.volumes)
             message = _("Generated {names} in {seconds:.1f} s; sequence {sequence}.").format(
-                names=names, seconds=run.seconds, sequence=outputs.sequence.GetName())
-            self._showStatus("\n".join([message] + run.request.notes))
+                names=names, seconds=run.seconds, sequence=outputs.sequence.GetName()
+            )
+            self._showStatus("\n".join([message, *run.request.notes]))
 
     def _showStatus(self, text: str, error: bool = False) -> None:
         self.ui.statusLabel.setText(text)
@@ -651,7 +698,7 @@ class GenerationRun:
     """One generation on a worker thread. The main thread calls `poll()` (from a QTimer) to receive
     progress and the outcome, and creates nodes itself; nothing here touches the scene."""
 
-    def __init__(self, logic: "SADMModuleLogic", request: PreparedRequest) -> None:
+    def __init__(self, logic: SADMModuleLogic, request: PreparedRequest) -> None:
         self.request = request
         self.outcome: str | None = None  # "done" | "cancelled" | "failed"
         self.result = None
@@ -662,7 +709,7 @@ class GenerationRun:
         self._events: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="SADM generation", daemon=True)
 
-    def start(self) -> "GenerationRun":
+    def start(self) -> GenerationRun:
         self._thread.start()
         return self
 
@@ -698,7 +745,8 @@ class GenerationRun:
         started = time.monotonic()
         try:
             result = self._logic.runRequest(
-                self.request, progress=lambda *step: self._events.put(("progress", step)), cancel=self._cancel)
+                self.request, progress=lambda *step: self._events.put(("progress", step)), cancel=self._cancel
+            )
             self.seconds = time.monotonic() - started
             self._events.put(("done", result))
         except GenerationCancelled as error:
@@ -760,7 +808,8 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         unchanged. Returns the new nodes (see GenerationOutputs).
         """
         request = self.prepareRequest(
-            inputSequenceOrVolumes, roles, model, device, sampler, steps, guidance, seed, samples, times)
+            inputSequenceOrVolumes, roles, model, device, sampler, steps, guidance, seed, samples, times
+        )
         for note in request.notes:
             logging.warning(f"SADM: {note}")
         result = self.runRequest(request, progress, cancel)
@@ -794,12 +843,14 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
                 "PyTorch is not installed. Install the PyTorch extension from the Extensions Manager, then run "
                 f"`import PyTorchUtils; PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True, "
                 f"torchVersionRequirement='{TORCH_REQUIREMENT}')` in the Python console (or press Generate in the SADM "
-                "panel, which offers to do it), and restart Slicer.")
+                "panel, which offers to do it), and restart Slicer."
+            )
         if missing:
             raise SADMDependencyError(
                 f"the Python package(s) {', '.join(missing)} are not installed; run "
                 f"`slicer.util.pip_install('{' '.join(self._requirementsFor(missing))}')` in the Python console "
-                "(or press Generate in the SADM panel, which offers to do it).")
+                "(or press Generate in the SADM panel, which offers to do it)."
+            )
 
     def installDependencies(self, askConfirmation: bool = True) -> None:
         """Install what is missing, with consent: torch through the PyTorch extension, the rest with pip."""
@@ -818,10 +869,13 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
                     pip_ensure(requirements, requester="SADM", prompt_install=askConfirmation)
                 else:
                     if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                            _("SADM needs the Python packages {packages}. Install them now with pip?").format(
-                                packages=", ".join(requirements))):
+                        _("SADM needs the Python packages {packages}. Install them now with pip?").format(
+                            packages=", ".join(requirements)
+                        )
+                    ):
                         raise SADMDependencyError(
-                            f"installation of {', '.join(requirements)} was declined; SADM cannot run without them")
+                            f"installation of {', '.join(requirements)} was declined; SADM cannot run without them"
+                        )
                     slicer.util.pip_install(" ".join(requirements))
             except SADMDependencyError:
                 raise
@@ -829,7 +883,8 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
                 raise SADMDependencyError(
                     f"installing {', '.join(requirements)} failed ({error}). Run "
                     f"`slicer.util.pip_install('{' '.join(requirements)}')` in the Python console, check the "
-                    "network or proxy settings, and restart Slicer.") from error
+                    "network or proxy settings, and restart Slicer."
+                ) from error
         self.checkDependencies()
 
     def _installTorch(self, askConfirmation: bool) -> None:
@@ -838,24 +893,32 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         except ModuleNotFoundError as error:
             raise SADMDependencyError(
                 "PyTorch is not installed and the PyTorch extension is missing: install the 'PyTorch' extension "
-                "from the Extensions Manager, restart Slicer, and press Generate again.") from error
+                "from the Extensions Manager, restart Slicer, and press Generate again."
+            ) from error
         try:
             torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
-                askConfirmation=askConfirmation, torchVersionRequirement=TORCH_REQUIREMENT)
+                askConfirmation=askConfirmation, torchVersionRequirement=TORCH_REQUIREMENT
+            )
         except Exception as error:
             raise SADMDependencyError(
                 f"installing PyTorch failed ({error}). Open the PyTorch Util module, install PyTorch "
-                f"{TORCH_REQUIREMENT} there, and restart Slicer.") from error
+                f"{TORCH_REQUIREMENT} there, and restart Slicer."
+            ) from error
         if torch is None:
             raise SADMDependencyError(
                 f"PyTorch was not installed (declined). SADM needs PyTorch {TORCH_REQUIREMENT}: install it from the "
-                "PyTorch Util module, then press Generate again.")
+                "PyTorch Util module, then press Generate again."
+            )
 
     @staticmethod
     def _requirementsFor(importNames: Sequence[str]) -> list[str]:
         """pip requirement lines (Resources/requirements.txt) for the given import names."""
         path = Path(__file__).resolve().parent / "Resources" / "requirements.txt"
-        lines = [line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()] if path.is_file() else []
+        lines = (
+            [line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            if path.is_file()
+            else []
+        )
         lines = [line for line in lines if line]
         chosen = []
         for name in importNames:
@@ -874,34 +937,52 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             if inputSequenceOrVolumes.IsA("vtkMRMLSequenceNode"):
                 sequence = inputSequenceOrVolumes
                 unit = f" {sequence.GetIndexUnit()}" if sequence.GetIndexUnit() else ""
-                return [f"{sequence.GetName()} [{sequence.GetNthIndexValue(i)}{unit}]" for i in range(sequence.GetNumberOfDataNodes())]
+                return [
+                    f"{sequence.GetName()} [{sequence.GetNthIndexValue(i)}{unit}]"
+                    for i in range(sequence.GetNumberOfDataNodes())
+                ]
             return [inputSequenceOrVolumes.GetName()]
         return [node.GetName() if node is not None else "(none)" for node in inputSequenceOrVolumes]
 
     def readInput(self, inputSequenceOrVolumes) -> SequenceInput:
         """Understand the input: its frames (scalar volumes only), name and index values."""
-        if inputSequenceOrVolumes is None or (not isinstance(inputSequenceOrVolumes, slicer.vtkMRMLNode)
-                                              and len(inputSequenceOrVolumes) == 0):
+        if inputSequenceOrVolumes is None or (
+            not isinstance(inputSequenceOrVolumes, slicer.vtkMRMLNode) and len(inputSequenceOrVolumes) == 0
+        ):
             raise SADMInputError(
                 "no input selected: choose a Sequence node of scalar volumes, or a list of scalar volume nodes "
-                "(one per timepoint)")
+                "(one per timepoint)"
+            )
         if isinstance(inputSequenceOrVolumes, slicer.vtkMRMLNode) and inputSequenceOrVolumes.IsA("vtkMRMLSequenceNode"):
             sequence = inputSequenceOrVolumes
             frames = [sequence.GetNthDataNode(i) for i in range(sequence.GetNumberOfDataNodes())]
             if not frames:
-                raise SADMInputError(f"sequence {sequence.GetName()!r} has no items; it needs at least one observed volume")
+                raise SADMInputError(
+                    f"sequence {sequence.GetName()!r} has no items; it needs at least one observed volume"
+                )
             sequenceInput = SequenceInput(
-                name=sequence.GetName(), frameNodes=frames, sequenceNode=sequence,
-                indexName=sequence.GetIndexName() or "frame", indexUnit=sequence.GetIndexUnit() or "",
+                name=sequence.GetName(),
+                frameNodes=frames,
+                sequenceNode=sequence,
+                indexName=sequence.GetIndexName() or "frame",
+                indexUnit=sequence.GetIndexUnit() or "",
                 indexValues=[sequence.GetNthIndexValue(i) for i in range(len(frames))],
-                numericIndex=sequence.GetIndexType() == vtkMRMLSequenceNode.NumericIndex)
+                numericIndex=sequence.GetIndexType() == vtkMRMLSequenceNode.NumericIndex,
+            )
             if sequenceInput.numericIndex and not all(_isNumber(v) for v in sequenceInput.indexValues):
                 sequenceInput.numericIndex = False
         else:
-            volumes = [inputSequenceOrVolumes] if isinstance(inputSequenceOrVolumes, slicer.vtkMRMLNode) else list(inputSequenceOrVolumes)
+            volumes = (
+                [inputSequenceOrVolumes]
+                if isinstance(inputSequenceOrVolumes, slicer.vtkMRMLNode)
+                else list(inputSequenceOrVolumes)
+            )
             sequenceInput = SequenceInput(
-                name=_commonName([v.GetName() if v is not None else "" for v in volumes]), frameNodes=volumes,
-                sequenceNode=None, indexValues=[str(i) for i in range(len(volumes))])
+                name=_commonName([v.GetName() if v is not None else "" for v in volumes]),
+                frameNodes=volumes,
+                sequenceNode=None,
+                indexValues=[str(i) for i in range(len(volumes))],
+            )
         for position, node in enumerate(sequenceInput.frameNodes):
             _checkScalarVolume(node, position)
         return sequenceInput
@@ -912,7 +993,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     def availableModels() -> dict:
         """Bundled model names -> folders; empty when the engine cannot be imported yet (no torch)."""
         try:
-            from sadm.registry import available_models
+            from sadm.storage.registry import available_models
         except ImportError:
             return {}
         return available_models()
@@ -920,8 +1001,8 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def resolveModel(model: str):
         """(folder, config) of a bundled model name or a model folder; CheckpointError says why not."""
-        from sadm.checkpoint import read_config
-        from sadm.registry import resolve_model
+        from sadm.storage.checkpoint import read_config
+        from sadm.storage.registry import resolve_model
 
         if not model:
             raise CheckpointError("no model selected: choose a bundled model or load a model folder")
@@ -939,10 +1020,8 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     def rolesProblem(self, roles: Sequence[str], model: str) -> str | None:
         """The rule `roles` break for `model`, or None; quiet when the engine is not importable yet."""
         maxFrames = None
-        try:
+        with contextlib.suppress(CheckpointError, ImportError):
             maxFrames = self.resolveModel(model)[1].max_frames
-        except (CheckpointError, ImportError):
-            pass
         try:
             engineRequest.validate_roles(roles, maxFrames)
         except InvalidRolesError as error:
@@ -951,16 +1030,35 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
 
     # --- request ----------------------------------------------------------------------------
 
-    def prepareRequest(self, inputSequenceOrVolumes, roles, model=DEFAULT_MODEL, device="auto", sampler=DEFAULT_SAMPLER,
-                       steps=None, guidance=None, seed=0, samples=1, times=None) -> PreparedRequest:
+    def prepareRequest(
+        self,
+        inputSequenceOrVolumes,
+        roles,
+        model=DEFAULT_MODEL,
+        device="auto",
+        sampler=DEFAULT_SAMPLER,
+        steps=None,
+        guidance=None,
+        seed=0,
+        samples=1,
+        times=None,
+    ) -> PreparedRequest:
         """Check everything before any work, in the order a user would fix it, and copy the frames.
         Roles, times and sampling options go through the engine's `build_request`, the rules
         `sadm generate` applies too."""
         self.checkDependencies()
         sequenceInput = self.readInput(inputSequenceOrVolumes)
         request = engineRequest.build_request(
-            roles, len(sequenceInput.frameNodes), input_times=_inputTimes(sequenceInput), times=times,
-            sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples)
+            roles,
+            len(sequenceInput.frameNodes),
+            input_times=_inputTimes(sequenceInput),
+            times=times,
+            sampler=sampler,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            samples=samples,
+        )
         if times is not None:
             sequenceInput = _withTimes(sequenceInput, request.times)
         modelFolder, config = self.resolveModel(model)
@@ -973,10 +1071,18 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         geometry = vtkMRMLScalarVolumeNode()
         geometry.CopyOrientation(reference)
         return PreparedRequest(
-            input=sequenceInput, request=request, frames=frames, resampled=resampled, geometry=geometry,
+            input=sequenceInput,
+            request=request,
+            frames=frames,
+            resampled=resampled,
+            geometry=geometry,
             transformNodeID=reference.GetTransformNodeID() if sequenceInput.sequenceNode is None else None,
-            modelFolder=str(modelFolder), modelName=str(model) if not os.path.isdir(str(model)) else Path(model).name,
-            device=resolvedDevice, indexValues=_outputIndexValues(sequenceInput, request), notes=notes)
+            modelFolder=str(modelFolder),
+            modelName=str(model) if not os.path.isdir(str(model)) else Path(model).name,
+            device=resolvedDevice,
+            indexValues=_outputIndexValues(sequenceInput, request),
+            notes=notes,
+        )
 
     def _observedFrames(self, sequenceInput: SequenceInput, roles: list[str]):
         """Copies of the observed frames on frame 0's grid; frames on another grid are resampled."""
@@ -993,15 +1099,17 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
                 continue
             frames.append(resampleOntoGrid(node, reference, index))
             resampled.add(index)
-            notes.append(f"Frame {index} ({node.GetName()}) is on another voxel grid than frame 0 ({reference.GetName()}): "
-                         f"{difference}. It was resampled onto frame 0's grid (linear interpolation).")
+            notes.append(
+                f"Frame {index} ({node.GetName()}) is on another voxel grid than frame 0 ({reference.GetName()}): "
+                f"{difference}. It was resampled onto frame 0's grid (linear interpolation)."
+            )
         return frames, resampled, notes
 
     # --- device -----------------------------------------------------------------------------
 
     @staticmethod
     def resolveDevice(device: str) -> str:
-        """"auto" -> cuda / mps / cpu; an unusable explicit choice raises with what to do."""
+        """ "auto" -> cuda / mps / cpu; an unusable explicit choice raises with what to do."""
         from sadm.devices import resolve_device
 
         name = str(device).strip().lower()
@@ -1013,10 +1121,12 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             raise SADMResourceError(
                 f"{error}. In Slicer, open the PyTorch Util module and reinstall PyTorch with the CUDA computation "
                 "backend that matches your NVIDIA driver (check the driver with nvidia-smi), or set Device to 'auto' "
-                "or 'cpu'.") from error
+                "or 'cpu'."
+            ) from error
 
-    def describeDevice(self, device: str = "auto", model: str = DEFAULT_MODEL, targets: int = 1, steps: int = 50,
-                       samples: int = 1) -> str:
+    def describeDevice(
+        self, device: str = "auto", model: str = DEFAULT_MODEL, targets: int = 1, steps: int = 50, samples: int = 1
+    ) -> str:
         """One line for the panel: what will run, with free GPU memory or the expected CPU time."""
         if "torch" in self.missingPackages():
             return _("PyTorch is not installed: Generate will offer to install it (PyTorch extension).")
@@ -1026,20 +1136,25 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             resolved = self.resolveDevice(device)
         except SADMResourceError as error:
             if str(device).startswith("cuda") and not torch.cuda.is_available():
-                return _("CUDA is not available to PyTorch {version} (CUDA build: {build}): reinstall PyTorch with CUDA in "
-                         "the PyTorch Util module, or choose auto / cpu.").format(
-                    version=torch.__version__, build=torch.version.cuda or "none")
+                return _(
+                    "CUDA is not available to PyTorch {version} (CUDA build: {build}): reinstall PyTorch with CUDA in "
+                    "the PyTorch Util module, or choose auto / cpu."
+                ).format(version=torch.__version__, build=torch.version.cuda or "none")
             return str(error)
 
         if resolved.startswith("cuda"):
             index = torch.device(resolved).index or 0
-            free, total = torch.cuda.mem_get_info(index)
-            return _("CUDA: {name}, {free:.1f} GB free").format(name=torch.cuda.get_device_name(index), free=free / 2**30)
+            free, _total = torch.cuda.mem_get_info(index)
+            return _("CUDA: {name}, {free:.1f} GB free").format(
+                name=torch.cuda.get_device_name(index), free=free / 2**30
+            )
         if resolved == "mps":
             return _("Apple MPS")
         seconds = self.estimateSeconds(model, resolved, targets, steps, samples)
         expected = _("expect ~{seconds}").format(seconds=_formatDuration(seconds)) if seconds else _("time unknown")
-        return _("CPU ({threads} threads) — slow, {expected}").format(threads=torch.get_num_threads(), expected=expected)
+        return _("CPU ({threads} threads) — slow, {expected}").format(
+            threads=torch.get_num_threads(), expected=expected
+        )
 
     def estimateSeconds(self, model: str, device: str, targets: int, steps: int, samples: int) -> float | None:
         """Rough run time: measured speed of this model on this device, else a CPU cost model."""
@@ -1064,12 +1179,16 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         if needed > free:
             perSample = estimateGpuMemoryBytes(modelFolder, config, 2) - estimateGpuMemoryBytes(modelFolder, config, 1)
             fitting = int((free - estimateGpuMemoryBytes(modelFolder, config, 0)) // max(perSample, 1))
-            advice = (f"Lower Samples to {fitting} or less, close other programs that use the GPU, or set Device to "
-                      "'cpu' (slower)." if fitting >= 1 else
-                      "Even one sample does not fit: close other programs that use the GPU, or set Device to 'cpu' (slower).")
+            advice = (
+                f"Lower Samples to {fitting} or less, close other programs that use the GPU, or set Device to "
+                "'cpu' (slower)."
+                if fitting >= 1
+                else "Even one sample does not fit: close other programs that use the GPU, or set Device to 'cpu' (slower)."
+            )
             raise SADMResourceError(
                 f"this run needs about {needed / 2**30:.1f} GB of GPU memory but {torch.cuda.get_device_name(index)} has "
-                f"{free / 2**30:.1f} GB free of {total / 2**30:.1f} GB. {advice}")
+                f"{free / 2**30:.1f} GB free of {total / 2**30:.1f} GB. {advice}"
+            )
 
     # --- running ----------------------------------------------------------------------------
 
@@ -1101,7 +1220,8 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
                 raise SADMResourceError(
                     f"the GPU ran out of memory while generating {request.sampling.samples} sample(s); the memory was "
                     f"freed. Lower Samples (now {request.sampling.samples}), close other programs that use the GPU, or set Device to "
-                    "'cpu' (slower).") from error
+                    "'cpu' (slower)."
+                ) from error
             raise
         sampling = request.sampling
         perStep = (time.monotonic() - started) / max(1, sampling.steps * len(request.targets) * sampling.samples)
@@ -1122,10 +1242,8 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             for node in reversed(outputs):
                 _removeWithDisplayAndStorage(node)
             raise
-        try:
+        with contextlib.suppress(AttributeError):  # no sequence toolbar (Slicer started without main window)
             slicer.modules.sequences.toolBar().setActiveBrowserNode(outputs.browser)
-        except AttributeError:
-            pass  # no sequence toolbar (Slicer started without main window)
         return outputs
 
     def _addVolumes(self, request: PreparedRequest, result, outputs: GenerationOutputs) -> None:
@@ -1154,10 +1272,16 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     def _tag(self, node, request: PreparedRequest, extra: dict | None = None) -> None:
         """Record how a node was made, so a saved scene says which model and settings produced it."""
         attributes = {
-            "Generated": "true", "Model": request.modelName, "ModelFolder": request.modelFolder,
-            "Device": request.device, "Sampler": request.sampling.sampler, "Steps": str(request.sampling.steps),
+            "Generated": "true",
+            "Model": request.modelName,
+            "ModelFolder": request.modelFolder,
+            "Device": request.device,
+            "Sampler": request.sampling.sampler,
+            "Steps": str(request.sampling.steps),
             "Guidance": "model default" if request.sampling.guidance is None else f"{request.sampling.guidance:g}",
-            "Seed": str(request.sampling.seed), "Samples": str(request.sampling.samples), "Input": request.input.name,
+            "Seed": str(request.sampling.seed),
+            "Samples": str(request.sampling.samples),
+            "Input": request.input.name,
             "Roles": ",".join(request.roles),
         }
         attributes.update(extra or {})
@@ -1239,7 +1363,10 @@ def _removeWithDisplayAndStorage(node) -> None:
     if node is None or node.GetScene() is None:
         return
     dependents = []
-    for getCount, getNth in (("GetNumberOfDisplayNodes", "GetNthDisplayNode"), ("GetNumberOfStorageNodes", "GetNthStorageNode")):
+    for getCount, getNth in (
+        ("GetNumberOfDisplayNodes", "GetNthDisplayNode"),
+        ("GetNumberOfStorageNodes", "GetNthStorageNode"),
+    ):
         if hasattr(node, getCount):
             dependents += [getattr(node, getNth)(i) for i in range(getattr(node, getCount)())]
     slicer.mrmlScene.RemoveNode(node)
@@ -1256,11 +1383,11 @@ def _isNumber(text: str) -> bool:
 
 
 def _commonName(names: list[str]) -> str:
-    """"heart_t0", "heart_t1" -> "heart": the shared prefix without a trailing frame counter."""
+    """ "heart_t0", "heart_t1" -> "heart": the shared prefix without a trailing frame counter."""
     names = [n for n in names if n]
     if not names:
         return "SADM"
-    prefix = os.path.commonprefix(names) if len(names) > 1 else names[0]
+    prefix = os.path.commonprefix(names) if len(names) > 1 else names[0]  # noqa: RUF071  (characters, not paths)
     stem = re.sub(r"(?:[\s_\-.]+(?:t|tp|frame|time|timepoint))?[\s_\-.]*\d*$", "", prefix, flags=re.IGNORECASE)
     return stem or names[0]
 
@@ -1273,18 +1400,25 @@ def _checkScalarVolume(node, position: int) -> None:
     if node.IsA("vtkMRMLLabelMapVolumeNode"):
         raise SADMInputError(
             f"frame {position} ({name}) is a label map ({kind}); SADM generates intensity images: give scalar "
-            "volumes (Volumes module > Volume information > Convert to scalar volume)")
-    if not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLVectorVolumeNode") or node.IsA("vtkMRMLTensorVolumeNode"):
+            "volumes (Volumes module > Volume information > Convert to scalar volume)"
+        )
+    if (
+        not node.IsA("vtkMRMLScalarVolumeNode")
+        or node.IsA("vtkMRMLVectorVolumeNode")
+        or node.IsA("vtkMRMLTensorVolumeNode")
+    ):
         raise SADMInputError(
             f"frame {position} ({name}) is a {kind}, not a scalar volume; give single-component scalar volumes "
-            "(convert RGB/vector images with the Vector to Scalar Volume module)")
+            "(convert RGB/vector images with the Vector to Scalar Volume module)"
+        )
     image = node.GetImageData()
     if image is None or image.GetNumberOfPoints() == 0:
         raise SADMInputError(f"frame {position} ({name}) has no voxels; load its image first")
     if image.GetNumberOfScalarComponents() != 1:
         raise SADMInputError(
             f"frame {position} ({name}) has {image.GetNumberOfScalarComponents()} components per voxel; "
-            "SADM needs one (use the Vector to Scalar Volume module)")
+            "SADM needs one (use the Vector to Scalar Volume module)"
+        )
 
 
 def _ijkToWorld(node) -> vtk.vtkMatrix4x4:
@@ -1296,7 +1430,8 @@ def _ijkToWorld(node) -> vtk.vtkMatrix4x4:
         if not parent.IsTransformToWorldLinear():
             raise SADMInputError(
                 f"{node.GetName()} is under the non-linear transform {parent.GetName()}; it cannot be resampled onto "
-                "frame 0's grid here: harden the transform first (Transforms module > Apply transform)")
+                "frame 0's grid here: harden the transform first (Transforms module > Apply transform)"
+            )
         toWorld = vtk.vtkMatrix4x4()
         parent.GetMatrixTransformToWorld(toWorld)
         vtk.vtkMatrix4x4.Multiply4x4(toWorld, matrix, matrix)
@@ -1311,7 +1446,10 @@ def _gridDifference(node, reference) -> str | None:
     spacing, referenceSpacing = np.array(node.GetSpacing()), np.array(reference.GetSpacing())
     if not np.allclose(spacing, referenceSpacing, rtol=1e-5, atol=1e-8):
         return f"spacing {_mm(spacing)} vs {_mm(referenceSpacing)} mm"
-    matrix, referenceMatrix = slicer.util.arrayFromVTKMatrix(_ijkToWorld(node)), slicer.util.arrayFromVTKMatrix(_ijkToWorld(reference))
+    matrix, referenceMatrix = (
+        slicer.util.arrayFromVTKMatrix(_ijkToWorld(node)),
+        slicer.util.arrayFromVTKMatrix(_ijkToWorld(reference)),
+    )
     tolerance = 1e-4 * float(referenceSpacing.max())
     if not np.allclose(matrix[:3, :3], referenceMatrix[:3, :3], atol=tolerance):
         return "different axis directions"
@@ -1340,7 +1478,8 @@ def resampleOntoGrid(node, reference, position: int = 0) -> np.ndarray:
     if np.any(high < -0.5) or np.any(low > np.array(nodeDims) - 0.5):
         raise SADMInputError(
             f"frame {position} ({node.GetName()}) does not overlap frame 0 ({reference.GetName()}) in space, so it "
-            "cannot be resampled onto frame 0's grid; check the volumes' origins and transforms")
+            "cannot be resampled onto frame 0's grid; check the volumes' origins and transforms"
+        )
     image = vtk.vtkImageData()
     image.ShallowCopy(node.GetImageData())
     image.SetOrigin(0, 0, 0)
@@ -1373,8 +1512,13 @@ def _inputTimes(sequenceInput: SequenceInput) -> list[float] | None:
 
 def _withTimes(sequenceInput: SequenceInput, times) -> SequenceInput:
     """The input indexed by the caller's times (they also label the future timepoints)."""
-    return dataclasses.replace(sequenceInput, indexValues=[f"{t:.10g}" for t in times], numericIndex=True, explicitTimes=True,
-                               indexName=sequenceInput.indexName if sequenceInput.sequenceNode is not None else "time")
+    return dataclasses.replace(
+        sequenceInput,
+        indexValues=[f"{t:.10g}" for t in times],
+        numericIndex=True,
+        explicitTimes=True,
+        indexName=sequenceInput.indexName if sequenceInput.sequenceNode is not None else "time",
+    )
 
 
 def _outputIndexValues(sequenceInput: SequenceInput, request) -> list[str]:
@@ -1389,14 +1533,16 @@ def _outputIndexValues(sequenceInput: SequenceInput, request) -> list[str]:
     if extended is None and sequenceInput.numericIndex:
         extended = engineRequest.extend_times([float(v) for v in values], length)
     if extended is not None:
-        return values + [f"{t:.10g}" for t in extended[len(values):]]
+        return values + [f"{t:.10g}" for t in extended[len(values) :]]
     return values + [f"future {k}" for k in range(1, length - len(values) + 1)]
 
 
 def _copyIndexing(sequence, sequenceInput: SequenceInput) -> None:
     sequence.SetIndexName(sequenceInput.indexName)
     sequence.SetIndexUnit(sequenceInput.indexUnit)
-    sequence.SetIndexType(vtkMRMLSequenceNode.NumericIndex if sequenceInput.numericIndex else vtkMRMLSequenceNode.TextIndex)
+    sequence.SetIndexType(
+        vtkMRMLSequenceNode.NumericIndex if sequenceInput.numericIndex else vtkMRMLSequenceNode.TextIndex
+    )
 
 
 def estimateGpuMemoryBytes(modelFolder, config, samples: int) -> int:
@@ -1468,9 +1614,9 @@ class SADMModuleTest(ScriptedLoadableModuleTest):
             return DEFAULT_MODEL
         import tempfile
 
-        from sadm.checkpoint import save_model
         from sadm.config import preset
-        from sadm.model import SADM
+        from sadm.networks.sadm import SADM
+        from sadm.storage.checkpoint import save_model
 
         folder = Path(tempfile.mkdtemp(prefix="SADMSelfTest")) / "tiny"
         return str(save_model(folder, SADM(preset("tiny"))))

@@ -8,7 +8,9 @@ import os
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-import torch  # noqa: E402
+import torch
 
 _requested = os.environ.get("OMP_NUM_THREADS", "")
-torch.set_num_threads(int(_requested) if _requested.isdigit() and int(_requested) > 0 else max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(
+    int(_requested) if _requested.isdigit() and int(_requested) > 0 else max(1, min(2, os.cpu_count() or 1))
+)

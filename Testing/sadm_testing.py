@@ -4,7 +4,7 @@ through its top-level conftest)."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -26,9 +26,9 @@ import sadm.data.synthetic.cardiac as cardiac
 from sadm.cli import main as sadm_main
 from sadm.data.preprocess import preprocess_sequence
 from sadm.data.readers import discover_sequences
-from sadm.evaluate_command import held_out_params
+from sadm.evaluation.held_out import held_out_params
+from sadm.evaluation.metrics import score
 from sadm.generation.engine import Engine
-from sadm.metrics import score
 
 
 @contextlib.contextmanager
@@ -57,10 +57,24 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         for name, context in (("noisy", contextlib.nullcontext()), ("clean", noise_free_rendering())):
             with context:
-                sadm_main(["data", "make-synthetic", "--kind", "cardiac", "--subjects", str(args.subjects),
-                           "--seed", "1000", "--out", str(Path(work) / name)])
+                sadm_main(
+                    [
+                        "data",
+                        "make-synthetic",
+                        "--kind",
+                        "cardiac",
+                        "--subjects",
+                        str(args.subjects),
+                        "--seed",
+                        "1000",
+                        "--out",
+                        str(Path(work) / name),
+                    ]
+                )
         sampler, native = [], []
-        for noisy_source, clean_source in zip(discover_sequences(Path(work) / "noisy"), discover_sequences(Path(work) / "clean")):
+        for noisy_source, clean_source in zip(
+            discover_sequences(Path(work) / "noisy"), discover_sequences(Path(work) / "clean")
+        ):
             noisy_sequence, clean_sequence = noisy_source.read(), clean_source.read()
             native.append(len(noisy_sequence.frames))
             prepared = preprocess_sequence(noisy_sequence, params)
@@ -68,10 +82,14 @@ def main() -> int:
             clean = preprocess_sequence(clean_sequence, params, intensity=prepared.intensity).frames
             later = list(range(1, len(noisy)))  # frame 1 is always given
             far = later[len(later) // 2 :] + later[: len(later) // 2]  # never the frame itself nor a neighbour
-            sampler.append(np.mean([score(noisy[i], clean[i] + noisy[j] - clean[j])["psnr"] for i, j in zip(later, far)]))
-    print(f"{len(sampler)} held-out cardiac subjects ({min(native)}-{max(native)} native frames ED->ES, resampled to "
-          f"{params.num_frames}) on the {tuple(config.grid)} grid: a perfect sampler scores PSNR "
-          f"{np.mean(sampler):.2f} ± {np.std(sampler):.2f} dB against the noisy truth (mean ± std over subjects)")
+            sampler.append(
+                np.mean([score(noisy[i], clean[i] + noisy[j] - clean[j])["psnr"] for i, j in zip(later, far)])
+            )
+    print(
+        f"{len(sampler)} held-out cardiac subjects ({min(native)}-{max(native)} native frames ED->ES, resampled to "
+        f"{params.num_frames}) on the {tuple(config.grid)} grid: a perfect sampler scores PSNR "
+        f"{np.mean(sampler):.2f} ± {np.std(sampler):.2f} dB against the noisy truth (mean ± std over subjects)"
+    )
     return 0
 
 

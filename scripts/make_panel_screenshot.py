@@ -42,8 +42,16 @@ def render(out: Path, model: str, steps: int | None, samples: int, timeout_s: fl
 
     slicerharness.new_scene()
     volumes, spacing, origin, direction, (index_name, index_unit, times) = cardiac_frames()
-    heart = sequence_node(list(volumes[:frames]), "heart", index_values=times[:frames], index_name=index_name, index_unit=index_unit,
-                          spacing=spacing, origin=origin, directions=direction)
+    heart = sequence_node(
+        list(volumes[:frames]),
+        "heart",
+        index_values=times[:frames],
+        index_name=index_name,
+        index_unit=index_unit,
+        spacing=spacing,
+        origin=origin,
+        directions=direction,
+    )
     widget = SADMModule.SADMModuleWidget()
     qapp = slicer.app.qapp
     widget.parent.resize(430, 960)
@@ -55,8 +63,10 @@ def render(out: Path, model: str, steps: int | None, samples: int, timeout_s: fl
     ui.futureCountSpinBox.setValue(2)
     index = ui.modelSelector.findText(model)
     if index < 0:
-        raise SystemExit(f"model {model!r} is not in the panel's list: "
-                         f"{[ui.modelSelector.itemText(i) for i in range(ui.modelSelector.count())]}")
+        raise SystemExit(
+            f"model {model!r} is not in the panel's list: "
+            f"{[ui.modelSelector.itemText(i) for i in range(ui.modelSelector.count())]}"
+        )
     ui.modelSelector.setCurrentIndex(index)
     ui.modelSelector.activated.emit(index)
     if steps is not None:

@@ -14,19 +14,23 @@ compared with the model it started from too; each ablation stage with the SADM s
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from sadm.evaluation.model_card import model_card, provenance, training_chain  # the venv that runs this script has sadm
+
 REPO = Path(__file__).resolve().parents[1]
-from sadm.checkpoint import total_steps  # noqa: E402  (the venv that runs this script has sadm)
+
 SADM = [sys.executable, "-m", "sadm.cli"]
 BUNDLES = {
     "cardiac-demo": {
-        "kind": "cardiac", "options": [], "test_subjects": 10, "test_data": "runs/data/cardiac-test",
+        "kind": "cardiac",
+        "options": [],
+        "test_subjects": 10,
+        "test_data": "runs/data/cardiac-test",
         "train_data": "sadm data make-synthetic --kind cardiac --subjects 60 --seed 0 --out runs/data/cardiac-train",
         "task": "the synthetic beating-heart phantom from end-diastole to end-systole, resampled to 12 frames",
         "why": "Interpolating between observed frames is near exact on this phantom (linear: SSIM 0.995+, PSNR 43 dB "
@@ -47,7 +51,9 @@ BUNDLES = {
         "27.35 / 27.82 / 28.44 dB against 26.47 / 27.12 / 27.52 for SADM and 27.60 / 28.28 / 28.84 for attention-only.",
     },
     "brain-demo": {
-        "kind": "brain", "options": ["--option", "voxel_mm=4.0"], "test_subjects": 8,
+        "kind": "brain",
+        "options": ["--option", "voxel_mm=4.0"],
+        "test_subjects": 8,
         "test_data": "runs/data/brain-test/manifest.csv",
         "train_data": "sadm data make-synthetic --kind brain --subjects 40 --seed 0 --out runs/data/brain-train --option voxel_mm=4.0",
         "task": "synthetic brain ageing from nilearn's MNI152 template, five scans per subject at irregular ages",
@@ -64,7 +70,6 @@ BUNDLES = {
 }
 ABLATIONS = ("diffusion-only", "attention-only")
 MAX_BYTES = 25 * 2**20
-_FORMAT = {"ssim": ".3f", "psnr": ".2f"}  # as the evaluation tables print them
 
 
 def run(command: list[str]) -> float:
@@ -89,24 +94,26 @@ def latest_model(run_dir: Path, step: int | None = None) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def provenance(folder: Path) -> dict:
-    return json.loads((folder / "config.json").read_text(encoding="utf-8"))["provenance"]
-
-
 def run_folder(model: Path) -> Path:
     """The training run a model folder came from: runs/X for runs/X/model and runs/X/checkpoints/step-N."""
     return model.parent if model.name == "model" else model.parent.parent
 
 
 def ablation_pairs(
-    runs: Path, name: str, model: Path, start: Path | None = None, start_stage: int = 1,
+    runs: Path,
+    name: str,
+    model: Path,
+    start: Path | None = None,
+    start_stage: int = 1,
 ) -> tuple[dict[str, Path], list[tuple[Path, Path]]]:
     """The ablations to evaluate with a published model, and the (SADM, ablation) pairs trained the
     same steps. An ablation follows SADM's stages (scripts/train-bundled-model.sh): its last stage
     (runs/NAME-VARIANT) is compared with the published model, its stage before
     (runs/NAME-VARIANT-stageK, K = `start_stage`) with SADM's stage K `start`; one that stopped earlier
     is compared with SADM's checkpoint at its step, when that checkpoint was kept."""
-    stages = [(model, "", "")] + ([(start, f"-stage{start_stage}", f" (stage {start_stage})")] if start is not None else [])
+    stages = [(model, "", "")] + (
+        [(start, f"-stage{start_stage}", f" (stage {start_stage})")] if start is not None else []
+    )
     ablations: dict[str, Path] = {}
     pairs: list[tuple[Path, Path]] = []
     for sadm, suffix, label in stages:
@@ -121,157 +128,6 @@ def ablation_pairs(
             if partner is not None and provenance(partner)["steps"] == step:
                 pairs.append((partner, folder))
     return ablations, pairs
-
-
-def training_chain(model: Path) -> list[Path]:
-    """The published model and the models it was fine-tuned from (training.init_from), earliest first;
-    an ancestor whose folder is not on this machine ends the chain (and is listed, without provenance)."""
-    chain = [model]
-    while (init_from := provenance(chain[0]).get("init_from")) and Path(init_from) not in chain:
-        chain.insert(0, Path(init_from))
-        if not (chain[0] / "config.json").is_file():
-            break
-    return chain
-
-
-def stage_command(name: str, index: int, count: int) -> str:
-    """Stage `index` (1-based) of `count`: configs/NAME-stageK.json into runs/NAME-stageK, the last one
-    configs/NAME.json into runs/NAME (as scripts/train-bundled-model.sh runs them)."""
-    suffix = "" if index == count else f"-stage{index}"
-    return f"sadm train configs/{name}{suffix}.json --out runs/{name}{suffix}"
-
-
-def stage_lines(name: str, chain: list[Path]) -> list[str]:
-    """One line per training stage, from scratch first, with what each run recorded."""
-    if len(chain) == 1:
-        return [f"- one stage, from scratch (`configs/{name}.json`, under version control): "
-                f"{stage_line(chain[0], stage_command(name, 1, 1))}"]
-    lines = []
-    for index, folder in enumerate(chain, start=1):
-        command = stage_command(name, index, len(chain))
-        if not (folder / "config.json").is_file():
-            steps = provenance(chain[index]).get("init_steps")
-            line = f"`{command}`: {steps if steps is not None else 'unrecorded'} steps (its run folder is not on this machine)"
-        else:
-            line = stage_line(folder, command)
-        if index == 1:
-            lines.append(f"- stage 1, from scratch: {line}")
-        else:
-            training = provenance(folder)["training"]
-            diffusion = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("diffusion", {})
-            extra = (f", conditioning_loss {diffusion['conditioning_loss']}" if diffusion.get("conditioning_loss") else "")
-            lines.append(f"- stage {index}, fine-tuning stage {index - 1} (`init_from`; truncate_probability "
-                         f"{training.get('truncate_probability')}, missing_rate {json.dumps(training.get('missing_rate'))}"
-                         f"{extra}): {line}")
-    return lines
-
-
-def stage_line(folder: Path, command: str) -> str:
-    """One training stage: the command that reproduces it and what the run itself recorded."""
-    info = provenance(folder)
-    return (f"`{command}`: {info['steps']} steps, {info['wall_seconds'] / 3600:.1f} h on {info['hardware']} "
-            f"({info['device']}, torch {info['torch']}; the run recorded `{info['command']}`)")
-
-
-def verdict(evaluation: Path, pairs: list[tuple[Path, Path]] = ()) -> list[str]:
-    """The model card's plain statement of where the published model (the first one evaluated) does
-    not beat a baseline, whether SSIM orders the settings full ≥ missing ≥ single as in the paper,
-    and, for each (SADM, ablation) pair of folders trained the same number of steps, whether SADM
-    wins in SSIM and PSNR in every setting (the paper's ordering)."""
-    record = json.loads((evaluation / "evaluation.json").read_text(encoding="utf-8"))
-    name = next(iter(record["models"]))
-    means = {(s["method"], s["setting"], s["metric"]): s["mean"] for s in record["summary"]}
-    settings = [s for s in ("single", "missing", "full") if (name, s, "ssim") in means]
-    losses = [
-        f"{setting} {metric.upper()} {means[(name, setting, metric)]:{_FORMAT[metric]}} vs {baseline} "
-        f"{means[(baseline, setting, metric)]:{_FORMAT[metric]}}"
-        for baseline in ("copy-last", "linear") for setting in settings for metric in ("ssim", "psnr")
-        if (baseline, setting, metric) in means and means[(name, setting, metric)] <= means[(baseline, setting, metric)]
-    ]
-    compared = sum(1 for b in ("copy-last", "linear") for s in settings for k in ("ssim", "psnr") if (b, s, k) in means)
-    if not losses:
-        lines = ["- Against the baselines: it beats copy-last and linear in SSIM and PSNR in every setting."]
-    elif len(losses) == compared:
-        lines = [f"- Against the baselines: **it beats neither in any setting** — {'; '.join(losses)}."]
-    else:
-        lines = [f"- Against the baselines: **it does not beat them everywhere** — {'; '.join(losses)}."]
-    ssim = [means[(name, s, "ssim")] for s in settings]
-    if settings == ["single", "missing", "full"]:
-        holds = ssim[2] >= ssim[1] >= ssim[0]
-        lines.append(f"- Settings (SSIM): full {ssim[2]:.3f}, missing {ssim[1]:.3f}, single {ssim[0]:.3f} — the paper's "
-                     f"order full ≥ missing ≥ single {'holds' if holds else '**does not hold**'}.")
-    names = {str(Path(source)): method for method, source in record["models"].items()}
-    for sadm_folder, ablation_folder in pairs:
-        sadm, ablation = names.get(str(sadm_folder)), names.get(str(ablation_folder))
-        if sadm is None or ablation is None:
-            continue
-        behind = [f"{s} {k.upper()} {means[(sadm, s, k)]:{_FORMAT[k]}} vs {means[(ablation, s, k)]:{_FORMAT[k]}}"
-                  for s in settings for k in ("ssim", "psnr")
-                  if (ablation, s, k) in means and means[(sadm, s, k)] <= means[(ablation, s, k)]]
-        lines.append(f"- Ablation at equal steps: {sadm} " + (f"beats {ablation} in SSIM and PSNR in every setting."
-                     if not behind else f"**does not beat {ablation}** everywhere ({'; '.join(behind)})."))
-    return lines
-
-
-def model_card(
-    name: str, bundle: dict, model: Path, evaluation: Path, ablations: dict[str, Path], demo_seconds: float | None,
-    publish_command: str, start: Path | None = None, pairs: list[tuple[Path, Path]] = (),
-) -> str:
-    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
-    info = config["provenance"]
-    training = info["training"]
-    chain = training_chain(model)
-    stages = stage_lines(name, chain)
-    last = f"stage {len(chain)} " if len(chain) > 1 else ""
-    size = (model / "model.safetensors").stat().st_size
-    lines = [
-        f"# {name}",
-        "",
-        f"SADM (Yoon et al., IPMI 2023) trained on {bundle['task']}. A demonstration model for the SADM 3D "
-        "Slicer extension and the `sadm demo` command: synthetic data only — not for clinical use.",
-        "",
-        "## Model",
-        f"- grid (k, j, i) {config['grid']}, up to {config['max_frames']} frames, variant `{config['variant']}`, "
-        f"time embedding `{config['attention']['time_embedding']}`",
-        f"- weights: EMA (decay {training['ema_decay']}), {size / 2**20:.1f} MB (`model.safetensors`)",
-        f"- diffusion: cosine logSNR in [{config['diffusion']['log_snr_min']}, {config['diffusion']['log_snr_max']}], "
-        f"`{config['diffusion']['prediction']}`-prediction, p_uncond {config['diffusion']['p_uncond']}, "
-        f"guidance w = {config['diffusion']['guidance']}",
-        "",
-        "## Training",
-        f"- command: `scripts/train-bundled-model.sh {name}`, i.e. `{bundle['train_data']}` then "
-        + ("the run below" if len(chain) == 1 else f"the {len(chain)} stages below"),
-        *stages,
-        f"- data: {info['train_subjects']} synthetic training subjects; validation subjects {', '.join(info['validation_subjects'])}",
-        f"- {last}steps: {info['steps']} of the planned {training['steps']} (batch {training['batch_size']} × "
-        f"{training['grad_accumulation']} × {info['world_size']} process(es), AdamW lr {training['lr']}, warm-up + cosine)",
-        f"- {last}wall time: {info['wall_seconds'] / 3600:.1f} h on {info['hardware']} ({info['device']}, torch {info['torch']})",
-        "",
-        "## Evaluation",
-        f"Held-out synthetic subjects generated with seed 1000 (training used seed 0): "
-        f"`sadm data make-synthetic --kind {bundle['kind']} --subjects {bundle['test_subjects']} --seed 1000 "
-        f"--out {bundle['test_data'].split('/manifest.csv')[0]} {' '.join(bundle['options'])}`; "
-        f"evaluated and published by `{publish_command}`.",
-    ]
-    for label, folder in ablations.items():
-        variant = label.split(" ")[0]
-        lines.append(f"Ablation `{label}`: the same configs and command with `--variant {variant}` "
-                     f"(`scripts/train-bundled-model.sh {name} {variant}`), {provenance(folder)['steps']} steps"
-                     f"{' of fine-tuning its own stage before' if provenance(folder).get('init_from') else ''}.")
-    lines += ["", (evaluation / "table.md").read_text(encoding="utf-8").strip(), ""]
-    if demo_seconds is not None:
-        lines += ["## Demo", f"`sadm demo` with this model (including start-up): {demo_seconds:.0f} s on the training machine.", ""]
-    lines += [
-        "## Limitations",
-        *verdict(evaluation, pairs),
-        f"- Why: {bundle['why']}",
-        f"- Trained for {total_steps(info)} steps in all on {info['hardware']}: "
-        "a demonstration of the pipeline, not the paper's quality, which needs far longer training (a GPU).",
-        "- Trained on synthetic phantoms at a coarse grid so that it trains on a CPU and ships small; it has not "
-        "seen real scans and will not generalise to them. Retrain with `sadm train` on your data.",
-        "- Generated frames are samples from a model: check them against what you know before using them.",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -292,8 +148,22 @@ def main() -> int:
     step = provenance(model)["steps"]
     test_data = REPO / bundle["test_data"]
     if not test_data.exists():
-        run([*SADM, "data", "make-synthetic", "--kind", bundle["kind"], "--subjects", str(bundle["test_subjects"]),
-             "--seed", "1000", "--out", bundle["test_data"].split("/manifest.csv")[0], *bundle["options"]])
+        run(
+            [
+                *SADM,
+                "data",
+                "make-synthetic",
+                "--kind",
+                bundle["kind"],
+                "--subjects",
+                str(bundle["test_subjects"]),
+                "--seed",
+                "1000",
+                "--out",
+                bundle["test_data"].split("/manifest.csv")[0],
+                *bundle["options"],
+            ]
+        )
     init_from = provenance(model).get("init_from")
     start = Path(init_from) if init_from and (Path(init_from) / "model.safetensors").is_file() else None
     start_stage = len(training_chain(model)) - 1
@@ -302,9 +172,23 @@ def main() -> int:
     same_step = [m for m, _ in pairs if m not in (model, start)]
     compared = list(dict.fromkeys([model, *([start] if start is not None else []), *same_step, *ablations.values()]))
     reuse = ["--reuse", str(evaluation)] if (evaluation / "evaluation.json").is_file() else []
-    run([*SADM, "evaluate", *sum((["--model", str(f)] for f in compared), []),
-         "--data", str(test_data), "--out", str(evaluation), "--overwrite", "--no-progress", *reuse,
-         *_given("--sampler", args.sampler), *_given("--steps", args.steps), *_given("--subjects", args.subjects)])
+    run(
+        [
+            *SADM,
+            "evaluate",
+            *(option for f in compared for option in ["--model", str(f)]),
+            "--data",
+            str(test_data),
+            "--out",
+            str(evaluation),
+            "--overwrite",
+            "--no-progress",
+            *reuse,
+            *_given("--sampler", args.sampler),
+            *_given("--steps", args.steps),
+            *_given("--subjects", args.subjects),
+        ]
+    )
     demo_seconds = None
     if args.name == "cardiac-demo" and not args.no_demo:
         demo_seconds = run([*SADM, "demo", "--model", str(model), "--out", str(REPO / "runs" / "demo-check")])

@@ -16,18 +16,18 @@ from sadm.generation.request import GenerationRequest, SamplingOptions, build_re
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "Engine",
     "Generation",
-    "GenerationRequest",
-    "SamplingOptions",
-    "build_request",
-    "CheckpointError",
     "GenerationCancelled",
+    "GenerationRequest",
     "InvalidFramesError",
     "InvalidRequestError",
     "InvalidRolesError",
     "SADMError",
+    "SamplingOptions",
     "__version__",
+    "build_request",
 ]
 
 

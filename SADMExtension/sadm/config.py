@@ -1,4 +1,6 @@
-"""Model configuration: the dataclasses are exactly what a model folder's config.json holds."""
+"""Model and training configuration: the dataclasses are exactly what a model folder's config.json
+and an experiment's "training" hold. They are frozen — change one with `ModelConfig.updated` or
+`dataclasses.replace`, so that every config object has passed its validation."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ PREDICTIONS = ("eps", "v")
 CONTEXTS = ("causal", "bidirectional")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AttentionConfig:
     """Aθ, the factorized 4D ViViT that turns frames 1..i-1 into the conditioning volume of frame i."""
 
@@ -34,8 +36,11 @@ class AttentionConfig:
     # so a missing frame is imputed from the observed frames on both sides of it (beyond the paper).
     context: str = "causal"
 
+    def __post_init__(self) -> None:  # JSON gives lists
+        object.__setattr__(self, "patch_size", tuple(int(n) for n in self.patch_size))
 
-@dataclass
+
+@dataclass(frozen=True)
 class UNetConfig:
     """The 3D ε-prediction UNet; names follow MONAI's DiffusionModelUNet."""
 
@@ -46,8 +51,12 @@ class UNetConfig:
     heads: int = 4
     dropout: float = 0.0
 
+    def __post_init__(self) -> None:  # JSON gives lists
+        object.__setattr__(self, "channels", tuple(int(n) for n in self.channels))
+        object.__setattr__(self, "attention_levels", tuple(bool(a) for a in self.attention_levels))
 
-@dataclass
+
+@dataclass(frozen=True)
 class DiffusionConfig:
     """Continuous-time diffusion of the paper's §2.1: cosine logSNR schedule clipped to a range."""
 
@@ -56,9 +65,8 @@ class DiffusionConfig:
     p_uncond: float = 0.1  # probability of dropping the condition during training (CFG)
     guidance: float = 0.1  # default w at sampling; the paper uses 0.1
     # What the UNet outputs: "eps" (the paper) or "v" = α ε − σ x (Salimans & Ho 2022). With ε a
-    # small error at low SNR becomes a huge error in x̂ = (z − σ ε̂)/α (α ≈ 5e-5 at λ = −20): a
-    # tiny model that overfits one sequence generated its frame 4× worse than copying the previous
-    # frame with "eps", 3× better with "v" (same 200 steps). Samplers always receive ε̂ either way.
+    # small error at low SNR becomes a huge error in x̂ = (z − σ ε̂)/α (α ≈ 5e-5 at λ = −20); the
+    # README's "Design decisions beyond the paper" has the measurement. Samplers always receive ε̂.
     prediction: str = "v"
     # Weight of an ℓ2 loss that makes c = Aθ(X̃) itself regress the target frame (the attention-only
     # ablation's loss), added to the diffusion loss of Alg. 1; 0 is the paper (c learns only through
@@ -71,7 +79,7 @@ class DiffusionConfig:
     residual_scale: float = 0.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a model and feed it data as it was trained."""
 
@@ -82,19 +90,19 @@ class ModelConfig:
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     # How intensities were normalised per sequence during training; generation repeats it.
-    normalization: dict[str, Any] = field(
-        default_factory=lambda: {"method": "minmax", "clip_percentiles": None}
-    )
+    normalization: dict[str, Any] = field(default_factory=lambda: {"method": "minmax", "clip_percentiles": None})
     format_version: int = FORMAT_VERSION
     provenance: dict[str, Any] = field(default_factory=dict)  # training command, data, steps, hardware
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.grid = tuple(int(n) for n in self.grid)
-        self.attention.patch_size = tuple(int(n) for n in self.attention.patch_size)
-        self.unet.channels = tuple(int(n) for n in self.unet.channels)
-        self.unet.attention_levels = tuple(bool(a) for a in self.unet.attention_levels)
+        object.__setattr__(self, "grid", tuple(int(n) for n in self.grid))
         self.validate()
+
+    def updated(self, changes: dict[str, Any]) -> ModelConfig:
+        """A copy with `changes` (nested like config.json, e.g. {"attention": {"context": "causal"}})
+        merged in and validated."""
+        return ModelConfig.from_dict(merge_dicts(self.to_dict(), changes))
 
     # --- checks -------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -144,7 +152,9 @@ class ModelConfig:
         if not 0.0 <= d.p_uncond < 1.0:
             raise ConfigError(f"diffusion.p_uncond must lie in [0, 1); got {d.p_uncond}")
         if d.conditioning_loss < 0.0:
-            raise ConfigError(f"diffusion.conditioning_loss must be 0 (the paper) or positive; got {d.conditioning_loss}")
+            raise ConfigError(
+                f"diffusion.conditioning_loss must be 0 (the paper) or positive; got {d.conditioning_loss}"
+            )
         if d.residual_scale < 0.0:
             raise ConfigError(f"diffusion.residual_scale must be 0 (the paper) or positive; got {d.residual_scale}")
         for option, value in (("conditioning_loss", d.conditioning_loss), ("residual_scale", d.residual_scale)):
@@ -162,7 +172,7 @@ class ModelConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         data = dict(data)
         nested = {"attention": AttentionConfig, "unet": UNetConfig, "diffusion": DiffusionConfig}
         for key, klass in nested.items():
@@ -175,6 +185,80 @@ class ModelConfig:
         d = self.to_dict()
         keys = ("grid", "max_frames", "variant", "attention", "unet")
         return {**{k: d[k] for k in keys}, "prediction": d["diffusion"]["prediction"]}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; `batch_size` sequences per micro-batch per process, so one optimiser
+    step sees batch_size × grad_accumulation × world_size sequences."""
+
+    steps: int = 20000
+    batch_size: int = 4
+    grad_accumulation: int = 1
+    lr: float = 2e-4
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 500
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    keep_every: int | None = None  # also keep checkpoints at multiples of this step (ablations compared at equal steps)
+    validate_every: int = 1000
+    val_fraction: float = 0.1
+    val_generate: int = 2  # held-out sequences whose last frame is generated and scored
+    val_sampler_steps: int = 20
+    log_every: int = 10
+    seed: int = 0
+    num_frames: int | None = None  # temporal resampling of every sequence (ACDC ED→ES: 12)
+    clip_percentiles: list[float] | None = None
+    bf16: bool = True
+    truncate_probability: float = 0.0  # Alg. 1 on random prefixes too (see train.make_batch)
+    missing_rate: float | None = 0.5  # None: drawn per sequence (see roles.sample_partition)
+    init_from: str | None = None  # a model folder whose weights start this run (fine-tuning)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "steps",
+            "batch_size",
+            "grad_accumulation",
+            "checkpoint_every",
+            "validate_every",
+            "log_every",
+            "keep_last",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"training.{name} must be at least 1; got {getattr(self, name)}")
+        if self.keep_every is not None and self.keep_every < 1:
+            raise ConfigError(f"training.keep_every must be at least 1 (or null); got {self.keep_every}")
+        if self.lr <= 0:
+            raise ConfigError(f"training.lr must be positive; got {self.lr}")
+        if not 0.0 <= self.truncate_probability <= 1.0:
+            raise ConfigError(f"training.truncate_probability must lie in [0, 1]; got {self.truncate_probability}")
+        if self.missing_rate is not None and not 0.0 <= self.missing_rate <= 1.0:
+            raise ConfigError(
+                f"training.missing_rate must lie in [0, 1] or be null (drawn per sequence); got {self.missing_rate}"
+            )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"training has unknown keys {unknown}; expected some of {sorted(known)}")
+        return cls(**values)
+
+
+def merge_dicts(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` merged in, nested dicts key by key (how experiment files and
+    `ModelConfig.updated` say only what differs)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_dicts(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _build(klass, values: dict[str, Any], where: str):

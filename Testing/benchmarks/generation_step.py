@@ -15,17 +15,20 @@ import torch
 
 from sadm.config import preset
 from sadm.devices import autocast, resolve_device
-from sadm.diffusion import guided_eps_fn
-from sadm.model import SADM, parameter_count
+from sadm.diffusion.gaussian import guided_eps_fn
+from sadm.networks.sadm import SADM, parameter_count
 
 
 def time_step(
-    name: str, grid: tuple[int, int, int], device: torch.device, repeats: int, context: int,
-    channels_last: bool = False, compile: bool = False,
+    name: str,
+    grid: tuple[int, int, int],
+    device: torch.device,
+    repeats: int,
+    context: int,
+    channels_last: bool = False,
+    compile: bool = False,
 ) -> dict:
-    config = preset(name)
-    config.grid = grid
-    config.validate()
+    config = preset(name).updated({"grid": list(grid)})
     model = SADM(config).to(device).eval().use_channels_last(channels_last)
     if compile:
         model.unet.compile()
@@ -77,7 +80,11 @@ def main() -> None:
     grids = [tuple(int(n) for n in g.split(",")) for g in (args.grid or ["16,32,32", "32,128,128"])]
     device = resolve_device(args.device)
     for grid in grids:
-        print(json.dumps(time_step(args.preset, grid, device, args.repeats, args.context, args.channels_last, args.compile)))
+        print(
+            json.dumps(
+                time_step(args.preset, grid, device, args.repeats, args.context, args.channels_last, args.compile)
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -17,13 +17,18 @@ import time
 import torch
 
 from sadm.devices import autocast, resolve_device
-from sadm.experiment import model_config_from, read_experiment
-from sadm.model import SADM, parameter_count
-from sadm.train import make_batch
+from sadm.networks.sadm import SADM, parameter_count
+from sadm.training.batches import make_batch
+from sadm.training.experiment import model_config_from, read_experiment
 
 
 def measure(
-    model_spec, batch_size: int, frames: int, steps: int, device: torch.device, bf16: bool = True,
+    model_spec,
+    batch_size: int,
+    frames: int,
+    steps: int,
+    device: torch.device,
+    bf16: bool = True,
     channels_last: bool = False,
 ) -> dict:
     config = model_config_from(model_spec)
@@ -82,7 +87,11 @@ def main() -> None:
     training = experiment.get("training", {})
     batch_size = args.batch_size or training.get("batch_size", 4)
     frames = args.frames or training.get("num_frames") or model_config_from(spec).max_frames
-    print(json.dumps(measure(spec, batch_size, frames, args.steps, resolve_device(args.device), channels_last=args.channels_last)))
+    print(
+        json.dumps(
+            measure(spec, batch_size, frames, args.steps, resolve_device(args.device), channels_last=args.channels_last)
+        )
+    )
 
 
 if __name__ == "__main__":

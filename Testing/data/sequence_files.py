@@ -4,15 +4,14 @@ conftest.py, so that `from sequence_files import ...` cannot pick up another fol
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from sadm.data.sequence import Geometry
 from sadm_testing import OBLIQUE
-
 
 SHAPE = (4, 5, 6)  # (k, j, i)
 
@@ -27,7 +26,13 @@ def image_of(frame: np.ndarray, geometry: Geometry = OBLIQUE) -> sitk.Image:
     return geometry.apply_to(sitk.GetImageFromArray(frame))
 
 
-def write_4d(path: Path, frames: Sequence[np.ndarray], geometry: Geometry = OBLIQUE, time_step: float = 1.0, time_origin: float = 0.0) -> Path:
+def write_4d(
+    path: Path,
+    frames: Sequence[np.ndarray],
+    geometry: Geometry = OBLIQUE,
+    time_step: float = 1.0,
+    time_origin: float = 0.0,
+) -> Path:
     """A 4D scalar image (NIfTI / NRRD / MHA by suffix) with time as the 4th axis."""
     joined = sitk.JoinSeries([image_of(f, geometry) for f in frames], time_origin, time_step)
     sitk.WriteImage(joined, str(path))
@@ -42,7 +47,9 @@ def write_vector_nrrd(path: Path, frames: Sequence[np.ndarray], geometry: Geomet
     return path
 
 
-def write_slicer_sequence(path: Path, frames: Sequence[np.ndarray], geometry: Geometry = OBLIQUE, index_values: Sequence[str] = ()) -> Path:
+def write_slicer_sequence(
+    path: Path, frames: Sequence[np.ndarray], geometry: Geometry = OBLIQUE, index_values: Sequence[str] = ()
+) -> Path:
     """A .seq.nrrd written by Slicer's own vtkMRMLVolumeSequenceStorageNode (slicer-core wheel)."""
     import slicer
     import vtk
@@ -87,7 +94,9 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def write_dicom_series(folder: Path, frame: np.ndarray, geometry: Geometry = OBLIQUE, series_uid: str = "1.2.826.0.1.3680043.2.1125.1.1") -> Path:
+def write_dicom_series(
+    folder: Path, frame: np.ndarray, geometry: Geometry = OBLIQUE, series_uid: str = "1.2.826.0.1.3680043.2.1125.1.1"
+) -> Path:
     """One 3D volume as a DICOM series of 2D slices (position/orientation tags carry the geometry)."""
     folder.mkdir(parents=True, exist_ok=True)
     volume = image_of(frame.astype(np.int16), geometry)
@@ -107,7 +116,14 @@ def write_dicom_series(folder: Path, frame: np.ndarray, geometry: Geometry = OBL
     return folder
 
 
-def write_acdc_patient(root: Path, name: str, frames: Sequence[np.ndarray], ed: int, es: int, info_extra: str = "Group: NOR\nHeight: 184.0\nWeight: 95.0\n") -> Path:
+def write_acdc_patient(
+    root: Path,
+    name: str,
+    frames: Sequence[np.ndarray],
+    ed: int,
+    es: int,
+    info_extra: str = "Group: NOR\nHeight: 184.0\nWeight: 95.0\n",
+) -> Path:
     """`<root>/<name>/Info.cfg` + `<name>_4d.nii.gz`, as the ACDC archive lays them out."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)

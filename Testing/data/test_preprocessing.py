@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from sadm_testing import rotation
 from sequence_files import OBLIQUE, make_frames
+
+from sadm.data.normalize import IntensityRange
 from sadm.data.preprocess import PreprocessParams, align_frames_to_first, direction_difference_deg, preprocess_sequence
 from sadm.data.resample import resample_to_shape
 from sadm.data.sequence import Geometry, LongitudinalSequence
 from sadm.errors import ConfigError, DataError
-from sadm.normalize import IntensityRange
+from sadm_testing import rotation
 
 IDENTITY = Geometry((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))
 
@@ -65,7 +65,9 @@ def test_percentile_clipping_keeps_a_hot_voxel_from_squashing_the_contrast():
 def test_resamples_in_time_to_a_fixed_frame_count_interpolating_times():
     frames = [np.full((2, 3, 4), 10.0 * t) for t in range(3)]
 
-    prepared = preprocess_sequence(sequence_of(frames, times=[0.0, 1.0, 4.0]), PreprocessParams(grid=(2, 3, 4), num_frames=5))
+    prepared = preprocess_sequence(
+        sequence_of(frames, times=[0.0, 1.0, 4.0]), PreprocessParams(grid=(2, 3, 4), num_frames=5)
+    )
 
     assert prepared.frames.shape == (5, 2, 3, 4)
     np.testing.assert_allclose(prepared.frames[:, 0, 0, 0], [0.0, 0.25, 0.5, 0.75, 1.0], atol=1e-6)
@@ -107,7 +109,11 @@ def test_resamples_a_frame_of_another_shape_and_spacing_covering_the_same_field(
 
 
 def test_accepts_directions_within_the_tolerance():
-    tilted = Geometry(OBLIQUE.spacing, OBLIQUE.origin, tuple((np.asarray(OBLIQUE.direction).reshape(3, 3) @ rotation([0, 0, 1], np.radians(0.5))).ravel()))
+    tilted = Geometry(
+        OBLIQUE.spacing,
+        OBLIQUE.origin,
+        tuple((np.asarray(OBLIQUE.direction).reshape(3, 3) @ rotation([0, 0, 1], np.radians(0.5))).ravel()),
+    )
     sequence = sequence_of(make_frames(2), geometries=[OBLIQUE, tilted])
 
     with pytest.warns(UserWarning):
@@ -117,7 +123,11 @@ def test_accepts_directions_within_the_tolerance():
 
 
 def test_refuses_frames_whose_directions_differ_by_more_than_the_tolerance():
-    tilted = Geometry(OBLIQUE.spacing, OBLIQUE.origin, tuple((np.asarray(OBLIQUE.direction).reshape(3, 3) @ rotation([0, 0, 1], np.radians(5))).ravel()))
+    tilted = Geometry(
+        OBLIQUE.spacing,
+        OBLIQUE.origin,
+        tuple((np.asarray(OBLIQUE.direction).reshape(3, 3) @ rotation([0, 0, 1], np.radians(5))).ravel()),
+    )
     sequence = sequence_of(make_frames(3), geometries=[OBLIQUE, OBLIQUE, tilted])
 
     with pytest.raises(DataError, match=r"frame 2 \(/data/scan2.nii.gz\) is oriented 5.00° away from frame 0"):

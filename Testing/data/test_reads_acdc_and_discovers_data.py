@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from sequence_files import (
+    OBLIQUE,
+    assert_geometry_equal,
+    image_of,
+    make_frames,
+    write_4d,
+    write_acdc_patient,
+    write_slicer_sequence,
+)
 
-from sequence_files import OBLIQUE, assert_geometry_equal, image_of, make_frames, write_4d, write_acdc_patient, write_slicer_sequence
 from sadm.data.acdc import list_acdc_patients, read_acdc_info, read_acdc_patient
 from sadm.data.readers import ACDC, FOUR_D, discover_sequences, read_sequence
 
@@ -28,11 +36,20 @@ def test_reads_acdc_frames_from_ed_to_es(tmp_path):
 
 
 def test_parses_every_info_cfg_field(tmp_path):
-    (tmp_path / "Info.cfg").write_text("ED: 1\nES: 12\nGroup: DCM\nHeight: 184.0\nNbFrame: 30\nWeight: 95.0\n", encoding="utf-8")
+    (tmp_path / "Info.cfg").write_text(
+        "ED: 1\nES: 12\nGroup: DCM\nHeight: 184.0\nNbFrame: 30\nWeight: 95.0\n", encoding="utf-8"
+    )
 
     info = read_acdc_info(tmp_path / "Info.cfg")
 
-    assert (info.ed, info.es, info.group, info.height_cm, info.weight_kg, info.frame_count) == (1, 12, "DCM", 184.0, 95.0, 30)
+    assert (info.ed, info.es, info.group, info.height_cm, info.weight_kg, info.frame_count) == (
+        1,
+        12,
+        "DCM",
+        184.0,
+        95.0,
+        30,
+    )
 
 
 def test_warns_when_nbframe_disagrees_with_the_cine(tmp_path):
@@ -113,7 +130,9 @@ def test_read_sequence_refuses_a_manifest_of_several_subjects(tmp_path):
     for name in ("x", "y"):
         for t in range(2):
             sitk.WriteImage(image_of(make_frames(1)[0]), str(tmp_path / f"{name}{t}.nrrd"))
-    (tmp_path / "m.csv").write_text("subject,timepoint,path\nx,0,x0.nrrd\nx,1,x1.nrrd\ny,0,y0.nrrd\ny,1,y1.nrrd\n", encoding="utf-8")
+    (tmp_path / "m.csv").write_text(
+        "subject,timepoint,path\nx,0,x0.nrrd\nx,1,x1.nrrd\ny,0,y0.nrrd\ny,1,y1.nrrd\n", encoding="utf-8"
+    )
 
     with pytest.raises(ValueError, match="holds 2 sequences"):
         read_sequence(tmp_path / "m.csv")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from sequence_files import OBLIQUE, SHAPE, assert_geometry_equal, image_of, make_frames, write_dicom_series
+
 from sadm.data.readers import discover_sequences, read_sequence
 
 
@@ -29,7 +29,9 @@ def test_reads_an_ordered_list_of_3d_files_of_mixed_formats(tmp_path):
 
 def test_reads_dicom_series_folders_as_frames_with_their_oblique_geometry(tmp_path):
     frames = make_frames(2)
-    folders = [write_dicom_series(tmp_path / f"t{t}", frame, series_uid=f"1.2.3.4.{t}") for t, frame in enumerate(frames)]
+    folders = [
+        write_dicom_series(tmp_path / f"t{t}", frame, series_uid=f"1.2.3.4.{t}") for t, frame in enumerate(frames)
+    ]
 
     sequence = read_sequence(folders)
 
@@ -48,12 +50,12 @@ def test_reads_a_csv_manifest_as_one_sequence_per_subject_in_timepoint_order(tmp
     absolute = tmp_path / "scans" / "ben_2.nii.gz"
     (tmp_path / "manifest.csv").write_text(
         "subject,timepoint,path,time\n"
-        "ben,3,%s,71.5\n"  # absolute path, rows out of order
+        f"ben,3,{absolute},71.5\n"  # absolute path, rows out of order
         "anna,2,scans/anna_1.nrrd,\n"
         "ben,1,scans/ben_0.nii.gz,70\n"
         "anna,1,scans/anna_0.nrrd,\n"
         "anna,5,scans/anna_2.nrrd,\n"
-        "ben,2,scans/ben_1.nii.gz,70.25\n" % absolute
+        "ben,2,scans/ben_1.nii.gz,70.25\n"
     )
 
     sources = discover_sequences(tmp_path / "manifest.csv")
@@ -82,7 +84,9 @@ def test_reads_a_one_subject_manifest_through_read_sequence(tmp_path):
 def test_manifest_rows_may_name_dicom_folders(tmp_path):
     for t, frame in enumerate(make_frames(2)):
         write_dicom_series(tmp_path / "dicom" / f"visit{t}", frame, series_uid=f"1.2.3.9.{t}")
-    (tmp_path / "m.csv").write_text("subject,timepoint,path\ndora,0,dicom/visit0\ndora,1,dicom/visit1\n", encoding="utf-8")
+    (tmp_path / "m.csv").write_text(
+        "subject,timepoint,path\ndora,0,dicom/visit0\ndora,1,dicom/visit1\n", encoding="utf-8"
+    )
 
     (source,) = discover_sequences(tmp_path / "m.csv")
 
@@ -94,7 +98,9 @@ def test_manifest_rows_may_name_dicom_folders(tmp_path):
 def test_timepoints_may_be_integers_or_decimals(tmp_path, timepoints):
     for t, frame in enumerate(make_frames(2)):
         sitk.WriteImage(image_of(frame), str(tmp_path / f"{t}.nrrd"))
-    (tmp_path / "m.csv").write_text(f"subject,timepoint,path\ne,{timepoints[1]},1.nrrd\ne,{timepoints[0]},0.nrrd\n", encoding="utf-8")
+    (tmp_path / "m.csv").write_text(
+        f"subject,timepoint,path\ne,{timepoints[1]},1.nrrd\ne,{timepoints[0]},0.nrrd\n", encoding="utf-8"
+    )
 
     sequence = read_sequence(tmp_path / "m.csv")
 

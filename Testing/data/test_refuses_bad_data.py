@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from sequence_files import (
+    image_of,
+    make_frames,
+    write_4d,
+    write_acdc_patient,
+    write_dicom_series,
+    write_slicer_sequence,
+)
 
-from sequence_files import image_of, make_frames, write_4d, write_acdc_patient, write_dicom_series, write_slicer_sequence
 from sadm.data.acdc import read_acdc_patient
 from sadm.data.dataset import load_training_data
 from sadm.data.readers import discover_sequences, read_sequence
@@ -78,7 +85,9 @@ def test_refuses_a_3d_file_where_a_4d_sequence_is_expected(tmp_path):
     path = tmp_path / "scan.nii.gz"
     sitk.WriteImage(image_of(make_frames(1)[0]), str(path))
 
-    with pytest.raises(DataError, match=r"scan.nii.gz is a 3D image of size \(6, 5, 4\); expected a 4D image with time as the 4th axis"):
+    with pytest.raises(
+        DataError, match=r"scan.nii.gz is a 3D image of size \(6, 5, 4\); expected a 4D image with time as the 4th axis"
+    ):
         read_sequence(path)
 
 
@@ -115,7 +124,9 @@ def test_refuses_a_colour_image_whose_components_are_not_frames(tmp_path):
 def test_refuses_a_4d_file_of_one_frame(tmp_path):
     path = write_4d(tmp_path / "single.nii.gz", make_frames(1))
 
-    with pytest.raises(DataError, match=r"single.nii.gz is a sequence of 1 frame; a longitudinal sequence needs at least 2"):
+    with pytest.raises(
+        DataError, match=r"single.nii.gz is a sequence of 1 frame; a longitudinal sequence needs at least 2"
+    ):
         read_sequence(path)
 
 
@@ -226,7 +237,9 @@ def test_refuses_inf_voxels_in_a_3d_frame(tmp_path):
 def test_refuses_an_empty_data_folder(tmp_path):
     (tmp_path / "data").mkdir()
 
-    with pytest.raises(DataError, match=r"found no sequences under .*data; expected an ACDC root \(patientNNN/Info.cfg folders\)"):
+    with pytest.raises(
+        DataError, match=r"found no sequences under .*data; expected an ACDC root \(patientNNN/Info.cfg folders\)"
+    ):
         load_training_data(tmp_path / "data", tmp_path / "cache", grid=(2, 2, 2))
 
     assert not (tmp_path / "cache").exists()
@@ -261,14 +274,23 @@ def write_scans(folder, count=2):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("subject,path\na,0.nrrd\n", r"m.csv lacks column\(s\) timepoint \(it has: subject, path\); expected a header 'subject,timepoint,path\[,time\]'"),
+        (
+            "subject,path\na,0.nrrd\n",
+            r"m.csv lacks column\(s\) timepoint \(it has: subject, path\); expected a header 'subject,timepoint,path\[,time\]'",
+        ),
         ("", r"m.csv lacks column\(s\) subject, timepoint, path \(it has: no header\)"),
         ("subject,timepoint,path\n", r"m.csv has a header but no rows"),
         ("subject,timepoint,path\na,zero,0.nrrd\na,1,1.nrrd\n", r"m.csv line 2: timepoint 'zero' is not a number"),
         ("subject,timepoint,path\na,0,0.nrrd\na,0,1.nrrd\n", r"lines 2 and 3: subject 'a' has timepoint 0 twice"),
         ("subject,timepoint,path\n,0,0.nrrd\n", r"m.csv line 2: empty subject"),
-        ("subject,timepoint,path,time\na,0,0.nrrd,60\na,1,1.nrrd,\n", r"subject 'a' has a time on some rows but not on line\(s\) 3"),
-        ("subject,timepoint,path,time\na,0,0.nrrd,60\na,1,1.nrrd,59\n", r"subject 'a' has times \['60', '59'\] that do not increase"),
+        (
+            "subject,timepoint,path,time\na,0,0.nrrd,60\na,1,1.nrrd,\n",
+            r"subject 'a' has a time on some rows but not on line\(s\) 3",
+        ),
+        (
+            "subject,timepoint,path,time\na,0,0.nrrd,60\na,1,1.nrrd,59\n",
+            r"subject 'a' has times \['60', '59'\] that do not increase",
+        ),
     ],
 )
 def test_refuses_a_malformed_manifest(tmp_path, text, message):
@@ -281,9 +303,13 @@ def test_refuses_a_malformed_manifest(tmp_path, text, message):
 
 def test_refuses_a_manifest_naming_missing_files_and_lists_them(tmp_path):
     write_scans(tmp_path)
-    (tmp_path / "m.csv").write_text("subject,timepoint,path\na,0,0.nrrd\na,1,gone.nrrd\nb,0,also_gone.nii.gz\nb,1,1.nrrd\n", encoding="utf-8")
+    (tmp_path / "m.csv").write_text(
+        "subject,timepoint,path\na,0,0.nrrd\na,1,gone.nrrd\nb,0,also_gone.nii.gz\nb,1,1.nrrd\n", encoding="utf-8"
+    )
 
-    with pytest.raises(DataError, match=r"m.csv names 2 file\(s\) that do not exist: line 3: .*gone.nrrd; line 4: .*also_gone.nii.gz"):
+    with pytest.raises(
+        DataError, match=r"m.csv names 2 file\(s\) that do not exist: line 3: .*gone.nrrd; line 4: .*also_gone.nii.gz"
+    ):
         discover_sequences(tmp_path / "m.csv")
 
 

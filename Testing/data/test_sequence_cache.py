@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 import pytest
-
 from sequence_files import make_frames, write_4d
+
 from sadm.data.cache import INDEX_FILE, build_cache, read_cache
 from sadm.data.preprocess import PreprocessParams, preprocess_sequence
 from sadm.data.readers import discover_sequences
@@ -47,8 +47,16 @@ def test_preprocesses_every_sequence_once_into_memory_mappable_arrays(data_dir, 
     index = json.loads((cache_dir / INDEX_FILE).read_text(encoding="utf-8"))
     record = index["entries"][0]
     stat = (data_dir / "alice.nii.gz").stat()
-    assert record["source"]["files"] == [{"path": str(data_dir / "alice.nii.gz"), "mtime_ns": stat.st_mtime_ns, "size": stat.st_size}]
-    assert record["params"] == {"grid": [2, 3, 3], "num_frames": None, "clip_percentiles": None, "max_direction_difference_deg": 1.0, "version": 1}
+    assert record["source"]["files"] == [
+        {"path": str(data_dir / "alice.nii.gz"), "mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
+    ]
+    assert record["params"] == {
+        "grid": [2, 3, 3],
+        "num_frames": None,
+        "clip_percentiles": None,
+        "max_direction_difference_deg": 1.0,
+        "version": 1,
+    }
     assert [e.subject for e in read_cache(cache_dir)] == ["alice", "bob"]
 
 

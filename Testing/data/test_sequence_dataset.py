@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from sequence_files import image_of, make_frames, write_acdc_patient
 from torch.utils.data import DataLoader
 
-from sequence_files import image_of, make_frames, write_acdc_patient
 from sadm.data.dataset import SequenceDataset, collate_sequences, load_training_data, split_subjects
 from sadm.errors import ConfigError
 
@@ -31,12 +31,14 @@ def test_loads_acdc_training_data_as_normalised_sequences_on_the_model_grid(acdc
     item = dataset[0]
     assert item["subject"] == "patient001" and item["length"] == 4
     assert item["frames"].shape == (4, 2, 4, 4) and item["frames"].dtype == torch.float32
-    assert 0.0 <= float(item["frames"].min()) and float(item["frames"].max()) <= 1.0
+    assert float(item["frames"].min()) >= 0.0 and float(item["frames"].max()) <= 1.0
     assert torch.equal(item["times"], torch.arange(4, dtype=torch.float32))  # no times in ACDC: frame indices
 
 
 def test_resamples_every_cardiac_sequence_to_twelve_phases(acdc_root, tmp_path):
-    dataset = load_training_data(acdc_root, tmp_path / "cache", grid=(2, 4, 4), num_frames=12, clip_percentiles=(0.5, 99.5))
+    dataset = load_training_data(
+        acdc_root, tmp_path / "cache", grid=(2, 4, 4), num_frames=12, clip_percentiles=(0.5, 99.5)
+    )
 
     assert [dataset[i]["length"] for i in range(3)] == [12, 12, 12]
     assert torch.equal(dataset[1]["times"], torch.arange(12, dtype=torch.float32))
@@ -45,7 +47,9 @@ def test_resamples_every_cardiac_sequence_to_twelve_phases(acdc_root, tmp_path):
 def test_items_carry_the_times_of_the_data(tmp_path):
     for t, frame in enumerate(make_frames(3)):
         sitk.WriteImage(image_of(frame), str(tmp_path / f"{t}.nrrd"))
-    (tmp_path / "ages.csv").write_text("subject,timepoint,path,time\nx,0,0.nrrd,61.0\nx,1,1.nrrd,63.5\nx,2,2.nrrd,70.25\n", encoding="utf-8")
+    (tmp_path / "ages.csv").write_text(
+        "subject,timepoint,path,time\nx,0,0.nrrd,61.0\nx,1,1.nrrd,63.5\nx,2,2.nrrd,70.25\n", encoding="utf-8"
+    )
 
     dataset = load_training_data(tmp_path / "ages.csv", tmp_path / "cache", grid=(2, 2, 2))
 

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from sadm.checkpoint import save_model
 from sadm.cli import main
 from sadm.config import preset
-from sadm.demo import demo_roles
-from sadm.model import SADM
+from sadm.evaluation.demo import demo_roles
+from sadm.networks.sadm import SADM
+from sadm.storage.checkpoint import save_model
 
 
 @pytest.fixture(scope="module")
 def tiny_twelve_frame_model(tmp_path_factory):
-    config = preset("tiny")
-    config.max_frames = 12
+    config = preset("tiny").updated({"max_frames": 12})
     return save_model(tmp_path_factory.mktemp("models") / "tiny-12", SADM(config))
 
 
@@ -29,7 +27,10 @@ def test_demo_roles_mix_missing_and_future_frames():
 @pytest.mark.slow
 def test_demo_writes_frames_sequence_montage_metrics_and_uncertainty(tiny_twelve_frame_model, tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--model", str(tiny_twelve_frame_model), "--out", str(out), "--steps", "2", "--samples", "3"]) == 0
+    assert (
+        main(["demo", "--model", str(tiny_twelve_frame_model), "--out", str(out), "--steps", "2", "--samples", "3"])
+        == 0
+    )
     generated = [i for i, r in enumerate(demo_roles(12)) if r != "observed"]
     expected = {f"generated_t{i:02d}.nrrd" for i in generated} | {f"generated_t{i:02d}_std.nrrd" for i in generated}
     expected |= {"completed.seq.nrrd", "montage.png", "metrics.json"}
@@ -55,7 +56,10 @@ def test_demo_writes_frames_sequence_montage_metrics_and_uncertainty(tiny_twelve
 @pytest.mark.slow
 def test_a_second_demo_replaces_the_first_whole(tiny_twelve_frame_model, tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--model", str(tiny_twelve_frame_model), "--out", str(out), "--steps", "1", "--samples", "2"]) == 0
+    assert (
+        main(["demo", "--model", str(tiny_twelve_frame_model), "--out", str(out), "--steps", "1", "--samples", "2"])
+        == 0
+    )
     assert main(["demo", "--model", str(tiny_twelve_frame_model), "--out", str(out), "--steps", "1"]) == 0
     assert not list(out.glob("*_std.nrrd"))  # nothing left over from the earlier run
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

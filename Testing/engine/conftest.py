@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from sadm.checkpoint import save_model
 from sadm.config import preset
-from sadm.model import SADM
+from sadm.networks.sadm import SADM
+from sadm.storage.checkpoint import save_model
 
 
 @pytest.fixture

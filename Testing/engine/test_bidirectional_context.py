@@ -9,9 +9,9 @@ import torch
 
 from sadm import Engine
 from sadm.config import ConfigError, ModelConfig, preset
-from sadm.model import SADM, _with_target_slot
-from sadm.roles import context_indices, context_mask
-from sadm.train import make_batch, train_step
+from sadm.generation.context import context_indices, context_mask
+from sadm.networks.sadm import SADM, _with_target_slot
+from sadm.training.batches import make_batch, train_step
 from sadm_testing import moving_blob_sequence
 
 
@@ -52,9 +52,7 @@ def test_a_bidirectional_batch_holds_every_frame_but_the_target_in_time_order():
 
 
 def test_generation_shows_the_model_the_frames_after_a_missing_one(monkeypatch):
-    config = preset("tiny")
-    config.max_frames = 4
-    config.attention.context = "bidirectional"
+    config = preset("tiny").updated({"max_frames": 4, "attention": {"context": "bidirectional"}})
     model = SADM(config).eval()
     seen = []
     real_condition = model.condition
@@ -82,14 +80,13 @@ def test_diffusion_only_keeps_an_empty_channel_where_the_target_sits():
 @pytest.mark.slow
 def test_a_bidirectional_model_learns_and_generates():
     torch.manual_seed(0)
-    config = preset("tiny")
-    config.max_frames = 4
-    config.attention.context = "bidirectional"
+    config = preset("tiny").updated({"max_frames": 4, "attention": {"context": "bidirectional"}})
     model = SADM(config)
     sequence = torch.from_numpy(np.stack(moving_blob_sequence(4, config.grid)))[None]
     sequence = (sequence - sequence.min()) / (sequence.max() - sequence.min())
-    held_out = make_batch(sequence.expand(32, -1, -1, -1, -1), generator=torch.Generator().manual_seed(123),
-                          context="bidirectional")
+    held_out = make_batch(
+        sequence.expand(32, -1, -1, -1, -1), generator=torch.Generator().manual_seed(123), context="bidirectional"
+    )
 
     def held_out_loss() -> float:
         with torch.no_grad():

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-import sadm.checkpoint as checkpoint
+import sadm.storage.checkpoint as checkpoint
 from sadm import CheckpointError, Engine
-from sadm.checkpoint import load_model, save_model
 from sadm.config import preset
-from sadm.model import SADM
+from sadm.networks.sadm import SADM
+from sadm.storage.checkpoint import load_model, save_model
 
 
 def test_round_trip_is_bit_exact_and_writes_the_three_files(tiny_model, tmp_path):
@@ -97,7 +97,9 @@ def test_config_that_does_not_match_the_weights_says_which_fields_differ(tiny_mo
     data["grid"] = [16, 32, 32]
     data["attention"]["dim"] = 64
     path.write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(CheckpointError, match=r"attention\.dim: config.json says 64, the weights were made for 32.*grid"):
+    with pytest.raises(
+        CheckpointError, match=r"attention\.dim: config.json says 64, the weights were made for 32.*grid"
+    ):
         load_model(tiny_model_folder)
 
 
@@ -113,6 +115,8 @@ def test_unreadable_config_is_reported(tiny_model_folder):
     (tiny_model_folder / "config.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
         load_model(tiny_model_folder)
-    (tiny_model_folder / "config.json").write_text(json.dumps({"format_version": 1, "colour": "blue"}), encoding="utf-8")
+    (tiny_model_folder / "config.json").write_text(
+        json.dumps({"format_version": 1, "colour": "blue"}), encoding="utf-8"
+    )
     with pytest.raises(CheckpointError, match="unknown keys \\['colour'\\]"):
         load_model(tiny_model_folder)

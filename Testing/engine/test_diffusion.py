@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from sadm.diffusion import (
+from sadm.diffusion.gaussian import (
     alpha_sigma,
     cosine_log_snr,
     diffusion_loss,
@@ -17,7 +17,7 @@ from sadm.diffusion import (
     q_sample,
     sampling_grid,
 )
-from sadm.samplers import sample_ancestral, sample_ddim, sample_dpmpp_2m
+from sadm.diffusion.samplers import sample_ancestral, sample_ddim, sample_dpmpp_2m
 
 
 def oracle_eps_fn(x: torch.Tensor):
@@ -76,8 +76,9 @@ def test_ddim_with_an_oracle_returns_the_data(steps):
 def test_ancestral_sampler_with_an_oracle_returns_the_data(v):
     torch.manual_seed(2)
     x = torch.rand(2, 1, 4, 6, 6) * 2 - 1
-    out = sample_ancestral(oracle_eps_fn(x), torch.randn_like(x), log_snr_steps(1000), v=v,
-                           generator=torch.Generator().manual_seed(0))
+    out = sample_ancestral(
+        oracle_eps_fn(x), torch.randn_like(x), log_snr_steps(1000), v=v, generator=torch.Generator().manual_seed(0)
+    )
     torch.testing.assert_close(out, x, rtol=1e-4, atol=1e-4)
 
 
@@ -86,8 +87,13 @@ def test_ancestral_sampler_with_an_oracle_returns_the_data(v):
 def test_dpm_solver_with_an_oracle_returns_the_data(steps, eta):
     torch.manual_seed(3)
     x = torch.rand(2, 1, 4, 6, 6) * 2 - 1
-    out = sample_dpmpp_2m(oracle_eps_fn(x), torch.randn_like(x), sampling_grid(steps, "log-snr"), eta=eta,
-                          generator=torch.Generator().manual_seed(0))
+    out = sample_dpmpp_2m(
+        oracle_eps_fn(x),
+        torch.randn_like(x),
+        sampling_grid(steps, "log-snr"),
+        eta=eta,
+        generator=torch.Generator().manual_seed(0),
+    )
     torch.testing.assert_close(out, x, rtol=1e-3, atol=1e-3)
 
 
@@ -118,7 +124,10 @@ def test_dpm_solver_solves_the_probability_flow_ode_to_second_order():
     for spacing in ("cosine", "log-snr"):
         ddim_error, dpm_error = (error(s, sampling_grid(10, spacing)) for s in (sample_ddim, sample_dpmpp_2m))
         assert dpm_error < 0.6 * ddim_error, (spacing, dpm_error, ddim_error)
-    ddim_cosine, dpm_log_snr = error(sample_ddim, sampling_grid(10, "cosine")), error(sample_dpmpp_2m, sampling_grid(10, "log-snr"))
+    ddim_cosine, dpm_log_snr = (
+        error(sample_ddim, sampling_grid(10, "cosine")),
+        error(sample_dpmpp_2m, sampling_grid(10, "log-snr")),
+    )
     assert dpm_log_snr < 0.25 * ddim_cosine, (dpm_log_snr, ddim_cosine)
     assert error(sample_dpmpp_2m, sampling_grid(100, "log-snr")) < 0.2 * dpm_log_snr
 

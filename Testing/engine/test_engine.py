@@ -12,9 +12,8 @@ import torch
 from sadm import Engine, GenerationCancelled, InvalidFramesError, InvalidRolesError
 from sadm.config import preset
 from sadm.data.resample import resample_to_shape
-from sadm.model import SADM
-from sadm.train import make_batch, train_step
-
+from sadm.networks.sadm import SADM
+from sadm.training.batches import make_batch, train_step
 from sadm_testing import moving_blob_sequence
 
 ROLES = ["observed", "missing", "observed", "future"]
@@ -62,7 +61,9 @@ def test_inputs_are_never_modified(engine):
 
 def test_progress_counts_every_step_of_every_generated_frame(engine):
     seen = []
-    engine.generate(native_frames(), ROLES, steps=4, progress=lambda done, total, frame: seen.append((done, total, frame)))
+    engine.generate(
+        native_frames(), ROLES, steps=4, progress=lambda done, total, frame: seen.append((done, total, frame))
+    )
     assert seen == [(d, 8, 1) for d in range(1, 5)] + [(d, 8, 3) for d in range(5, 9)]
 
 
@@ -139,7 +140,10 @@ def test_more_frames_than_the_model_supports_is_refused(engine):
     "corrupt, message",
     [
         (lambda f: f.__setitem__(2, None), "frame 2 is marked 'observed' but is None"),
-        (lambda f: f.__setitem__(2, np.ones((10, 20, 25), np.float32)), "frame 2 has shape \\(10, 20, 25\\) but frame 0 has"),
+        (
+            lambda f: f.__setitem__(2, np.ones((10, 20, 25), np.float32)),
+            "frame 2 has shape \\(10, 20, 25\\) but frame 0 has",
+        ),
         (lambda f: f[2].__setitem__((0, 0, 0), np.nan), "frame 2 holds 1 NaN/Inf voxels"),
         (lambda f: f[0].__setitem__((1, 1, 1), np.inf), "frame 0 holds 1 NaN/Inf voxels"),
         (lambda f: f.__setitem__(0, np.ones((20, 24), np.float32)), "frame 0 has 2 dimensions"),
@@ -174,8 +178,7 @@ def overfit_tiny_sadm():
     before/after. Stopping on a criterion rather than a step count makes the model the tests see about
     equally good on every CPU, thread count and kernel choice."""
     torch.manual_seed(0)
-    config = preset("tiny")
-    config.max_frames = 4
+    config = preset("tiny").updated({"max_frames": 4})
     model = SADM(config)
     frames = moving_blob_sequence(4, config.grid)
     sequence = torch.from_numpy(np.stack(frames))[None]

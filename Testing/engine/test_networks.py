@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sadm.attention import AttentionModule
 from sadm.config import ModelConfig, preset
 from sadm.errors import ConfigError
-from sadm.model import SADM
-from sadm.train import make_batch
-from sadm.unet import UNet3D
+from sadm.networks.attention import AttentionModule
+from sadm.networks.sadm import SADM
+from sadm.networks.unet import UNet3D
+from sadm.training.batches import make_batch
 
 
 @pytest.mark.parametrize("length", [1, 2, 5])
@@ -54,7 +54,7 @@ def test_unet_predicts_noise_of_the_frame_shape_for_a_batch_of_log_snrs(tiny_con
 
 def test_unet_uses_log_snr_in_every_residual_block(tiny_config):
     unet = UNet3D(2, tiny_config.unet, (-20.0, 20.0))
-    from sadm.unet import ResBlock
+    from sadm.networks.unet import ResBlock
 
     blocks = [m for m in unet.modules() if isinstance(m, ResBlock)]
     assert len(blocks) >= 6 and all(b.emb.in_features == unet.emb_dim for b in blocks)
@@ -63,9 +63,7 @@ def test_unet_uses_log_snr_in_every_residual_block(tiny_config):
 @pytest.mark.parametrize("context", ["causal", "bidirectional"])
 @pytest.mark.parametrize("variant", ["sadm", "diffusion-only", "attention-only"])
 def test_every_variant_trains_on_a_batch_of_sequences_of_different_lengths(variant, context):
-    config = preset("tiny")
-    config.variant = variant
-    config.attention.context = context
+    config = preset("tiny").updated({"variant": variant, "attention": {"context": context}})
     model = SADM(config)
     sequences = torch.rand(3, config.max_frames, *config.grid)
     batch = make_batch(sequences, lengths=[6, 2, 4], generator=torch.Generator().manual_seed(0), context=context)
@@ -91,7 +89,7 @@ def test_conditioning_loss_adds_the_weighted_l2_of_c_against_the_target_to_the_d
     sequences = torch.rand(2, config.max_frames, *config.grid)
     batch = make_batch(sequences, generator=torch.Generator().manual_seed(0))
     paper = model.loss(batch, torch.Generator().manual_seed(1))
-    model.config.diffusion.conditioning_loss = 0.5
+    model.config = model.config.updated({"diffusion": {"conditioning_loss": 0.5}})
     with_regression = model.loss(batch, torch.Generator().manual_seed(1))
     c = model.condition(batch["context"], batch["context_mask"], batch["positions"], batch["target_position"])
     by_hand = torch.mean((2 * c - 1 - batch["target"]) ** 2)

@@ -28,7 +28,12 @@ def test_the_request_layer_imports_without_torch():
 
 def test_roles_come_as_words_letters_or_a_string_and_future_timepoints_are_appended():
     assert parse_roles("o, m,O", 3, future=1) == ["observed", "missing", "observed", "future"]
-    assert parse_roles(["observed", "MISSING ", "observed", "future"], 3) == ["observed", "missing", "observed", "future"]
+    assert parse_roles(["observed", "MISSING ", "observed", "future"], 3) == [
+        "observed",
+        "missing",
+        "observed",
+        "future",
+    ]
     assert parse_roles(None, 2, future=2) == ["observed", "observed", "future", "future"]
     with pytest.raises(InvalidRolesError, match=r"timepoint\(s\) \[3\] come after the 3 input frame\(s\)"):
         parse_roles(["o", "o", "o", "m"], 3)

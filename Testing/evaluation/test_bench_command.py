@@ -6,26 +6,44 @@ import json
 
 import pytest
 
-from sadm.bench import BenchCase, bench_cases, fastest_within
-from sadm.checkpoint import save_model
 from sadm.cli import main
 from sadm.config import preset
-from sadm.model import SADM
+from sadm.evaluation.bench import BenchCase, bench_cases, fastest_within
+from sadm.networks.sadm import SADM
+from sadm.storage.checkpoint import save_model
 
 
 @pytest.fixture(scope="module")
 def tiny_twelve_frame_model(tmp_path_factory):
-    config = preset("tiny")
-    config.max_frames = 12
+    config = preset("tiny").updated({"max_frames": 12})
     return save_model(tmp_path_factory.mktemp("models") / "tiny-12", SADM(config))
 
 
 @pytest.mark.slow
 def test_bench_measures_every_case_against_the_reference(tiny_twelve_frame_model, tmp_path, capsys):
     out = tmp_path / "bench"
-    code = main(["bench", "--model", str(tiny_twelve_frame_model), "--samplers", "dpm++2m,ddim", "--steps", "1,2",
-                 "--reference-steps", "3", "--subjects", "1", "--repeats", "1", "--out", str(out), "--no-progress",
-                 "--device", "cpu"])
+    code = main(
+        [
+            "bench",
+            "--model",
+            str(tiny_twelve_frame_model),
+            "--samplers",
+            "dpm++2m,ddim",
+            "--steps",
+            "1,2",
+            "--reference-steps",
+            "3",
+            "--subjects",
+            "1",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     record = json.loads((out / "bench.json").read_text(encoding="utf-8"))
     cases = [(c["sampler"], c["steps"]) for c in record["cases"]]
@@ -70,9 +88,30 @@ def test_bad_bench_options_are_refused(tiny_twelve_frame_model, tmp_path, capsys
 @pytest.mark.slow
 def test_bench_on_the_first_frames_only(tiny_twelve_frame_model, tmp_path):
     out = tmp_path / "bench"
-    code = main(["bench", "--model", str(tiny_twelve_frame_model), "--samplers", "ddim", "--steps", "1",
-                 "--reference-steps", "2", "--subjects", "1", "--repeats", "1", "--frames", "4", "--out", str(out),
-                 "--no-progress", "--device", "cpu"])
+    code = main(
+        [
+            "bench",
+            "--model",
+            str(tiny_twelve_frame_model),
+            "--samplers",
+            "ddim",
+            "--steps",
+            "1",
+            "--reference-steps",
+            "2",
+            "--subjects",
+            "1",
+            "--repeats",
+            "1",
+            "--frames",
+            "4",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     record = json.loads((out / "bench.json").read_text(encoding="utf-8"))
     assert record["frames"] == 4 and all(case["generated_frames"] == 3 for case in record["cases"])

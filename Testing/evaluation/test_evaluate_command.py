@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from sadm.checkpoint import save_model
 from sadm.cli import main
 from sadm.config import preset
-from sadm.evaluation.runner import BaselineMethod, HeldOutSequence, evaluate
+from sadm.evaluation.runner import HeldOutSequence, evaluate
 from sadm.evaluation.tables import markdown_table, summarize
-from sadm.model import SADM
+from sadm.networks.sadm import SADM
+from sadm.storage.checkpoint import save_model
 from sadm_testing import moving_blob_sequence
 
 
@@ -69,8 +69,7 @@ def held_out(tmp_path):
 @pytest.fixture
 def tiny_models(tmp_path):
     sadm = save_model(tmp_path / "models" / "sadm", SADM(preset("tiny")))
-    config = preset("tiny")
-    config.variant = "attention-only"
+    config = preset("tiny").updated({"variant": "attention-only"})
     attention_only = save_model(tmp_path / "models" / "attention-only", SADM(config))
     return sadm, attention_only
 
@@ -82,8 +81,21 @@ def read_rows(path):
 
 def test_evaluate_writes_tables_for_models_and_baselines(held_out, tiny_models, tmp_path, capsys):
     out = tmp_path / "evaluation"
-    code = main(["evaluate", *sum((["--model", str(m)] for m in tiny_models), []), "--data", str(held_out),
-                 "--out", str(out), "--steps", "2", "--no-progress", "--device", "cpu"])
+    code = main(
+        [
+            "evaluate",
+            *(option for m in tiny_models for option in ["--model", str(m)]),
+            "--data",
+            str(held_out),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["evaluation.json", "per_frame.csv", "summary.csv", "table.md"]
     rows = read_rows(out / "per_frame.csv")
@@ -93,8 +105,10 @@ def test_evaluate_writes_tables_for_models_and_baselines(held_out, tiny_models, 
         mine = [r for r in rows if r["method"] == method]
         assert len([r for r in mine if r["setting"] == "single"]) == 3 * 4  # 3 subjects × frames 1..4
         assert len([r for r in mine if r["setting"] == "full"]) == 3 * 4
-    missing = {m: sorted((r["subject"], r["frame"]) for r in rows if r["method"] == m and r["setting"] == "missing")
-               for m in methods}
+    missing = {
+        m: sorted((r["subject"], r["frame"]) for r in rows if r["method"] == m and r["setting"] == "missing")
+        for m in methods
+    }
     assert len({tuple(v) for v in missing.values()}) == 1  # every method imputes the same frames
     table = (out / "table.md").read_text(encoding="utf-8")
     for method in methods:
@@ -107,10 +121,34 @@ def test_evaluate_writes_tables_for_models_and_baselines(held_out, tiny_models, 
 
 def test_the_same_seed_gives_the_same_numbers(held_out, tiny_models, tmp_path):
     for name in ("a", "b"):
-        assert main(["evaluate", "--model", str(tiny_models[0]), "--data", str(held_out), "--out", str(tmp_path / name),
-                     "--steps", "2", "--settings", "single", "--baselines", "none", "--subjects", "1",
-                     "--no-progress", "--device", "cpu"]) == 0
-    assert (tmp_path / "a" / "per_frame.csv").read_text(encoding="utf-8") == (tmp_path / "b" / "per_frame.csv").read_text(encoding="utf-8")
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--model",
+                    str(tiny_models[0]),
+                    "--data",
+                    str(held_out),
+                    "--out",
+                    str(tmp_path / name),
+                    "--steps",
+                    "2",
+                    "--settings",
+                    "single",
+                    "--baselines",
+                    "none",
+                    "--subjects",
+                    "1",
+                    "--no-progress",
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
+    assert (tmp_path / "a" / "per_frame.csv").read_text(encoding="utf-8") == (
+        tmp_path / "b" / "per_frame.csv"
+    ).read_text(encoding="utf-8")
 
 
 def test_samples_scores_the_mean_of_that_many_draws_of_each_diffusion_model(held_out, tiny_models, tmp_path):
@@ -119,12 +157,42 @@ def test_samples_scores_the_mean_of_that_many_draws_of_each_diffusion_model(held
     from sadm import Engine
     from sadm.evaluation.runner import ModelMethod
 
-    common = ["--data", str(held_out), "--steps", "2", "--settings", "full", "--baselines", "none", "--subjects", "1",
-              "--no-progress", "--device", "cpu"]
+    common = [
+        "--data",
+        str(held_out),
+        "--steps",
+        "2",
+        "--settings",
+        "full",
+        "--baselines",
+        "none",
+        "--subjects",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     one, three = tmp_path / "one", tmp_path / "three"
-    assert main(["evaluate", *sum((["--model", str(m)] for m in tiny_models), []), *common, "--out", str(one)]) == 0
-    assert main(["evaluate", *sum((["--model", str(m)] for m in tiny_models), []), *common, "--out", str(three),
-                 "--samples", "3", "--reuse", str(one)]) == 0
+    assert (
+        main(["evaluate", *(option for m in tiny_models for option in ["--model", str(m)]), *common, "--out", str(one)])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                *(option for m in tiny_models for option in ["--model", str(m)]),
+                *common,
+                "--out",
+                str(three),
+                "--samples",
+                "3",
+                "--reuse",
+                str(one),
+            ]
+        )
+        == 0
+    )
     record = json.loads((three / "evaluation.json").read_text(encoding="utf-8"))
     assert record["samples"] == 3 and record["reused"] == {}  # one sample's rows are not the mean's
     assert "mean of 3 samples" in (three / "table.md").read_text(encoding="utf-8")
@@ -142,8 +210,10 @@ def test_samples_scores_the_mean_of_that_many_draws_of_each_diffusion_model(held
     for index, volumes in draws.items():
         np.testing.assert_allclose(mean[index], volumes.mean(axis=0), rtol=1e-5, atol=1e-6)
     one_draw = ModelMethod("m", engine, "ddim", 2).predict(frames, roles, (0.0, 1.0, 2.0, 3.0), seed=5)
-    assert all(np.array_equal(one_draw[i], engine.generate(list(frames), roles, sampler="ddim", steps=2, seed=5)[i])
-               for i in one_draw)
+    assert all(
+        np.array_equal(one_draw[i], engine.generate(list(frames), roles, sampler="ddim", steps=2, seed=5)[i])
+        for i in one_draw
+    )
 
 
 @pytest.mark.parametrize(
@@ -168,9 +238,7 @@ def test_a_continuous_time_model_is_scored_in_every_setting(tmp_path):
     from sadm import Engine
     from sadm.evaluation.runner import ModelMethod
 
-    config = preset("tiny")
-    config.attention.time_embedding = "continuous"
-    config.validate()
+    config = preset("tiny").updated({"attention": {"time_embedding": "continuous"}})
     engine = Engine.load(save_model(tmp_path / "ages", SADM(config)), device="cpu")
     frames = np.stack(moving_blob_sequence(4, tuple(config.grid))).astype(np.float32)
     frames /= frames.max()
@@ -200,6 +268,7 @@ def test_reuse_takes_a_moved_models_rows_from_an_earlier_evaluation_without_runn
     monkeypatch.setattr(sadm.evaluation.runner.ModelMethod, "predict", not_again)
     second = tmp_path / "second"
     assert main(["evaluate", "--model", str(moved), *common, "--out", str(second), "--reuse", str(first)]) == 0
+
     def ordered(path):
         return sorted(read_rows(path), key=lambda r: (r["method"], r["setting"], r["subject"], int(r["frame"])))
 
@@ -209,15 +278,45 @@ def test_reuse_takes_a_moved_models_rows_from_an_earlier_evaluation_without_runn
 
     # several earlier outputs: each model comes from the first that scored it, a new one is run
     both = tmp_path / "both"
-    assert main(["evaluate", "--model", str(moved), "--model", str(tiny_models[1]), *common, "--out", str(both),
-                 "--reuse", str(first), "--reuse", str(other)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(moved),
+                "--model",
+                str(tiny_models[1]),
+                *common,
+                "--out",
+                str(both),
+                "--reuse",
+                str(first),
+                "--reuse",
+                str(other),
+            ]
+        )
+        == 0
+    )
     record = json.loads((both / "evaluation.json").read_text(encoding="utf-8"))
     assert sorted(record["reused"].values()) == sorted([str(first), str(other)])
     assert {r["method"] for r in read_rows(both / "per_frame.csv")} >= set(record["reused"])
 
     # another protocol (here the seed) scores the model again, and says why
     with pytest.raises(AssertionError, match="run again"):
-        main(["evaluate", "--model", str(moved), *common, "--out", str(tmp_path / "third"), "--reuse", str(first), "--seed", "7"])
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(moved),
+                *common,
+                "--out",
+                str(tmp_path / "third"),
+                "--reuse",
+                str(first),
+                "--seed",
+                "7",
+            ]
+        )
     assert "nothing reused (seed differs)" in capsys.readouterr().err
 
 
@@ -231,7 +330,7 @@ def resave_with_reordered_header(folder, tensor_change=0.0):
 
     path = folder / "model.safetensors"
     with safe_open(str(path), "pt") as handle:
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118  (safe_open is not iterable)
         metadata = handle.metadata()
     first = next(iter(tensors))
     tensors[first] = tensors[first] + tensor_change
@@ -265,25 +364,67 @@ def test_reuse_knows_the_same_weights_written_in_another_header_order_and_older_
         raise AssertionError("a reused model was run again")
 
     monkeypatch.setattr(sadm.evaluation.runner.ModelMethod, "predict", not_again)
-    assert main(["evaluate", "--model", str(resaved), *common, "--out", str(tmp_path / "second"), "--reuse", str(first)]) == 0
+    assert (
+        main(["evaluate", "--model", str(resaved), *common, "--out", str(tmp_path / "second"), "--reuse", str(first)])
+        == 0
+    )
 
     # a record written before the header was sorted holds the file's sha256: still reused
     record = json.loads((first / "evaluation.json").read_text(encoding="utf-8"))
     record.pop("weights_digest")
     record["weights"] = {"SADM": before}
     (first / "evaluation.json").write_text(json.dumps(record), encoding="utf-8")
-    assert main(["evaluate", "--model", str(tiny_models[0]), *common, "--out", str(tmp_path / "third"), "--reuse", str(first)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tiny_models[0]),
+                *common,
+                "--out",
+                str(tmp_path / "third"),
+                "--reuse",
+                str(first),
+            ]
+        )
+        == 0
+    )
 
     # other weights are scored again
     changed = shutil.copytree(tiny_models[0], tmp_path / "changed" / "sadm")
     resave_with_reordered_header(changed, tensor_change=0.5)
     with pytest.raises(AssertionError, match="run again"):
-        main(["evaluate", "--model", str(changed), *common, "--out", str(tmp_path / "fourth"), "--reuse", str(tmp_path / "second")])
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(changed),
+                *common,
+                "--out",
+                str(tmp_path / "fourth"),
+                "--reuse",
+                str(tmp_path / "second"),
+            ]
+        )
 
 
 def test_reuse_of_a_folder_that_is_no_evaluation_is_refused(held_out, tiny_models, tmp_path, capsys):
-    code = main(["evaluate", "--model", str(tiny_models[0]), "--data", str(held_out), "--steps", "2", "--no-progress",
-                 "--out", str(tmp_path / "out"), "--reuse", str(tmp_path)])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tiny_models[0]),
+            "--data",
+            str(held_out),
+            "--steps",
+            "2",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "out"),
+            "--reuse",
+            str(tmp_path),
+        ]
+    )
     assert code != 0
     assert "not a `sadm evaluate` output" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -298,9 +439,7 @@ def test_two_models_that_share_variant_steps_and_folder_name_get_rows_of_their_o
         torch.nn.init.normal_(model.unet.output[-1].weight, std=0.05)  # zero at init: make the two differ
         folders.append(save_model(tmp_path / run / "step-00000100", model))
     out = tmp_path / "evaluation"
-    assert main(["evaluate", "--model", str(folders[0]), "--model", str(folders[1]), "--data", str(held_out),
-                 "--out", str(out), "--steps", "2", "--settings", "single", "--baselines", "none",
-                 "--subjects", "1", "--no-progress", "--device", "cpu"]) == 0
+    assert evaluate_single_setting(folders, held_out, out) == 0
     rows = read_rows(out / "per_frame.csv")
     names = sorted({r["method"] for r in rows})
     assert len(names) == 2 and names[1] == names[0] + " #2"
@@ -308,12 +447,31 @@ def test_two_models_that_share_variant_steps_and_folder_name_get_rows_of_their_o
     assert scores[0] != scores[1]  # each model was run, not one row copied under two names
 
 
+def evaluate_single_setting(models, held_out, out) -> int:
+    """`sadm evaluate` of `models` on one held-out subject, single setting, no baselines, 2 steps."""
+    models = [option for model in models for option in ("--model", str(model))]
+    common = [
+        "--steps",
+        "2",
+        "--settings",
+        "single",
+        "--baselines",
+        "none",
+        "--subjects",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+    return main(["evaluate", *models, "--data", str(held_out), "--out", str(out), *common])
+
+
 def test_a_sadm_trained_with_the_conditioning_loss_is_named_apart_from_the_papers(held_out, tmp_path):
-    config = preset("tiny")
-    config.diffusion.conditioning_loss = 0.5
-    folders = [save_model(tmp_path / "paper", SADM(preset("tiny"))), save_model(tmp_path / "regressing-c", SADM(config))]
+    config = preset("tiny").updated({"diffusion": {"conditioning_loss": 0.5}})
+    folders = [
+        save_model(tmp_path / "paper", SADM(preset("tiny"))),
+        save_model(tmp_path / "regressing-c", SADM(config)),
+    ]
     out = tmp_path / "evaluation"
-    assert main(["evaluate", *sum((["--model", str(f)] for f in folders), []), "--data", str(held_out),
-                 "--out", str(out), "--steps", "2", "--settings", "single", "--baselines", "none",
-                 "--subjects", "1", "--no-progress", "--device", "cpu"]) == 0
+    assert evaluate_single_setting(folders, held_out, out) == 0
     assert sorted({r["method"] for r in read_rows(out / "per_frame.csv")}) == ["SADM", "SADM + L2 on c (w=0.5)"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sadm.evaluation import copy_last, linear, setting_runs
-from sadm.metrics import nrmse, psnr, ssim
+from sadm.evaluation.metrics import nrmse, psnr, ssim
 
 
 def test_psnr_of_a_uniform_error_follows_from_the_mse():

@@ -1,5 +1,5 @@
 """The bundled model cards state plainly where the model loses to a baseline and whether the
-settings keep the paper's order (scripts/publish_bundled_model.py)."""
+settings keep the paper's order (sadm.evaluation.model_card, run by scripts/publish_bundled_model.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,28 @@ import importlib.util
 import json
 from pathlib import Path
 
+from sadm.evaluation.model_card import model_card, stage_command, training_chain, verdict
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def publish_script():
-    spec = importlib.util.spec_from_file_location("publish_bundled_model", REPO / "scripts" / "publish_bundled_model.py")
+    spec = importlib.util.spec_from_file_location(
+        "publish_bundled_model", REPO / "scripts" / "publish_bundled_model.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def write_evaluation(folder: Path, means: dict[tuple[str, str, str], float], ablations: dict[str, str] | None = None) -> Path:
+def write_evaluation(
+    folder: Path, means: dict[tuple[str, str, str], float], ablations: dict[str, str] | None = None
+) -> Path:
     """An evaluation.json with these means; `ablations` adds {method: folder} to the evaluated models."""
     folder.mkdir()
-    summary = [{"method": m, "setting": s, "metric": k, "mean": v, "std": 0.0, "subjects": 2} for (m, s, k), v in means.items()]
+    summary = [
+        {"method": m, "setting": s, "metric": k, "mean": v, "std": 0.0, "subjects": 2} for (m, s, k), v in means.items()
+    ]
     models = {"SADM (6000 steps)": "runs/x/model", "SADM (1000 steps)": "runs/x/step-1000", **(ablations or {})}
     record = {"models": models, "summary": summary}
     (folder / "evaluation.json").write_text(json.dumps(record), encoding="utf-8")
@@ -28,14 +36,20 @@ def write_evaluation(folder: Path, means: dict[tuple[str, str, str], float], abl
 
 
 def scores(method, ssim, psnr):
-    return {(method, s, k): v for s, a, b in zip(("single", "missing", "full"), ssim, psnr) for k, v in (("ssim", a), ("psnr", b))}
+    return {
+        (method, s, k): v
+        for s, a, b in zip(("single", "missing", "full"), ssim, psnr)
+        for k, v in (("ssim", a), ("psnr", b))
+    }
 
 
 def test_a_model_that_loses_somewhere_says_where_and_an_inverted_order_is_named(tmp_path):
-    means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.96), (29.0, 31.0, 30.0)),
-             **scores("copy-last", (0.93, 0.98, 0.99), (28.0, 35.0, 39.0)),
-             **scores("linear", (0.93, 0.99, 0.99), (28.0, 43.0, 43.0))}
-    lines = publish_script().verdict(write_evaluation(tmp_path / "e", means))
+    means = {
+        **scores("SADM (6000 steps)", (0.95, 0.97, 0.96), (29.0, 31.0, 30.0)),
+        **scores("copy-last", (0.93, 0.98, 0.99), (28.0, 35.0, 39.0)),
+        **scores("linear", (0.93, 0.99, 0.99), (28.0, 43.0, 43.0)),
+    }
+    lines = verdict(write_evaluation(tmp_path / "e", means))
     assert "**it does not beat them everywhere**" in lines[0]
     assert "missing SSIM 0.970 vs copy-last 0.980" in lines[0] and "missing PSNR 31.00 vs linear 43.00" in lines[0]
     assert "single" not in lines[0]  # it wins the single setting against both
@@ -43,45 +57,62 @@ def test_a_model_that_loses_somewhere_says_where_and_an_inverted_order_is_named(
 
 
 def test_a_model_that_wins_everywhere_in_the_papers_order_says_so(tmp_path):
-    means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
-             **scores("copy-last", (0.90, 0.91, 0.92), (25.0, 26.0, 27.0)),
-             **scores("linear", (0.90, 0.92, 0.93), (25.0, 27.0, 28.0))}
-    lines = publish_script().verdict(write_evaluation(tmp_path / "e", means))
+    means = {
+        **scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
+        **scores("copy-last", (0.90, 0.91, 0.92), (25.0, 26.0, 27.0)),
+        **scores("linear", (0.90, 0.92, 0.93), (25.0, 27.0, 28.0)),
+    }
+    lines = verdict(write_evaluation(tmp_path / "e", means))
     assert lines[0] == "- Against the baselines: it beats copy-last and linear in SSIM and PSNR in every setting."
     assert "order full ≥ missing ≥ single holds" in lines[1]
 
 
 def test_a_model_that_loses_every_comparison_says_it_beats_neither(tmp_path):
-    means = {**scores("SADM (6000 steps)", (0.80, 0.81, 0.82), (20.0, 21.0, 22.0)),
-             **scores("copy-last", (0.90, 0.91, 0.92), (25.0, 26.0, 27.0)),
-             **scores("linear", (0.90, 0.92, 0.93), (25.0, 27.0, 28.0))}
-    lines = publish_script().verdict(write_evaluation(tmp_path / "e", means))
+    means = {
+        **scores("SADM (6000 steps)", (0.80, 0.81, 0.82), (20.0, 21.0, 22.0)),
+        **scores("copy-last", (0.90, 0.91, 0.92), (25.0, 26.0, 27.0)),
+        **scores("linear", (0.90, 0.92, 0.93), (25.0, 27.0, 28.0)),
+    }
+    lines = verdict(write_evaluation(tmp_path / "e", means))
     assert lines[0].startswith("- Against the baselines: **it beats neither in any setting**")
 
 
 def test_an_ablation_that_beats_sadm_at_equal_steps_is_named(tmp_path):
-    means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
-             **scores("SADM (1000 steps)", (0.89, 0.90, 0.86), (23.0, 24.0, 22.0)),
-             **scores("diffusion-only", (0.92, 0.93, 0.93), (24.0, 25.0, 25.0))}
+    means = {
+        **scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
+        **scores("SADM (1000 steps)", (0.89, 0.90, 0.86), (23.0, 24.0, 22.0)),
+        **scores("diffusion-only", (0.92, 0.93, 0.93), (24.0, 25.0, 25.0)),
+    }
     folder = write_evaluation(tmp_path / "e", means, {"diffusion-only": "runs/d/step-1000"})
-    lines = publish_script().verdict(folder, [(Path("runs/x/step-1000"), Path("runs/d/step-1000"))])
-    assert lines[-1] == ("- Ablation at equal steps: SADM (1000 steps) **does not beat diffusion-only** everywhere "
-                         "(single SSIM 0.890 vs 0.920; single PSNR 23.00 vs 24.00; missing SSIM 0.900 vs 0.930; "
-                         "missing PSNR 24.00 vs 25.00; full SSIM 0.860 vs 0.930; full PSNR 22.00 vs 25.00).")
+    lines = verdict(folder, [(Path("runs/x/step-1000"), Path("runs/d/step-1000"))])
+    assert lines[-1] == (
+        "- Ablation at equal steps: SADM (1000 steps) **does not beat diffusion-only** everywhere "
+        "(single SSIM 0.890 vs 0.920; single PSNR 23.00 vs 24.00; missing SSIM 0.900 vs 0.930; "
+        "missing PSNR 24.00 vs 25.00; full SSIM 0.860 vs 0.930; full PSNR 22.00 vs 25.00)."
+    )
 
 
 def test_an_ablation_that_only_wins_in_psnr_is_named_with_the_metric(tmp_path):
-    means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
-             **scores("attention-only", (0.94, 0.96, 0.97), (31.0, 31.0, 33.0))}
+    means = {
+        **scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
+        **scores("attention-only", (0.94, 0.96, 0.97), (31.0, 31.0, 33.0)),
+    }
     folder = write_evaluation(tmp_path / "e", means, {"attention-only": "runs/a/model"})
-    lines = publish_script().verdict(folder, [(Path("runs/x/model"), Path("runs/a/model"))])
-    assert lines[-1] == ("- Ablation at equal steps: SADM (6000 steps) **does not beat attention-only** everywhere "
-                         "(single PSNR 30.00 vs 31.00).")
-    means = {**scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
-             **scores("attention-only", (0.94, 0.96, 0.97), (29.0, 31.0, 33.0))}
+    lines = verdict(folder, [(Path("runs/x/model"), Path("runs/a/model"))])
+    assert lines[-1] == (
+        "- Ablation at equal steps: SADM (6000 steps) **does not beat attention-only** everywhere "
+        "(single PSNR 30.00 vs 31.00)."
+    )
+    means = {
+        **scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0)),
+        **scores("attention-only", (0.94, 0.96, 0.97), (29.0, 31.0, 33.0)),
+    }
     folder = write_evaluation(tmp_path / "f", means, {"attention-only": "runs/a/model"})
-    lines = publish_script().verdict(folder, [(Path("runs/x/model"), Path("runs/a/model"))])
-    assert lines[-1] == "- Ablation at equal steps: SADM (6000 steps) beats attention-only in SSIM and PSNR in every setting."
+    lines = verdict(folder, [(Path("runs/x/model"), Path("runs/a/model"))])
+    assert (
+        lines[-1]
+        == "- Ablation at equal steps: SADM (6000 steps) beats attention-only in SSIM and PSNR in every setting."
+    )
 
 
 def fake_model(folder: Path, steps: int, init_from: str | None = None) -> Path:
@@ -102,10 +133,16 @@ def test_two_stage_ablations_are_paired_with_the_sadm_stage_of_their_steps(tmp_p
     diffusion_1 = fake_model(runs / "m-diffusion-only-stage1" / "checkpoints" / "step-00003000", 3000)
     attention_1 = fake_model(runs / "m-attention-only-stage1" / "checkpoints" / "step-00001000", 1000)  # stopped early
     ablations, pairs = publish_script().ablation_pairs(runs, "m", model, start)
-    assert ablations == {"diffusion-only": diffusion, "diffusion-only (stage 1)": diffusion_1,
-                         "attention-only (stage 1)": attention_1}
-    assert pairs == [(model, diffusion), (start, diffusion_1),
-                     (runs / "m-stage1" / "checkpoints" / "step-00001000", attention_1)]
+    assert ablations == {
+        "diffusion-only": diffusion,
+        "diffusion-only (stage 1)": diffusion_1,
+        "attention-only (stage 1)": attention_1,
+    }
+    assert pairs == [
+        (model, diffusion),
+        (start, diffusion_1),
+        (runs / "m-stage1" / "checkpoints" / "step-00001000", attention_1),
+    ]
 
 
 def test_an_ablation_without_a_kept_sadm_checkpoint_at_its_step_is_shown_but_not_paired(tmp_path):
@@ -120,25 +157,38 @@ def test_the_card_of_a_one_stage_model_gives_the_command_that_reproduces_it_and_
     """A run resumed under another name records that command; the card shows both, so the reader
     knows how to train it again from the config under version control."""
     provenance = {
-        "steps": 10000, "wall_seconds": 7200.0, "hardware": "a CPU", "device": "cpu", "torch": "2.13.0",
+        "steps": 10000,
+        "wall_seconds": 7200.0,
+        "hardware": "a CPU",
+        "device": "cpu",
+        "torch": "2.13.0",
         "command": "sadm train runs/long/cardiac-long.json --out runs/long/cardiac-sadm --resume",
-        "train_subjects": 54, "validation_subjects": ["p1", "p2"], "world_size": 1,
+        "train_subjects": 54,
+        "validation_subjects": ["p1", "p2"],
+        "world_size": 1,
         "training": {"ema_decay": 0.999, "steps": 20000, "batch_size": 4, "grad_accumulation": 1, "lr": 0.0005},
     }
     model = tmp_path / "runs" / "m" / "checkpoints" / "step-00010000"
     model.mkdir(parents=True)
-    config = {"grid": [16, 32, 32], "max_frames": 12, "variant": "sadm", "attention": {"time_embedding": "index"},
-              "diffusion": {"log_snr_min": -20.0, "log_snr_max": 20.0, "prediction": "v", "p_uncond": 0.1, "guidance": 0.1},
-              "provenance": provenance}
+    config = {
+        "grid": [16, 32, 32],
+        "max_frames": 12,
+        "variant": "sadm",
+        "attention": {"time_embedding": "index"},
+        "diffusion": {"log_snr_min": -20.0, "log_snr_max": 20.0, "prediction": "v", "p_uncond": 0.1, "guidance": 0.1},
+        "provenance": provenance,
+    }
     (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
     (model / "model.safetensors").write_bytes(b"0" * 1024)
     means = scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0))
     evaluation = write_evaluation(tmp_path / "e", means)
     (evaluation / "table.md").write_text("| table |", encoding="utf-8")
     module = publish_script()
-    card = module.model_card("cardiac-demo", module.BUNDLES["cardiac-demo"], model, evaluation, {}, 20.0, "publish")
-    assert ("- one stage, from scratch (`configs/cardiac-demo.json`, under version control): "
-            "`sadm train configs/cardiac-demo.json --out runs/cardiac-demo`: 10000 steps, 2.0 h on a CPU") in card
+    card = model_card("cardiac-demo", module.BUNDLES["cardiac-demo"], model, evaluation, {}, 20.0, "publish")
+    assert (
+        "- one stage, from scratch (`configs/cardiac-demo.json`, under version control): "
+        "`sadm train configs/cardiac-demo.json --out runs/cardiac-demo`: 10000 steps, 2.0 h on a CPU"
+    ) in card
     assert "the run recorded `sadm train runs/long/cardiac-long.json --out runs/long/cardiac-sadm --resume`" in card
     assert "- steps: 10000 of the planned 20000" in card
     assert "| table |" in card and "- Settings (SSIM): full 0.980, missing 0.970, single 0.950" in card
@@ -147,18 +197,45 @@ def test_the_card_of_a_one_stage_model_gives_the_command_that_reproduces_it_and_
 def test_the_card_of_a_three_stage_model_lists_every_stage_even_one_whose_folder_is_gone(tmp_path):
     """brain-demo: stage 1 from scratch (its run folder lost), stage 2 and stage 3 fine-tuning the one
     before; the card names each stage's config and what each run recorded, and counts all steps."""
+
     def stage(folder: Path, steps: int, hours: float, init_from: Path | None, init_steps: int | None, aux: float = 0.0):
         provenance = {
-            "steps": steps, "wall_seconds": hours * 3600, "hardware": "a CPU", "device": "cpu", "torch": "2.13.0",
-            "command": f"sadm train something --out {folder}", "train_subjects": 36, "validation_subjects": ["s1"],
-            "world_size": 1, "init_from": str(init_from) if init_from else None, "init_steps": init_steps,
-            "training": {"ema_decay": 0.999, "steps": steps, "batch_size": 4, "grad_accumulation": 1, "lr": 0.0002,
-                         "truncate_probability": 0.5, "missing_rate": None},
+            "steps": steps,
+            "wall_seconds": hours * 3600,
+            "hardware": "a CPU",
+            "device": "cpu",
+            "torch": "2.13.0",
+            "command": f"sadm train something --out {folder}",
+            "train_subjects": 36,
+            "validation_subjects": ["s1"],
+            "world_size": 1,
+            "init_from": str(init_from) if init_from else None,
+            "init_steps": init_steps,
+            "training": {
+                "ema_decay": 0.999,
+                "steps": steps,
+                "batch_size": 4,
+                "grad_accumulation": 1,
+                "lr": 0.0002,
+                "truncate_probability": 0.5,
+                "missing_rate": None,
+            },
         }
-        config = {"grid": [32, 48, 32], "max_frames": 5, "variant": "sadm", "attention": {"time_embedding": "continuous"},
-                  "diffusion": {"log_snr_min": -20.0, "log_snr_max": 20.0, "prediction": "v", "p_uncond": 0.1,
-                                "guidance": 0.1, "conditioning_loss": aux},
-                  "provenance": provenance}
+        config = {
+            "grid": [32, 48, 32],
+            "max_frames": 5,
+            "variant": "sadm",
+            "attention": {"time_embedding": "continuous"},
+            "diffusion": {
+                "log_snr_min": -20.0,
+                "log_snr_max": 20.0,
+                "prediction": "v",
+                "p_uncond": 0.1,
+                "guidance": 0.1,
+                "conditioning_loss": aux,
+            },
+            "provenance": provenance,
+        }
         folder.mkdir(parents=True)
         (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
         (folder / "model.safetensors").write_bytes(b"0" * 1024)
@@ -168,18 +245,24 @@ def test_the_card_of_a_three_stage_model_lists_every_stage_even_one_whose_folder
     second = stage(runs / "brain-demo-stage2" / "model", 700, 0.6, runs / "brain-demo-stage1" / "model", 1200)
     model = stage(runs / "brain-demo" / "model", 1200, 1.5, second, 1900, aux=1.0)
     module = publish_script()
-    assert module.training_chain(model) == [runs / "brain-demo-stage1" / "model", second, model]
+    assert training_chain(model) == [runs / "brain-demo-stage1" / "model", second, model]
     means = scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0))
     evaluation = write_evaluation(tmp_path / "e", means)
     (evaluation / "table.md").write_text("| table |", encoding="utf-8")
-    card = module.model_card("brain-demo", module.BUNDLES["brain-demo"], model, evaluation, {}, None, "publish", second)
+    card = model_card("brain-demo", module.BUNDLES["brain-demo"], model, evaluation, {}, None, "publish", second)
     assert "then the 3 stages below" in card
-    assert ("- stage 1, from scratch: `sadm train configs/brain-demo-stage1.json --out runs/brain-demo-stage1`: "
-            "1200 steps (its run folder is not on this machine)") in card
-    assert ("- stage 2, fine-tuning stage 1 (`init_from`; truncate_probability 0.5, missing_rate null): "
-            "`sadm train configs/brain-demo-stage2.json --out runs/brain-demo-stage2`: 700 steps, 0.6 h on a CPU") in card
-    assert ("- stage 3, fine-tuning stage 2 (`init_from`; truncate_probability 0.5, missing_rate null, "
-            "conditioning_loss 1.0): `sadm train configs/brain-demo.json --out runs/brain-demo`: 1200 steps, 1.5 h") in card
+    assert (
+        "- stage 1, from scratch: `sadm train configs/brain-demo-stage1.json --out runs/brain-demo-stage1`: "
+        "1200 steps (its run folder is not on this machine)"
+    ) in card
+    assert (
+        "- stage 2, fine-tuning stage 1 (`init_from`; truncate_probability 0.5, missing_rate null): "
+        "`sadm train configs/brain-demo-stage2.json --out runs/brain-demo-stage2`: 700 steps, 0.6 h on a CPU"
+    ) in card
+    assert (
+        "- stage 3, fine-tuning stage 2 (`init_from`; truncate_probability 0.5, missing_rate null, "
+        "conditioning_loss 1.0): `sadm train configs/brain-demo.json --out runs/brain-demo`: 1200 steps, 1.5 h"
+    ) in card
     assert "- stage 3 steps: 1200 of the planned 1200" in card
     assert "Trained for 3100 steps in all" in card
-    assert module.stage_command("brain-demo", 2, 3) == "sadm train configs/brain-demo-stage2.json --out runs/brain-demo-stage2"
+    assert stage_command("brain-demo", 2, 3) == "sadm train configs/brain-demo-stage2.json --out runs/brain-demo-stage2"

@@ -7,12 +7,14 @@ real MRML scene of the slicer-core wheel with PySide6 standing in for PythonQt.
 from __future__ import annotations
 
 import pytest
+
 import slicerharness
 
 slicerharness.install()
 
-import SADMModule  # noqa: E402  (needs the harness)
 import slicer  # noqa: E402
+
+import SADMModule  # noqa: E402  (needs the harness)
 
 
 @pytest.fixture
@@ -26,9 +28,10 @@ def tiny_model(tmp_path_factory) -> str:
     """An untrained tiny SADM model folder (grid 8×16×16, up to 6 frames): fast, and enough to test
     everything but image quality."""
     import torch
-    from sadm.checkpoint import save_model
+
     from sadm.config import preset
-    from sadm.model import SADM
+    from sadm.networks.sadm import SADM
+    from sadm.storage.checkpoint import save_model
 
     torch.manual_seed(0)
     return str(save_model(tmp_path_factory.mktemp("models") / "tiny", SADM(preset("tiny"))))
@@ -38,14 +41,13 @@ def tiny_model(tmp_path_factory) -> str:
 def continuous_time_model(tmp_path_factory) -> str:
     """A tiny model that places frames by time (ages), like brain-demo."""
     import torch
-    from sadm.checkpoint import save_model
+
     from sadm.config import preset
-    from sadm.model import SADM
+    from sadm.networks.sadm import SADM
+    from sadm.storage.checkpoint import save_model
 
     torch.manual_seed(0)
-    config = preset("tiny")
-    config.attention.time_embedding = "continuous"
-    config.attention.time_scale = 100.0
+    config = preset("tiny").updated({"attention": {"time_embedding": "continuous", "time_scale": 100.0}})
     return str(save_model(tmp_path_factory.mktemp("models") / "ages", SADM(config)))
 
 

@@ -30,7 +30,9 @@ def read_frames(name: str) -> tuple[list[np.ndarray], list[str], str]:
     storage.SetFileName(str(SAMPLES / f"{name}.seq.nrrd"))
     if not storage.ReadData(sequence):
         raise RuntimeError(f"cannot read {name}; run make_sample_data.py first")
-    frames = [slicer.util.arrayFromVolume(sequence.GetNthDataNode(i)).copy() for i in range(sequence.GetNumberOfDataNodes())]
+    frames = [
+        slicer.util.arrayFromVolume(sequence.GetNthDataNode(i)).copy() for i in range(sequence.GetNumberOfDataNodes())
+    ]
     values = [sequence.GetNthIndexValue(i) for i in range(len(frames))]
     return frames, values, sequence.GetIndexUnit()
 
@@ -42,7 +44,7 @@ def slice_image(volume: np.ndarray, size: int, axis: int = 0, crop: float = 1.0)
     if crop < 1.0:
         rows, cols = plane.shape
         r0, c0 = int(rows * (1 - crop) / 2), int(cols * (1 - crop) / 2)
-        plane = plane[r0: rows - r0, c0: cols - c0]
+        plane = plane[r0 : rows - r0, c0 : cols - c0]
     low, high = np.percentile(plane, [1, 99.5])
     grey = np.clip((plane - low) / max(high - low, 1e-6), 0, 1)
     return Image.fromarray((grey * 255).astype(np.uint8)).resize((size, size), Image.LANCZOS).convert("RGB")
@@ -70,7 +72,11 @@ def sequence_icon(frames: list[np.ndarray], size: int = 128) -> Image.Image:
     draw = ImageDraw.Draw(icon)
     tile = int(big * 0.56)
     picks = [frames[0], frames[len(frames) // 2], frames[-1]]
-    offsets = [(int(big * 0.04), int(big * 0.04)), (int(big * 0.20), int(big * 0.20)), (int(big * 0.40), int(big * 0.40))]
+    offsets = [
+        (int(big * 0.04), int(big * 0.04)),
+        (int(big * 0.20), int(big * 0.20)),
+        (int(big * 0.40), int(big * 0.40)),
+    ]
     for index, (volume, (x, y)) in enumerate(zip(picks, offsets)):
         image = slice_image(volume, tile, crop=0.5)
         generated = index == len(picks) - 1
@@ -78,13 +84,18 @@ def sequence_icon(frames: list[np.ndarray], size: int = 128) -> Image.Image:
             image = tinted(image)
         icon.paste(image, (x, y))
         if generated:
-            dashed_rectangle(draw, (x, y, x + tile - 1, y + tile - 1), (255, 140, 0, 255), width=3 * SCALE, dash=7 * SCALE)
+            dashed_rectangle(
+                draw, (x, y, x + tile - 1, y + tile - 1), (255, 140, 0, 255), width=3 * SCALE, dash=7 * SCALE
+            )
         else:
             draw.rectangle((x, y, x + tile - 1, y + tile - 1), outline=(235, 240, 250, 255), width=2 * SCALE)
     # time arrow along the bottom-left
     y = big - int(big * 0.07)
     draw.line([(int(big * 0.05), y), (int(big * 0.33), y)], fill=(40, 70, 120, 255), width=3 * SCALE)
-    draw.polygon([(int(big * 0.36), y), (int(big * 0.31), y - 5 * SCALE), (int(big * 0.31), y + 5 * SCALE)], fill=(40, 70, 120, 255))
+    draw.polygon(
+        [(int(big * 0.36), y), (int(big * 0.31), y - 5 * SCALE), (int(big * 0.31), y + 5 * SCALE)],
+        fill=(40, 70, 120, 255),
+    )
     return icon.resize((size, size), Image.LANCZOS)
 
 
@@ -114,8 +125,11 @@ def main() -> None:
     icon.save(MODULE_ICONS / "SADMModule.png")
     icon.save(EXTENSION_ICONS / "SADM.png")
     thumbnail(cardiac, cardiac_values, cardiac_unit, "Synthetic cardiac cine (ED to ES)", axis=0).save(
-        MODULE_ICONS / "SADMCardiacSynthetic.png")
-    thumbnail(brain, brain_values, brain_unit, "Synthetic brain ageing", axis=0).save(MODULE_ICONS / "SADMBrainSynthetic.png")
+        MODULE_ICONS / "SADMCardiacSynthetic.png"
+    )
+    thumbnail(brain, brain_values, brain_unit, "Synthetic brain ageing", axis=0).save(
+        MODULE_ICONS / "SADMBrainSynthetic.png"
+    )
 
 
 if __name__ == "__main__":

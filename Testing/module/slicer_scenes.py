@@ -34,10 +34,18 @@ def blob_frames(count: int, shape=SHAPE, seed: int = 0) -> list[np.ndarray]:
     return frames
 
 
-def volume_node(array: np.ndarray, name: str, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
-                directions: np.ndarray | None = None, add: bool = True):
+def volume_node(
+    array: np.ndarray,
+    name: str,
+    spacing=(1.0, 1.0, 1.0),
+    origin=(0.0, 0.0, 0.0),
+    directions: np.ndarray | None = None,
+    add: bool = True,
+):
     """A scalar volume with the given voxels and geometry; added to the scene unless add=False."""
-    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name) if add else slicer.vtkMRMLScalarVolumeNode()
+    node = (
+        slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name) if add else slicer.vtkMRMLScalarVolumeNode()
+    )
     if not add:
         node.SetName(name)
     slicer.util.updateVolumeFromArray(node, array)
@@ -47,8 +55,9 @@ def volume_node(array: np.ndarray, name: str, spacing=(1.0, 1.0, 1.0), origin=(0
     return node
 
 
-def sequence_node(frames, name: str = "heart", index_values=None, index_name: str = "time", index_unit: str = "ms",
-                  **geometry):
+def sequence_node(
+    frames, name: str = "heart", index_values=None, index_name: str = "time", index_unit: str = "ms", **geometry
+):
     """A Sequence node of scalar volumes as a 4D NRRD loads: data nodes live only in the sequence."""
     sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", name)
     sequence.SetIndexName(index_name)
@@ -80,11 +89,16 @@ class VolumeSnapshot:
     attributes: dict
 
     @classmethod
-    def of(cls, node) -> "VolumeSnapshot":
+    def of(cls, node) -> VolumeSnapshot:
         voxels = slicer.util.arrayFromVolume(node)
         names = node.GetAttributeNames() or ()
-        return cls(voxels.copy(), voxels.dtype, ijk_to_ras(node), node.GetName(),
-                   {key: node.GetAttribute(key) for key in names})
+        return cls(
+            voxels.copy(),
+            voxels.dtype,
+            ijk_to_ras(node),
+            node.GetName(),
+            {key: node.GetAttribute(key) for key in names},
+        )
 
     def assert_unchanged(self, node) -> None:
         voxels = slicer.util.arrayFromVolume(node)
@@ -103,11 +117,13 @@ class SequenceSnapshot:
     index: tuple[str, str, int]
 
     @classmethod
-    def of(cls, sequence) -> "SequenceSnapshot":
+    def of(cls, sequence) -> SequenceSnapshot:
         count = sequence.GetNumberOfDataNodes()
-        return cls([sequence.GetNthIndexValue(i) for i in range(count)],
-                   [VolumeSnapshot.of(sequence.GetNthDataNode(i)) for i in range(count)],
-                   (sequence.GetIndexName(), sequence.GetIndexUnit(), sequence.GetIndexType()))
+        return cls(
+            [sequence.GetNthIndexValue(i) for i in range(count)],
+            [VolumeSnapshot.of(sequence.GetNthDataNode(i)) for i in range(count)],
+            (sequence.GetIndexName(), sequence.GetIndexUnit(), sequence.GetIndexType()),
+        )
 
     def assert_unchanged(self, sequence) -> None:
         assert [sequence.GetNthIndexValue(i) for i in range(sequence.GetNumberOfDataNodes())] == self.values

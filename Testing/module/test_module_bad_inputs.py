@@ -48,8 +48,14 @@ def test_label_map_is_not_an_image(scene, logic, tiny_model):
     labels = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "segmentation")
     slicer.util.updateVolumeFromArray(labels, np.zeros((4, 5, 6), np.uint8))
     image = volume_node(blob_frames(1)[0], "image")
-    rejects(logic, [image, labels], [OBSERVED, OBSERVED, FUTURE], SADMInputError,
-            r"frame 1 \(segmentation\) is a label map", model=tiny_model)
+    rejects(
+        logic,
+        [image, labels],
+        [OBSERVED, OBSERVED, FUTURE],
+        SADMInputError,
+        r"frame 1 \(segmentation\) is a label map",
+        model=tiny_model,
+    )
 
 
 def test_rgb_sequence_is_not_scalar(scene, logic, tiny_model):
@@ -58,8 +64,14 @@ def test_rgb_sequence_is_not_scalar(scene, logic, tiny_model):
         rgb = slicer.vtkMRMLVectorVolumeNode()
         slicer.util.updateVolumeFromArray(rgb, np.zeros((1, 8, 8, 3), np.uint8))
         sequence.SetDataNodeAtValue(rgb, str(t))
-    rejects(logic, sequence, [OBSERVED, OBSERVED, FUTURE], SADMInputError,
-            r"frame 0 .* is a vtkMRMLVectorVolumeNode, not a scalar volume", model=tiny_model)
+    rejects(
+        logic,
+        sequence,
+        [OBSERVED, OBSERVED, FUTURE],
+        SADMInputError,
+        r"frame 0 .* is a vtkMRMLVectorVolumeNode, not a scalar volume",
+        model=tiny_model,
+    )
 
 
 def test_empty_sequence(scene, logic, tiny_model):
@@ -71,8 +83,14 @@ def test_frame_that_does_not_overlap_frame_0_cannot_be_resampled(scene, logic, t
     frames = blob_frames(2)
     here = volume_node(frames[0], "here")
     far = volume_node(frames[1], "far away", origin=(500.0, 0.0, 0.0))
-    rejects(logic, [here, far], [OBSERVED, OBSERVED, FUTURE], SADMInputError,
-            r"frame 1 \(far away\) does not overlap frame 0", model=tiny_model)
+    rejects(
+        logic,
+        [here, far],
+        [OBSERVED, OBSERVED, FUTURE],
+        SADMInputError,
+        r"frame 1 \(far away\) does not overlap frame 0",
+        model=tiny_model,
+    )
 
 
 def test_frame_under_a_non_linear_transform_cannot_be_resampled(scene, logic, tiny_model):
@@ -81,20 +99,37 @@ def test_frame_under_a_non_linear_transform_cannot_be_resampled(scene, logic, ti
     warp = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTransformNode", "warp")
     spline = vtk.vtkThinPlateSplineTransform()
     source, target = vtk.vtkPoints(), vtk.vtkPoints()
-    for point, moved in (((0, 0, 0), (0, 0, 0)), ((10, 0, 0), (11, 1, 0)), ((0, 10, 0), (0, 10, 2)), ((0, 0, 10), (1, 0, 10))):
+    for point, moved in (
+        ((0, 0, 0), (0, 0, 0)),
+        ((10, 0, 0), (11, 1, 0)),
+        ((0, 10, 0), (0, 10, 2)),
+        ((0, 0, 10), (1, 0, 10)),
+    ):
         source.InsertNextPoint(*point)
         target.InsertNextPoint(*moved)
     spline.SetSourceLandmarks(source)
     spline.SetTargetLandmarks(target)
     warp.SetAndObserveTransformToParent(spline)
     second.SetAndObserveTransformNodeID(warp.GetID())
-    rejects(logic, [first, second], [OBSERVED, OBSERVED, FUTURE], SADMInputError,
-            "non-linear transform warp.*harden the transform", model=tiny_model)
+    rejects(
+        logic,
+        [first, second],
+        [OBSERVED, OBSERVED, FUTURE],
+        SADMInputError,
+        "non-linear transform warp.*harden the transform",
+        model=tiny_model,
+    )
 
 
 def test_first_timepoint_not_observed(heart, logic, tiny_model):
-    rejects(logic, heart, [MISSING, OBSERVED, OBSERVED, FUTURE], InvalidRolesError,
-            r"roles\[0\] must be 'observed'", model=tiny_model)
+    rejects(
+        logic,
+        heart,
+        [MISSING, OBSERVED, OBSERVED, FUTURE],
+        InvalidRolesError,
+        r"roles\[0\] must be 'observed'",
+        model=tiny_model,
+    )
 
 
 def test_nothing_to_generate(heart, logic, tiny_model):
@@ -102,27 +137,53 @@ def test_nothing_to_generate(heart, logic, tiny_model):
 
 
 def test_future_timepoint_before_an_observed_one(heart, logic, tiny_model):
-    rejects(logic, heart, [OBSERVED, FUTURE, OBSERVED], InvalidRolesError,
-            r"future frame\(s\) \[1\] come before frame 2", model=tiny_model)
+    rejects(
+        logic,
+        heart,
+        [OBSERVED, FUTURE, OBSERVED],
+        InvalidRolesError,
+        r"future frame\(s\) \[1\] come before frame 2",
+        model=tiny_model,
+    )
 
 
 def test_more_timepoints_than_the_model_supports(heart, logic, tiny_model):
-    rejects(logic, heart, [OBSERVED] * 3 + [FUTURE] * 4, InvalidRolesError,
-            "7 frames but this model supports at most 6", model=tiny_model)
+    rejects(
+        logic,
+        heart,
+        [OBSERVED] * 3 + [FUTURE] * 4,
+        InvalidRolesError,
+        "7 frames but this model supports at most 6",
+        model=tiny_model,
+    )
 
 
 def test_roles_must_cover_every_input_frame(heart, logic, tiny_model):
-    rejects(logic, heart, [OBSERVED, FUTURE], InvalidRolesError,
-            r"roles gives 2 role\(s\) but the input has 3 frame\(s\)", model=tiny_model)
+    rejects(
+        logic,
+        heart,
+        [OBSERVED, FUTURE],
+        InvalidRolesError,
+        r"roles gives 2 role\(s\) but the input has 3 frame\(s\)",
+        model=tiny_model,
+    )
 
 
 def test_timepoints_after_the_input_can_only_be_future(heart, logic, tiny_model):
-    rejects(logic, heart, [OBSERVED, OBSERVED, OBSERVED, MISSING], InvalidRolesError,
-            r"timepoint\(s\) \[3\] come after the 3 input frame\(s\), so they can only be .future.", model=tiny_model)
+    rejects(
+        logic,
+        heart,
+        [OBSERVED, OBSERVED, OBSERVED, MISSING],
+        InvalidRolesError,
+        r"timepoint\(s\) \[3\] come after the 3 input frame\(s\), so they can only be .future.",
+        model=tiny_model,
+    )
 
 
 def test_unknown_role_word(heart, logic, tiny_model):
-    rejects(logic, heart, [OBSERVED, "predicted", FUTURE], InvalidRolesError, r"roles\[1\] is 'predicted'", model=tiny_model)
+    rejects(
+        logic, heart, [OBSERVED, "predicted", FUTURE], InvalidRolesError, r"roles\[1\] is 'predicted'", model=tiny_model
+    )
 
 
 def test_folder_that_is_not_a_model(heart, logic, tmp_path):
@@ -130,8 +191,14 @@ def test_folder_that_is_not_a_model(heart, logic, tmp_path):
 
 
 def test_unknown_bundled_model_name(heart, logic):
-    rejects(logic, heart, [OBSERVED, OBSERVED, FUTURE], CheckpointError, "no model folder or bundled model named 'nope'",
-            model="nope")
+    rejects(
+        logic,
+        heart,
+        [OBSERVED, OBSERVED, FUTURE],
+        CheckpointError,
+        "no model folder or bundled model named 'nope'",
+        model="nope",
+    )
 
 
 def test_model_folder_whose_weights_fail_to_load(heart, logic, tiny_model, tmp_path):
@@ -153,33 +220,62 @@ def test_model_folder_from_a_newer_format(heart, logic, tiny_model, tmp_path):
 
 def test_torch_missing_names_the_exact_fix(heart, logic, tiny_model, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as on a fresh Slicer
-    rejects(logic, heart, [OBSERVED, OBSERVED, FUTURE], SADMDependencyError,
-            r"PyTorch is not installed.*PyTorchUtilsLogic\(\)\.installTorch\(askConfirmation=True, "
-            r"torchVersionRequirement='>=2.1'\)", model=tiny_model)
+    rejects(
+        logic,
+        heart,
+        [OBSERVED, OBSERVED, FUTURE],
+        SADMDependencyError,
+        r"PyTorch is not installed.*PyTorchUtilsLogic\(\)\.installTorch\(askConfirmation=True, "
+        r"torchVersionRequirement='>=2.1'\)",
+        model=tiny_model,
+    )
 
 
 def test_other_missing_package_names_the_pip_command(heart, logic, tiny_model, monkeypatch):
     monkeypatch.setitem(sys.modules, "einops", None)
-    rejects(logic, heart, [OBSERVED, OBSERVED, FUTURE], SADMDependencyError,
-            r"slicer\.util\.pip_install\('einops>=0\.7'\)", model=tiny_model)
+    rejects(
+        logic,
+        heart,
+        [OBSERVED, OBSERVED, FUTURE],
+        SADMDependencyError,
+        r"slicer\.util\.pip_install\('einops>=0\.7'\)",
+        model=tiny_model,
+    )
 
 
 def test_cuda_requested_without_a_usable_gpu(heart, logic, tiny_model):
-    rejects(logic, heart, [OBSERVED, OBSERVED, FUTURE], SADMResourceError,
-            r"torch\.cuda\.is_available\(\) is False.*PyTorch Util module.*'cpu'", model=tiny_model, device="cuda")
+    rejects(
+        logic,
+        heart,
+        [OBSERVED, OBSERVED, FUTURE],
+        SADMResourceError,
+        r"torch\.cuda\.is_available\(\) is False.*PyTorch Util module.*'cpu'",
+        model=tiny_model,
+        device="cuda",
+    )
 
 
 def test_unknown_device_name(heart, logic, tiny_model):
-    rejects(logic, heart, [OBSERVED, OBSERVED, FUTURE], SADMResourceError, "device 'gpu' is unknown", model=tiny_model,
-            device="gpu")
+    rejects(
+        logic,
+        heart,
+        [OBSERVED, OBSERVED, FUTURE],
+        SADMResourceError,
+        "device 'gpu' is unknown",
+        model=tiny_model,
+        device="gpu",
+    )
 
 
-@pytest.mark.parametrize("option, match", [
-    ({"sampler": "euler"}, "sampler 'euler' is unknown"),
-    ({"steps": 0}, "steps must be at least 1"),
-    ({"samples": 0}, "samples must be at least 1"),
-    ({"guidance": float("nan")}, "guidance w must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "option, match",
+    [
+        ({"sampler": "euler"}, "sampler 'euler' is unknown"),
+        ({"steps": 0}, "steps must be at least 1"),
+        ({"samples": 0}, "samples must be at least 1"),
+        ({"guidance": float("nan")}, "guidance w must be a finite number"),
+    ],
+)
 def test_bad_sampling_settings(heart, logic, tiny_model, option, match):
     rejects(logic, heart, [OBSERVED, OBSERVED, FUTURE], ValueError, match, model=tiny_model, **option)
 
@@ -187,13 +283,21 @@ def test_bad_sampling_settings(heart, logic, tiny_model, option, match):
 def test_gpu_memory_estimate_refuses_what_cannot_fit(heart, logic, tiny_model, monkeypatch):
     """Without a GPU here, the CUDA queries are replaced by a small card; the refusal logic is real."""
     import torch
-    from sadm.checkpoint import read_config
+
+    from sadm.storage.checkpoint import read_config
 
     config = read_config(tiny_model)
     free = estimateGpuMemoryBytes(tiny_model, config, 5)  # room for exactly five samples
     monkeypatch.setattr(logic, "resolveDevice", lambda device: "cuda")
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index=0: (free, 8 * 2**30))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Small GPU")
-    rejects(logic, heart, [OBSERVED, OBSERVED, OBSERVED, FUTURE], SADMResourceError,
-            r"needs about .* GB of GPU memory but Small GPU has .* GB free of 8\.0 GB\. Lower Samples to 5 or less",
-            model=tiny_model, samples=6, device="cuda")
+    rejects(
+        logic,
+        heart,
+        [OBSERVED, OBSERVED, OBSERVED, FUTURE],
+        SADMResourceError,
+        r"needs about .* GB of GPU memory but Small GPU has .* GB free of 8\.0 GB\. Lower Samples to 5 or less",
+        model=tiny_model,
+        samples=6,
+        device="cuda",
+    )

@@ -8,8 +8,8 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 import slicer
+import torch
 import vtk
 from slicer_scenes import (
     SHAPE,
@@ -36,10 +36,15 @@ def test_sequence_input_generates_missing_and_future_frames_on_the_oblique_input
     before = SequenceSnapshot.of(sequence)
     reference = ijk_to_ras(sequence.GetNthDataNode(0))
 
-    outputs = logic.generate(sequence, [OBSERVED, MISSING, OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=STEPS, seed=3)
+    outputs = logic.generate(
+        sequence, [OBSERVED, MISSING, OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=STEPS, seed=3
+    )
 
     assert [node.GetName() for node in outputs.volumes] == ["heart_SADM_t1", "heart_SADM_t4"]
-    low, high = min(f.min() for f in (frames[0], frames[2], frames[3])), max(f.max() for f in (frames[0], frames[2], frames[3]))
+    low, high = (
+        min(f.min() for f in (frames[0], frames[2], frames[3])),
+        max(f.max() for f in (frames[0], frames[2], frames[3])),
+    )
     for volume, index in zip(outputs.volumes, (1, 4)):
         voxels = slicer.util.arrayFromVolume(volume)
         assert voxels.shape == SHAPE and voxels.dtype == np.float32
@@ -69,7 +74,9 @@ def test_output_sequence_holds_observed_and_generated_frames_in_order_with_an_ac
     for t in range(3):
         assert np.array_equal(slicer.util.arrayFromVolume(output.GetNthDataNode(t)), frames[t])
     for t, generated in zip((3, 4), outputs.volumes):
-        assert np.array_equal(slicer.util.arrayFromVolume(output.GetNthDataNode(t)), slicer.util.arrayFromVolume(generated))
+        assert np.array_equal(
+            slicer.util.arrayFromVolume(output.GetNthDataNode(t)), slicer.util.arrayFromVolume(generated)
+        )
         assert np.array_equal(ijk_to_ras(output.GetNthDataNode(t)), ijk_to_ras(sequence.GetNthDataNode(0)))
 
     browser = outputs.browser
@@ -83,7 +90,9 @@ def test_output_sequence_holds_observed_and_generated_frames_in_order_with_an_ac
     assert background_of("Yellow") is outputs.outputProxy
 
     browser.SetSelectedItemNumber(4)  # a future frame: the input view keeps its last frame
-    assert np.array_equal(slicer.util.arrayFromVolume(outputs.outputProxy), slicer.util.arrayFromVolume(outputs.volumes[1]))
+    assert np.array_equal(
+        slicer.util.arrayFromVolume(outputs.outputProxy), slicer.util.arrayFromVolume(outputs.volumes[1])
+    )
     assert np.array_equal(slicer.util.arrayFromVolume(outputs.inputProxy), frames[2])
     assert sequence.GetNumberOfDataNodes() == 3
 
@@ -123,14 +132,21 @@ def test_frames_on_another_grid_are_resampled_onto_frame_0_and_the_user_is_told(
     # Frame 1: twice as fine in-plane, shifted origin, same directions; covers frame 0 entirely.
     fine_shape = (SHAPE[0] + 2, SHAPE[1] * 2 + 2, SHAPE[2] * 2 + 2)
     origin = np.array(geometry["origin"]) - geometry["directions"] @ (np.array([0.35, 0.55, 3.0]))
-    finer = volume_node(np.zeros(fine_shape, np.float32), "brain_t1", spacing=(0.35, 0.55, 3.0), origin=origin,
-                        directions=geometry["directions"])
+    finer = volume_node(
+        np.zeros(fine_shape, np.float32),
+        "brain_t1",
+        spacing=(0.35, 0.55, 3.0),
+        origin=origin,
+        directions=geometry["directions"],
+    )
     slicer.util.updateVolumeFromArray(finer, ramp_on(finer, fine_shape))
 
     request = logic.prepareRequest([reference, finer], [OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=STEPS)
 
     assert request.resampled == {1}
-    assert request.notes[0].startswith("Frame 1 (brain_t1) is on another voxel grid than frame 0 (brain_t0): size 26×22×8 vs 12×10×6")
+    assert request.notes[0].startswith(
+        "Frame 1 (brain_t1) is on another voxel grid than frame 0 (brain_t0): size 26×22×8 vs 12×10×6"
+    )
     assert "resampled onto frame 0's grid" in request.notes[0]
     expected = slicer.util.arrayFromVolume(reference)
     np.testing.assert_allclose(request.frames[1], expected, rtol=0, atol=1e-3 * np.abs(expected).max())
@@ -138,14 +154,17 @@ def test_frames_on_another_grid_are_resampled_onto_frame_0_and_the_user_is_told(
 
     outputs = logic.createOutputNodes(request, logic.runRequest(request))
     stored = slicer.util.arrayFromVolume(outputs.sequence.GetNthDataNode(1))
-    assert stored.shape == SHAPE and np.array_equal(ijk_to_ras(outputs.sequence.GetNthDataNode(1)), ijk_to_ras(reference))
+    assert stored.shape == SHAPE and np.array_equal(
+        ijk_to_ras(outputs.sequence.GetNthDataNode(1)), ijk_to_ras(reference)
+    )
 
 
 def test_several_samples_give_the_mean_and_a_standard_deviation_map(scene, logic, tiny_model):
     sequence = sequence_node(blob_frames(2), "heart", **oblique_geometry())
 
-    outputs = logic.generate(sequence, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, sampler="ancestral", steps=STEPS,
-                             samples=3, seed=1)
+    outputs = logic.generate(
+        sequence, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, sampler="ancestral", steps=STEPS, samples=3, seed=1
+    )
 
     (mean,), (std,) = outputs.volumes, outputs.stdMaps
     assert (mean.GetName(), std.GetName()) == ("heart_SADM_t2", "heart_SADM_t2_std")
@@ -158,9 +177,13 @@ def test_several_samples_give_the_mean_and_a_standard_deviation_map(scene, logic
 
 def test_same_seed_same_result_and_the_model_stays_loaded(scene, logic, tiny_model):
     sequence = sequence_node(blob_frames(2), "heart")
-    first = logic.generate(sequence, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=STEPS, seed=7, showResult=False)
+    first = logic.generate(
+        sequence, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=STEPS, seed=7, showResult=False
+    )
     engine = logic.engineFor(tiny_model, "cpu")
-    second = logic.generate(sequence, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=STEPS, seed=7, showResult=False)
+    second = logic.generate(
+        sequence, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=STEPS, seed=7, showResult=False
+    )
 
     assert logic.engineFor(tiny_model, "cpu") is engine
     assert np.array_equal(slicer.util.arrayFromVolume(first.volumes[0]), slicer.util.arrayFromVolume(second.volumes[0]))
@@ -178,8 +201,14 @@ def test_cancel_stops_within_a_step_and_adds_no_node(scene, logic, tiny_model):
             cancel.set()
 
     with pytest.raises(GenerationCancelled):
-        logic.generate(sequence, [OBSERVED, MISSING, OBSERVED, FUTURE], model=tiny_model, steps=50, progress=progress,
-                       cancel=cancel)
+        logic.generate(
+            sequence,
+            [OBSERVED, MISSING, OBSERVED, FUTURE],
+            model=tiny_model,
+            steps=50,
+            progress=progress,
+            cancel=cancel,
+        )
 
     assert steps_seen == [1, 2]
     assert node_ids() == before
@@ -205,6 +234,7 @@ def test_worker_thread_reports_progress_and_nodes_are_created_on_the_main_thread
 
 def test_cuda_out_of_memory_is_explained_and_leaves_the_scene_unchanged(scene, logic, tiny_model, monkeypatch):
     import torch
+
     from sadm.generation.engine import Engine
 
     def out_of_memory(*args, **kwargs):
@@ -280,7 +310,9 @@ def test_a_continuous_time_model_without_times_says_how_to_give_them(scene, logi
     with pytest.raises(Exception, match="times"):
         logic.generate(volumes, [OBSERVED, OBSERVED, FUTURE], model=continuous_time_model, steps=STEPS)
     with pytest.raises(ValueError, match="increase strictly"):
-        logic.generate(volumes, [OBSERVED, OBSERVED, FUTURE], model=continuous_time_model, steps=STEPS, times=[70, 65, 80])
+        logic.generate(
+            volumes, [OBSERVED, OBSERVED, FUTURE], model=continuous_time_model, steps=STEPS, times=[70, 65, 80]
+        )
     with pytest.raises(ValueError, match="2 value\\(s\\) but there are 3 timepoint\\(s\\)"):
         logic.generate(volumes, [OBSERVED, OBSERVED, FUTURE], model=continuous_time_model, steps=STEPS, times=[70, 75])
     assert node_ids(scene) == before

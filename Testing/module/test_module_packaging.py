@@ -14,14 +14,24 @@ from pathlib import Path
 
 import numpy as np
 import slicer
-import slicerharness
 
 import SADMModule
+import slicerharness
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 MODULE_DIR = REPOSITORY / "SADMModule"
-ALLOWED_CATALOG_KEYS = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
-                        "dicom_support_rule", "build_subdirectory", "enabled", "tier"}
+ALLOWED_CATALOG_KEYS = {
+    "$schema",
+    "category",
+    "scm_url",
+    "scm_revision",
+    "scm_type",
+    "build_dependencies",
+    "dicom_support_rule",
+    "build_subdirectory",
+    "enabled",
+    "tier",
+}
 
 
 def test_module_metadata_and_icon(scene):
@@ -79,9 +89,18 @@ def test_every_parameter_widget_in_the_ui_names_a_parameter_node_field():
                 bound[prop.find("string").text] = widget.get("class")
     fields = SADMModule.SADMModuleParameterNode.allParameters
     assert set(bound) <= set(fields)
-    assert bound == {"inputSequence": "qMRMLNodeComboBox", "futureCount": "QSpinBox", "device": "QComboBox",
-                     "sampler": "QComboBox", "steps": "QSpinBox", "guidance": "QDoubleSpinBox", "seed": "QSpinBox",
-                     "samples": "QSpinBox", "showResult": "QCheckBox", "times": "QLineEdit"}
+    assert bound == {
+        "inputSequence": "qMRMLNodeComboBox",
+        "futureCount": "QSpinBox",
+        "device": "QComboBox",
+        "sampler": "QComboBox",
+        "steps": "QSpinBox",
+        "guidance": "QDoubleSpinBox",
+        "seed": "QSpinBox",
+        "samples": "QSpinBox",
+        "showResult": "QCheckBox",
+        "times": "QLineEdit",
+    }
     classes = {widget.get("class") for widget in tree.iter("widget")}
     slicer_widgets = {"qMRMLWidget", "qMRMLNodeComboBox", "qMRMLCheckableNodeComboBox", "ctkCollapsibleButton"}
     assert all(c.startswith("Q") or c in slicer_widgets for c in classes), classes
@@ -91,15 +110,17 @@ def test_panel_code_uses_only_qt_api_shared_by_pythonqt_and_pyside():
     """PythonQt exposes Qt properties as attributes, so getters such as text() must not be called;
     old-style string connects and PySide-only names do not exist in PySide / PythonQt respectively."""
     source = (MODULE_DIR / "SADMModule.py").read_text(encoding="utf-8")
-    property_getters = r"\.(text|value|currentText|currentIndex|count|rowCount|columnCount|checked|enabled|visible|" \
-                       r"toolTip|minimum|maximum|format|styleSheet|sizeHint|title|collapsed)\(\)"
+    property_getters = (
+        r"\.(text|value|currentText|currentIndex|count|rowCount|columnCount|checked|enabled|visible|"
+        r"toolTip|minimum|maximum|format|styleSheet|sizeHint|title|collapsed)\(\)"
+    )
     assert not re.findall(property_getters, source)
     for forbidden in ("PySide", "shiboken", '.connect("', "Signal(", "Slot(", "exec_(", "QtCore.", "QtWidgets."):
         assert forbidden not in source, forbidden
 
 
 def test_the_panel_offers_exactly_the_engine_samplers():
-    from sadm.samplers import SAMPLERS
+    from sadm.diffusion.samplers import SAMPLERS
 
     assert set(SADMModule.SAMPLER_DEFAULT_STEPS) == set(SAMPLERS)
 
@@ -118,15 +139,21 @@ def test_requirements_cover_the_engine_generation_path():
         if not path.exists():
             path = engine / name.replace(".", "/") / "__init__.py"
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            )
             for module in names:
                 if module.startswith("sadm"):
                     queue.append(module)
                 elif module.split(".")[0] not in sys.stdlib_module_names:
                     third_party.add(module.split(".")[0])
-    requirements = [re.split(r"[<>=!~ ]", line)[0] for line in
-                    (MODULE_DIR / "Resources" / "requirements.txt").read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    requirements = [
+        re.split(r"[<>=!~ ]", line)[0]
+        for line in (MODULE_DIR / "Resources" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
     assert third_party <= {"torch", "numpy", "SimpleITK"} | set(requirements), third_party - set(requirements)
     assert SADMModule.SADMModuleLogic._requirementsFor(["einops"]) == ["einops>=0.7"]
 
@@ -144,8 +171,13 @@ def test_extensions_index_entry_follows_the_catalog_schema():
 
 def test_cmake_files_follow_the_extension_template_and_list_existing_files():
     top = (REPOSITORY / "CMakeLists.txt").read_text(encoding="utf-8")
-    for line in ("project(SADM)", 'set(EXTENSION_DEPENDS "PyTorch")', "add_subdirectory(SADMModule)",
-                 "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
+    for line in (
+        "project(SADM)",
+        'set(EXTENSION_DEPENDS "PyTorch")',
+        "add_subdirectory(SADMModule)",
+        "include(${Slicer_EXTENSION_GENERATE_CONFIG})",
+        "include(${Slicer_EXTENSION_CPACK})",
+    ):
         assert line in top
     for key in ("HOMEPAGE", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS"):
         assert re.search(rf'set\(EXTENSION_{key} "[^"]+"\)', top), key
@@ -159,7 +191,9 @@ def test_cmake_files_follow_the_extension_template_and_list_existing_files():
     resources = re.search(r"set\(MODULE_PYTHON_RESOURCES(.*?)\)", module, re.S).group(1).split()
     for resource in resources:
         assert (MODULE_DIR / resource.replace("${MODULE_NAME}", "SADMModule")).is_file(), resource
-    shipped = {p.relative_to(MODULE_DIR / "Resources").as_posix() for p in (MODULE_DIR / "Resources").rglob("*") if p.is_file()}
+    shipped = {
+        p.relative_to(MODULE_DIR / "Resources").as_posix() for p in (MODULE_DIR / "Resources").rglob("*") if p.is_file()
+    }
     listed = {r.replace("${MODULE_NAME}", "SADMModule").removeprefix("Resources/") for r in resources}
     assert shipped == listed  # nothing in Resources/ is forgotten by the installer
 
@@ -170,15 +204,22 @@ def test_installed_layout_imports_the_engine_beside_the_module(tmp_path):
 
     installed = tmp_path / "qt-scripted-modules"
     shutil.copytree(MODULE_DIR, installed, ignore=shutil.ignore_patterns("CMakeLists.txt", "__pycache__"))
-    shutil.copytree(REPOSITORY / "SADMExtension" / "sadm", installed / "sadm", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPOSITORY / "SADMExtension" / "sadm", installed / "sadm", ignore=shutil.ignore_patterns("__pycache__")
+    )
     probe = (
-        "import sys; sys.path[:0] = [{installed!r}, {harness!r}]\n"
-        "import slicerharness; slicerharness.MODULE_DIR = __import__('pathlib').Path({installed!r}); slicerharness.install()\n"
+        f"import sys; sys.path[:0] = [{str(installed)!r}, {str(Path(__file__).parent)!r}]\n"
+        f"import slicerharness; slicerharness.MODULE_DIR = __import__('pathlib').Path({str(installed)!r}); slicerharness.install()\n"
         "import SADMModule, sadm; print(sadm.__file__); print(SADMModule.__file__)\n"
-    ).format(installed=str(installed), harness=str(Path(__file__).parent))
-    lines = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                           cwd=tmp_path, env={"PYTHONNOUSERSITE": "1", "QT_QPA_PLATFORM": "offscreen",
-                                              "PATH": "/usr/bin:/bin"}).stdout.split()
+    )
+    lines = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={"PYTHONNOUSERSITE": "1", "QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"},
+    ).stdout.split()
     assert lines[-2] == str(installed / "sadm" / "__init__.py")
     assert lines[-1] == str(installed / "SADMModule.py")
 

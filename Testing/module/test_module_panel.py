@@ -15,6 +15,7 @@ from slicer_scenes import SHAPE, blob_frames, ijk_to_ras, node_ids, oblique_geom
 import SADMModule
 from SADMModule import FUTURE, MISSING, OBSERVED
 
+
 def settle(qapp, rounds: int = 3) -> None:
     """Run the event loop a little, including deferred deletes, as Slicer's main loop would."""
     for _ in range(rounds):
@@ -61,7 +62,10 @@ def choose(combo, text: str) -> None:
 
 def table_rows(panel) -> list[tuple[str, str, str]]:
     table = panel.ui.timepointTable
-    return [(table.item(r, 0).text(), table.item(r, 1).text(), table.cellWidget(r, 2).currentText()) for r in range(table.rowCount())]
+    return [
+        (table.item(r, 0).text(), table.item(r, 1).text(), table.cellWidget(r, 2).currentText())
+        for r in range(table.rowCount())
+    ]
 
 
 def set_role(panel, row: int, role: str) -> None:
@@ -74,9 +78,13 @@ def test_user_generates_from_a_sequence_watches_progress_then_cancels_a_second_r
     ui = panel.ui
     ui.inputSequenceSelector.setCurrentNode(heart)
     settle(qapp)
-    assert table_rows(panel) == [("0", "heart [0 ms]", OBSERVED), ("1", "heart [40 ms]", OBSERVED),
-                                 ("2", "heart [80 ms]", OBSERVED), ("3", "heart [120 ms]", OBSERVED),
-                                 ("4", "(future)", FUTURE)]
+    assert table_rows(panel) == [
+        ("0", "heart [0 ms]", OBSERVED),
+        ("1", "heart [40 ms]", OBSERVED),
+        ("2", "heart [80 ms]", OBSERVED),
+        ("3", "heart [120 ms]", OBSERVED),
+        ("4", "(future)", FUTURE),
+    ]
 
     set_role(panel, 1, MISSING)
     ui.futureCountSpinBox.setValue(2)
@@ -108,7 +116,7 @@ def test_user_generates_from_a_sequence_watches_progress_then_cancels_a_second_r
     outputs = panel.lastOutputs
     assert [v.GetName() for v in outputs.volumes] == ["heart_SADM_t1", "heart_SADM_t4", "heart_SADM_t5"]
     assert [v.GetName() for v in outputs.stdMaps] == ["heart_SADM_t1_std", "heart_SADM_t4_std", "heart_SADM_t5_std"]
-    assert set(node.GetID() for node in outputs) <= node_ids() - before
+    assert {node.GetID() for node in outputs} <= node_ids() - before
     for volume in outputs.volumes:
         assert slicer.util.arrayFromVolume(volume).shape == SHAPE
         assert np.array_equal(ijk_to_ras(volume), ijk_to_ras(heart.GetNthDataNode(0)))
@@ -211,8 +219,11 @@ def test_user_types_times_that_label_the_output_and_bad_times_are_explained(pane
     assert [output.GetNthIndexValue(i) for i in range(4)] == ["10", "20", "30", "40"]
 
     before = node_ids()
-    for text, message in (("61, 64.5, sixty", "is not a list of numbers"), ("61, 64.5, 70", "3 value(s) but there are 4"),
-                          ("61, 64.5, 70, 78", "evenly spaced")):  # the tiny model places frames by index
+    for text, message in (
+        ("61, 64.5, sixty", "is not a list of numbers"),
+        ("61, 64.5, 70", "3 value(s) but there are 4"),
+        ("61, 64.5, 70, 78", "evenly spaced"),
+    ):  # the tiny model places frames by index
         ui.timesLineEdit.setText(text)
         ui.generateButton.click()
         settle(qapp)

@@ -43,19 +43,44 @@ def same_input(scene, tmp_path):
 
 
 def cli(model: str, path, tmp_path, *options: str) -> int:
-    return main(["generate", "--model", model, "--input", str(path), "--out", str(tmp_path / "out"), "--no-progress",
-                 *options])
+    return main(
+        ["generate", "--model", model, "--input", str(path), "--out", str(tmp_path / "out"), "--no-progress", *options]
+    )
 
 
-def test_the_cli_and_the_logic_build_the_same_request_times_included(same_input, continuous_time_model, logic,
-                                                                     captured, tmp_path):
+def test_the_cli_and_the_logic_build_the_same_request_times_included(
+    same_input, continuous_time_model, logic, captured, tmp_path
+):
     path, node = same_input
     with pytest.raises(Captured):
-        cli(continuous_time_model, path, tmp_path, "--roles", "o,m,o", "--future", "1", "--steps", "3", "--seed", "4",
-            "--samples", "2", "--guidance", "0.2")
+        cli(
+            continuous_time_model,
+            path,
+            tmp_path,
+            "--roles",
+            "o,m,o",
+            "--future",
+            "1",
+            "--steps",
+            "3",
+            "--seed",
+            "4",
+            "--samples",
+            "2",
+            "--guidance",
+            "0.2",
+        )
     with pytest.raises(Captured):
-        logic.generate(node, [OBSERVED, MISSING, OBSERVED, FUTURE], model=continuous_time_model, steps=3, seed=4,
-                       samples=2, guidance=0.2, showResult=False)
+        logic.generate(
+            node,
+            [OBSERVED, MISSING, OBSERVED, FUTURE],
+            model=continuous_time_model,
+            steps=3,
+            seed=4,
+            samples=2,
+            guidance=0.2,
+            showResult=False,
+        )
     from_cli, from_logic = captured
     assert from_cli == from_logic
     assert from_cli.times == (61.0, 64.5, 70.0, 75.5)

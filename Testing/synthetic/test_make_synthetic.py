@@ -51,7 +51,9 @@ def test_mistakes_are_reported_with_the_valid_choices(tmp_path):
 
 def test_progress_is_reported_per_subject(tmp_path):
     seen = []
-    make_synthetic("cardiac", tmp_path, subjects=2, seed=0, progress=lambda done, total: seen.append((done, total)), **SMALL)
+    make_synthetic(
+        "cardiac", tmp_path, subjects=2, seed=0, progress=lambda done, total: seen.append((done, total)), **SMALL
+    )
     assert seen == [(1, 2), (2, 2)]
 
 

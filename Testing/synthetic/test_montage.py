@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sadm.data.montage import mid_slices, save_montage
 from sadm.data.synthetic.preview import brain_montage, cardiac_columns, cardiac_montage
-from sadm.montage import mid_slices, save_montage
 
 
 def ramp(height: int, width: int) -> np.ndarray:
@@ -73,7 +73,9 @@ def test_cycle_columns_run_from_ed_through_es_to_the_last_frame():
 
 
 def test_preview_montages_of_both_generators_are_written(tmp_path):
-    cardiac = cardiac_montage(tmp_path / "cardiac.png", subjects=2, shape=(6, 48, 48), pixel_mm=4.0, frames=8, sub_slices=2)
+    cardiac = cardiac_montage(
+        tmp_path / "cardiac.png", subjects=2, shape=(6, 48, 48), pixel_mm=4.0, frames=8, sub_slices=2
+    )
     brain = brain_montage(tmp_path / "brain.png", subjects=1, voxel_mm=4.0)  # shares the 4 mm template cache
     for path in (cardiac, brain):
         with Image.open(path) as image:

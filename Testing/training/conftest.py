@@ -37,8 +37,16 @@ def tiny_experiment(tmp_path) -> Path:
             {
                 "model": {"preset": "tiny", "max_frames": 4},
                 "training": {
-                    "steps": 6, "batch_size": 2, "lr": 1e-3, "warmup_steps": 2, "checkpoint_every": 3,
-                    "validate_every": 3, "val_fraction": 0.2, "val_generate": 1, "val_sampler_steps": 2, "log_every": 1,
+                    "steps": 6,
+                    "batch_size": 2,
+                    "lr": 1e-3,
+                    "warmup_steps": 2,
+                    "checkpoint_every": 3,
+                    "validate_every": 3,
+                    "val_fraction": 0.2,
+                    "val_generate": 1,
+                    "val_sampler_steps": 2,
+                    "log_every": 1,
                 },
             }
         )

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sadm.experiment import model_config_from, read_experiment
-from sadm.trainer import TrainConfig
+from sadm.config import TrainConfig
+from sadm.training.experiment import model_config_from, read_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs").rglob("*.json"))
@@ -36,14 +36,17 @@ def stage_commands(*arguments: str) -> list[str]:
 
     result = subprocess.run(
         ["bash", str(REPO / "scripts" / "train-bundled-model.sh"), *arguments],
-        env={**os.environ, "SADM": "echo sadm"}, capture_output=True, text=True, check=True,
+        env={**os.environ, "SADM": "echo sadm"},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [line for line in result.stdout.splitlines() if line.startswith("sadm train")]
 
 
 @pytest.mark.parametrize("name", ["cardiac-demo", "brain-demo"])
 def test_the_training_script_runs_each_stage_of_a_bundled_recipe_in_order(name):
-    stages = sorted(p.stem for p in (REPO / "configs").glob(f"{name}-stage*.json")) + [name]
+    stages = [*sorted(p.stem for p in (REPO / "configs").glob(f"{name}-stage*.json")), name]
     commands = stage_commands(name)
     assert [c.split()[2] for c in commands] == [f"configs/{s}.json" for s in stages]
     assert all(f"--out runs/{s} " in c for c, s in zip(commands, stages))
@@ -53,9 +56,41 @@ def test_the_training_script_runs_each_stage_of_a_bundled_recipe_in_order(name):
 
 
 def test_an_ablation_follows_the_same_stages_each_from_its_own_stage_before():
-    stages = sorted(p.stem for p in (REPO / "configs").glob("brain-demo-stage*.json")) + ["brain-demo"]
+    stages = [*sorted(p.stem for p in (REPO / "configs").glob("brain-demo-stage*.json")), "brain-demo"]
     commands = stage_commands("brain-demo", "attention-only", "--stop-at", "5")
     assert len(commands) == len(stages) and all("--variant attention-only" in c for c in commands)
     assert "--stop-at 5" in commands[0] and "--stop-at" not in " ".join(commands[1:])
     for command, before in zip(commands[1:], stages):
         assert f"--init runs/{before.replace('brain-demo', 'brain-demo-attention-only')}/model" in command
+
+
+def test_an_experiment_states_only_what_differs_from_its_base(tmp_path):
+    """`base` merges key by key, and the base's relative paths still point where they did."""
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "base.json").write_text(
+        '{"model": {"preset": "tiny", "diffusion": {"guidance": 0.2}}, "training": {"steps": 7, '
+        '"init_from": "../runs/stage1/model"}, "data": {"path": "../runs/data/x"}}'
+    )
+    (tmp_path / "recipes" / "experiments").mkdir()
+    child = tmp_path / "recipes" / "experiments" / "child.json"
+    child.write_text('{"base": "../base.json", "model": {"diffusion": {"conditioning_loss": 1.0}}}')
+    experiment = read_experiment(child)
+    assert experiment["model"] == {"preset": "tiny", "diffusion": {"guidance": 0.2, "conditioning_loss": 1.0}}
+    assert experiment["training"] == {"steps": 7, "init_from": "../../runs/stage1/model"}
+    assert (child.parent / experiment["data"]["path"]).resolve() == tmp_path / "runs" / "data" / "x"
+
+
+def test_a_base_that_leads_back_to_itself_is_refused(tmp_path):
+    from sadm.errors import ConfigError
+
+    (tmp_path / "a.json").write_text('{"base": "b.json"}')
+    (tmp_path / "b.json").write_text('{"base": "a.json"}')
+    with pytest.raises(ConfigError, match="leads back to itself"):
+        read_experiment(tmp_path / "a.json")
+
+
+def test_every_experiment_names_a_base():
+    for path in (REPO / "configs" / "experiments").glob("*.json"):
+        import json
+
+        assert "base" in json.loads(path.read_text()), f"{path.name}: name the recipe it varies with 'base'"

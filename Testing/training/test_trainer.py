@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from sadm.checkpoint import load_model
+from sadm.config import TrainConfig
 from sadm.errors import ConfigError
-from sadm.experiment import build_trainer
-from sadm.trainer import TrainConfig, learning_rate
+from sadm.storage.checkpoint import load_model
+from sadm.training.experiment import build_trainer
+from sadm.training.trainer import learning_rate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,9 @@ def test_keep_every_keeps_milestone_checkpoints_beside_the_last_k(blob_dataset, 
 
 def test_run_writes_checkpoints_keeps_the_last_k_and_exports_the_ema_model(blob_dataset, tiny_experiment, tmp_path):
     out = tmp_path / "run"
-    trainer = build_trainer(tiny_experiment, blob_dataset, out, show_progress=False, training_overrides={"keep_last": 1})
+    trainer = build_trainer(
+        tiny_experiment, blob_dataset, out, show_progress=False, training_overrides={"keep_last": 1}
+    )
     trainer.run()
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000006"]
     model = load_model(out / "model")
@@ -73,23 +76,23 @@ def test_a_disk_full_during_checkpointing_leaves_the_previous_checkpoint_to_resu
 ):
     import errno
 
-    import sadm.trainer
+    import sadm.training.trainer
 
     out = tmp_path / "run"
     trainer = build_trainer(tiny_experiment, blob_dataset, out, show_progress=False)
-    real_save = sadm.trainer.save_tensors
+    real_save = sadm.training.trainer.save_tensors
 
     def full_disk_at_step_6(path, tensors):
         if trainer.step == 6:
-            real_save(path, {k: v for k, v in list(tensors.items())[:1]})  # a partial file, then the disk is full
+            real_save(path, dict(list(tensors.items())[:1]))  # a partial file, then the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(path, tensors)
 
-    monkeypatch.setattr(sadm.trainer, "save_tensors", full_disk_at_step_6)
+    monkeypatch.setattr(sadm.training.trainer, "save_tensors", full_disk_at_step_6)
     with pytest.raises(OSError, match="No space left"):
         trainer.run()
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000003"]  # no half-written step 6
-    monkeypatch.setattr(sadm.trainer, "save_tensors", real_save)
+    monkeypatch.setattr(sadm.training.trainer, "save_tensors", real_save)
     resumed = build_trainer(tiny_experiment, blob_dataset, out, resume=True, show_progress=False)
     assert resumed.step == 3
     resumed.run()
@@ -113,21 +116,48 @@ def test_learning_rate_warms_up_then_decays_by_cosine():
 def test_gradient_accumulation_matches_a_bigger_batch_in_the_first_step(blob_dataset, tiny_experiment, tmp_path):
     """Two micro-batches of 1 and one batch of 2 see the same sequences; the first losses agree up to
     the random partitions drawn per sequence, so compare the data order rather than the loss."""
-    big = build_trainer(tiny_experiment, blob_dataset, tmp_path / "a", show_progress=False,
-                        training_overrides={"batch_size": 2, "grad_accumulation": 1})
-    small = build_trainer(tiny_experiment, blob_dataset, tmp_path / "b", show_progress=False,
-                          training_overrides={"batch_size": 1, "grad_accumulation": 2})
+    big = build_trainer(
+        tiny_experiment,
+        blob_dataset,
+        tmp_path / "a",
+        show_progress=False,
+        training_overrides={"batch_size": 2, "grad_accumulation": 1},
+    )
+    small = build_trainer(
+        tiny_experiment,
+        blob_dataset,
+        tmp_path / "b",
+        show_progress=False,
+        training_overrides={"batch_size": 1, "grad_accumulation": 2},
+    )
     assert big.schedule.indices(0, 0) == small.schedule.indices(0, 0) + small.schedule.indices(0, 1)
 
 
 @pytest.mark.slow
-def test_cli_train_under_torchrun_with_two_gloo_processes_keeps_identical_weights(blob_dataset, tiny_experiment, tmp_path):
+def test_cli_train_under_torchrun_with_two_gloo_processes_keeps_identical_weights(
+    blob_dataset, tiny_experiment, tmp_path
+):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "sadm.cli", "train", str(tiny_experiment), "--data", str(blob_dataset), "--out", str(out),
-        "--steps", "3", "--device", "cpu", "--no-progress",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "sadm.cli",
+        "train",
+        str(tiny_experiment),
+        "--data",
+        str(blob_dataset),
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+        "--device",
+        "cpu",
+        "--no-progress",
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -5,18 +5,17 @@ model folder (`sadm train --init`)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-from sadm.checkpoint import load_model
+from sadm.config import TrainConfig
 from sadm.errors import CheckpointError, ConfigError
-from sadm.experiment import build_trainer
 from sadm.generation.request import FUTURE, MISSING, OBSERVED
-from sadm.roles import sample_partition
-from sadm.train import make_batch
-from sadm.trainer import TrainConfig
+from sadm.storage.checkpoint import load_model
+from sadm.training.batches import make_batch
+from sadm.training.experiment import build_trainer
+from sadm.training.partitions import sample_partition
 
 
 def context_lengths(truncate_probability: float, draws: int = 200) -> set[int]:
@@ -74,7 +73,10 @@ def test_a_per_sequence_missing_rate_makes_fully_observed_long_contexts_common()
 
 @pytest.mark.parametrize(
     "values, message",
-    [({"truncate_probability": 1.5}, "truncate_probability must lie in"), ({"missing_rate": -0.1}, "missing_rate must lie in")],
+    [
+        ({"truncate_probability": 1.5}, "truncate_probability must lie in"),
+        ({"missing_rate": -0.1}, "missing_rate must lie in"),
+    ],
 )
 def test_bad_sampling_settings_are_refused(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -83,14 +85,18 @@ def test_bad_sampling_settings_are_refused(values, message):
 
 def test_a_run_trains_with_truncation_and_a_drawn_missing_rate(blob_dataset, tiny_experiment, tmp_path):
     overrides = {"truncate_probability": 0.5, "missing_rate": None, "steps": 3}
-    trainer = build_trainer(tiny_experiment, blob_dataset, tmp_path / "run", show_progress=False, training_overrides=overrides)
+    trainer = build_trainer(
+        tiny_experiment, blob_dataset, tmp_path / "run", show_progress=False, training_overrides=overrides
+    )
     summary = trainer.run()
     assert summary["loss"] == summary["loss"]  # finite, not NaN
     assert load_model(tmp_path / "run" / "model").config.provenance["steps"] == 3
 
 
 def test_init_from_starts_a_run_from_a_model_folder_and_records_it(blob_dataset, tiny_experiment, tmp_path):
-    first = build_trainer(tiny_experiment, blob_dataset, tmp_path / "first", show_progress=False, training_overrides={"steps": 2})
+    first = build_trainer(
+        tiny_experiment, blob_dataset, tmp_path / "first", show_progress=False, training_overrides={"steps": 2}
+    )
     first.run()
     start = load_model(tmp_path / "first" / "model")
     # the config file names the folder relative to itself, as it does its data
@@ -103,21 +109,35 @@ def test_init_from_starts_a_run_from_a_model_folder_and_records_it(blob_dataset,
     assert all(torch.equal(second.ema.state_dict()[k], v) for k, v in start.state_dict().items())
     assert second.provenance["init_from"] == str((tmp_path / "first" / "model").resolve())
     second.run()
-    assert load_model(tmp_path / "second" / "model").config.provenance["init_from"] == str((tmp_path / "first" / "model").resolve())
+    assert load_model(tmp_path / "second" / "model").config.provenance["init_from"] == str(
+        (tmp_path / "first" / "model").resolve()
+    )
 
 
 def test_init_from_another_architecture_is_refused_naming_the_difference(blob_dataset, tiny_experiment, tmp_path):
-    build_trainer(tiny_experiment, blob_dataset, tmp_path / "first", show_progress=False, training_overrides={"steps": 1}).run()
+    build_trainer(
+        tiny_experiment, blob_dataset, tmp_path / "first", show_progress=False, training_overrides={"steps": 1}
+    ).run()
     config = json.loads(tiny_experiment.read_text(encoding="utf-8"))
     config["model"]["max_frames"] = 5
     other = tiny_experiment.with_name("other.json")
     other.write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"another architecture.*max_frames"):
-        build_trainer(other, blob_dataset, tmp_path / "second", show_progress=False,
-                      training_overrides={"init_from": str(tmp_path / "first" / "model")})
+        build_trainer(
+            other,
+            blob_dataset,
+            tmp_path / "second",
+            show_progress=False,
+            training_overrides={"init_from": str(tmp_path / "first" / "model")},
+        )
 
 
 def test_init_from_a_folder_that_is_not_a_model_is_refused(blob_dataset, tiny_experiment, tmp_path):
     with pytest.raises(CheckpointError, match="no model folder or bundled model named"):
-        build_trainer(tiny_experiment, blob_dataset, tmp_path / "run", show_progress=False,
-                      training_overrides={"init_from": str(tmp_path / "nowhere")})
+        build_trainer(
+            tiny_experiment,
+            blob_dataset,
+            tmp_path / "run",
+            show_progress=False,
+            training_overrides={"init_from": str(tmp_path / "nowhere")},
+        )

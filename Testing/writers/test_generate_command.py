@@ -12,15 +12,15 @@ import pytest
 import SimpleITK as sitk
 import slicer
 
-from sadm import generate_command
-from sadm.checkpoint import save_model
+from sadm.cli import generate as generate_command
 from sadm.cli import main
 from sadm.config import preset
 from sadm.data.images import read_volume
 from sadm.data.readers import read_sequence
 from sadm.data.sequence import Geometry
 from sadm.data.writers import write_sequence
-from sadm.model import SADM
+from sadm.networks.sadm import SADM
+from sadm.storage.checkpoint import save_model
 
 SHAPE = (6, 10, 12)  # (k, j, i): not the tiny model's grid, so the engine resamples both ways
 

@@ -201,8 +201,20 @@ def test_the_file_has_the_fields_slicer_itself_writes(tmp_path):
     theirs, mine = header_fields(tmp_path / "slicer.seq.nrrd"), header_fields(ours)
 
     assert set(mine) == set(theirs)
-    for key in ("type", "dimension", "space", "sizes", "kinds", "labels", "units", "endian", "encoding",
-                "DataNodeClassName", "axis 3 index type", "axis 3 index values"):
+    for key in (
+        "type",
+        "dimension",
+        "space",
+        "sizes",
+        "kinds",
+        "labels",
+        "units",
+        "endian",
+        "encoding",
+        "DataNodeClassName",
+        "axis 3 index type",
+        "axis 3 index values",
+    ):
         assert mine[key] == theirs[key], key
     for key in ("space directions", "space origin"):
         numbers = [[float(v) for v in part.strip("()").split(",")] for part in mine[key].split() if part != "none"]

@@ -117,7 +117,12 @@ def read_acdc_patient(folder: Path) -> LongitudinalSequence:
     # The paper positions cardiac frames by their order (ED→ES, resampled to 12 phases), not by ms.
     sequence.times = None
     sequence.metadata.update(
-        reader="acdc", ed=info.ed, es=info.es, group=info.group, height_cm=info.height_cm,
-        weight_kg=info.weight_kg, cine_frame_count=frame_count,
+        reader="acdc",
+        ed=info.ed,
+        es=info.es,
+        group=info.group,
+        height_cm=info.height_cm,
+        weight_kg=info.weight_kg,
+        cine_frame_count=frame_count,
     )
     return check_sequence(sequence, str(folder))

@@ -11,16 +11,17 @@ import hashlib
 import json
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
-from sadm.atomic import atomic_path
 from sadm.data.preprocess import PreprocessParams, preprocess_sequence
 from sadm.data.readers import SequenceSource
 from sadm.errors import DataError
+from sadm.storage.atomic import atomic_path
 
 INDEX_FILE = "index.json"
 CACHE_FORMAT = "sadm-sequence-cache"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ class SequenceDataset(Dataset):
         self.entries = list(entries)
 
     @classmethod
-    def from_cache(cls, cache_dir: str | Path, subjects: Iterable[str] | None = None) -> "SequenceDataset":
+    def from_cache(cls, cache_dir: str | Path, subjects: Iterable[str] | None = None) -> SequenceDataset:
         """The cache's sequences, optionally only those of `subjects` (e.g. one side of `split_subjects`)."""
         entries = read_cache(cache_dir)
         return cls(entries).restricted_to(subjects) if subjects is not None else cls(entries)
@@ -32,7 +33,7 @@ class SequenceDataset(Dataset):
     def subjects(self) -> list[str]:
         return [entry.subject for entry in self.entries]
 
-    def restricted_to(self, subjects: Iterable[str]) -> "SequenceDataset":
+    def restricted_to(self, subjects: Iterable[str]) -> SequenceDataset:
         """The sequences of `subjects` only, in the dataset's order; unknown subjects are an error."""
         wanted = set(subjects)
         unknown = wanted - set(self.subjects)

@@ -14,10 +14,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from sadm.data.checks import check_sequence
+from sadm.data.normalize import IntensityRange
 from sadm.data.resample import resample_to_shape
 from sadm.data.sequence import LongitudinalSequence
 from sadm.errors import ConfigError, DataError
-from sadm.normalize import IntensityRange
 
 # Bump when the preprocessing changes in a way that makes cached arrays differ.
 PREPROCESS_VERSION = 1

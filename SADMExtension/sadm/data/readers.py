@@ -7,9 +7,9 @@ tell whether an entry is stale.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from sadm.data.acdc import INFO_FILE, acdc_cine_file, is_acdc_patient, list_acdc_patients, read_acdc_patient
 from sadm.data.frame_list import read_frame_files
@@ -115,10 +115,7 @@ def discover_sequences(path: str | Path) -> list[SequenceSource]:
 
 def _sources_of_file(path: Path) -> list[SequenceSource]:
     if path.suffix.lower() == ".csv":
-        return [
-            SequenceSource(entry.subject, FRAMES, entry.paths, entry.times)
-            for entry in read_manifest(path)
-        ]
+        return [SequenceSource(entry.subject, FRAMES, entry.paths, entry.times) for entry in read_manifest(path)]
     if has_image_suffix(path):
         return [SequenceSource(subject_of_file(path), FOUR_D, (path,))]
     raise DataError(f"{path} is neither a CSV manifest nor an image file; {_EXPECTED_DATA}")

@@ -7,7 +7,7 @@ ITK's convention: the edges of the first and last voxels coincide).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -26,8 +26,10 @@ def resample_to_shape(volume: np.ndarray, shape: Sequence[int], antialias: bool 
     factors = [old / new for old, new in zip(volume.shape, shape)]  # (k, j, i)
     if antialias and any(f > 1 for f in factors):
         sigmas = [max(0.0, (f - 1) / 2) for f in reversed(factors)]  # ITK order (i, j, k)
-        image = sitk.DiscreteGaussian(image, variance=[s * s for s in sigmas], maximumKernelWidth=64, useImageSpacing=True)
-    spacing = [f for f in reversed(factors)]
+        image = sitk.DiscreteGaussian(
+            image, variance=[s * s for s in sigmas], maximumKernelWidth=64, useImageSpacing=True
+        )
+    spacing = list(reversed(factors))
     origin = [(s - 1.0) / 2.0 for s in spacing]  # -0.5 + s/2: first output voxel's centre
     resampler = sitk.ResampleImageFilter()
     resampler.SetSize([int(n) for n in reversed(shape)])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -18,7 +18,7 @@ class Geometry:
     direction: tuple[float, ...]  # 3×3 row-major direction cosines (columns = i, j, k axes)
 
     @classmethod
-    def of_image(cls, image: sitk.Image) -> "Geometry":
+    def of_image(cls, image: sitk.Image) -> Geometry:
         return cls(tuple(image.GetSpacing()), tuple(image.GetOrigin()), tuple(image.GetDirection()))
 
     def apply_to(self, image: sitk.Image) -> sitk.Image:
@@ -27,7 +27,7 @@ class Geometry:
         image.SetDirection(self.direction)
         return image
 
-    def is_close(self, other: "Geometry", tolerance: float = 1e-4) -> bool:
+    def is_close(self, other: Geometry, tolerance: float = 1e-4) -> bool:
         return bool(
             np.allclose(self.spacing, other.spacing, rtol=tolerance, atol=tolerance)
             and np.allclose(self.origin, other.origin, rtol=tolerance, atol=tolerance * 100)
@@ -66,7 +66,7 @@ class LongitudinalSequence:
         """Frame `index` as a SimpleITK image with its geometry."""
         return self.geometries[index].apply_to(sitk.GetImageFromArray(self.frames[index]))
 
-    def subset(self, indices: Sequence[int]) -> "LongitudinalSequence":
+    def subset(self, indices: Sequence[int]) -> LongitudinalSequence:
         return LongitudinalSequence(
             frames=[self.frames[i] for i in indices],
             geometries=[self.geometries[i] for i in indices],

@@ -55,7 +55,7 @@ def read_4d_image(path: Path, subject: str | None = None) -> LongitudinalSequenc
 def subject_of_file(path: Path) -> str:
     """'patient001_4d.nii.gz' -> 'patient001_4d'; 'cine.seq.nrrd' -> 'cine'."""
     name = path.name
-    for suffix in _SEQUENCE_SUFFIXES + (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+    for suffix in (*_SEQUENCE_SUFFIXES, ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem

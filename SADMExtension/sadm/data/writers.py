@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
-from sadm.atomic import atomic_path
 from sadm.data.images import sitk_reason
 from sadm.data.sequence import Geometry
 from sadm.errors import DataError
+from sadm.storage.atomic import atomic_path
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")  # single-file formats: one rename makes them whole
 SEQUENCE_SUFFIX = ".seq.nrrd"
@@ -81,12 +81,11 @@ def write_sequence(
     geometry = _shared_geometry(geometries, len(volumes), path)
     index_values, index_name = _sequence_index(times, len(volumes), index_name, path)
     header = _sequence_header(volumes, geometry, index_values, index_name, time_unit)
-    with _atomic_path(path, SEQUENCE_SUFFIX) as staging:
-        with open(staging, "xb") as handle:
-            handle.write(header.encode("utf-8"))
-            with gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as stream:
-                for volume in volumes:  # NRRD order: i fastest, then j, k, frame = C order of (t, k, j, i)
-                    stream.write(np.ascontiguousarray(volume, dtype=volume.dtype.newbyteorder("<")).tobytes())
+    with _atomic_path(path, SEQUENCE_SUFFIX) as staging, open(staging, "xb") as handle:
+        handle.write(header.encode("utf-8"))
+        with gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as stream:
+            for volume in volumes:  # NRRD order: i fastest, then j, k, frame = C order of (t, k, j, i)
+                stream.write(np.ascontiguousarray(volume, dtype=volume.dtype.newbyteorder("<")).tobytes())
     return path
 
 
@@ -208,7 +207,7 @@ def _quoted(text: str) -> str:
 
 @contextlib.contextmanager
 def _atomic_path(path: Path, suffix: str) -> Iterator[Path]:
-    """`sadm.atomic.atomic_path`, refusing a missing folder with a message that says what to do."""
+    """`sadm.storage.atomic.atomic_path`, refusing a missing folder with a message that says what to do."""
     if not path.parent.is_dir():
         raise DataError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
     with atomic_path(path, suffix) as staging:

@@ -5,5 +5,12 @@ from sadm.evaluation.runner import EvaluationResult, ModelMethod, evaluate
 from sadm.evaluation.settings import SETTINGS, setting_runs
 
 __all__ = [
-    "BASELINES", "EvaluationResult", "ModelMethod", "SETTINGS", "copy_last", "evaluate", "linear", "setting_runs",
+    "BASELINES",
+    "SETTINGS",
+    "EvaluationResult",
+    "ModelMethod",
+    "copy_last",
+    "evaluate",
+    "linear",
+    "setting_runs",
 ]

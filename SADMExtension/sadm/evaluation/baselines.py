@@ -9,7 +9,8 @@ Both see only the observed frames of a run (never the truth of the frames they f
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import numpy as np
 

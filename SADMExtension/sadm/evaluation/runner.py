@@ -3,16 +3,17 @@ every predicted frame against the truth."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Protocol
 
 import numpy as np
 
 from sadm.defaults import DEFAULT_SAMPLER
 from sadm.evaluation.baselines import Baseline
+from sadm.evaluation.metrics import score
 from sadm.evaluation.settings import setting_runs
 from sadm.generation.request import build_request
-from sadm.metrics import score
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class HeldOutSequence:
 class Method(Protocol):
     name: str
 
-    def predict(self, frames: np.ndarray, roles: Sequence[str], times: Sequence[float], seed: int) -> dict[int, np.ndarray]:
+    def predict(
+        self, frames: np.ndarray, roles: Sequence[str], times: Sequence[float], seed: int
+    ) -> dict[int, np.ndarray]:
         """{index: predicted frame} for every non-observed index of `roles`."""
 
 
@@ -58,8 +61,14 @@ class ModelMethod:
     def predict(self, frames, roles, times, seed):
         inputs = [frame if role == "observed" else None for frame, role in zip(frames, roles)]
         request = build_request(
-            roles, len(roles), input_times=list(times[: len(roles)]),  # a full-setting run ends at its target
-            sampler=self.sampler, steps=self.steps, guidance=self.guidance, seed=seed, samples=self.samples,
+            roles,
+            len(roles),
+            input_times=list(times[: len(roles)]),  # a full-setting run ends at its target
+            sampler=self.sampler,
+            steps=self.steps,
+            guidance=self.guidance,
+            seed=seed,
+            samples=self.samples,
         )
         return self.engine.generate(inputs, request).mean
 
@@ -86,11 +95,16 @@ def evaluate(
             runs = setting_runs(setting, len(sequence.frames), seed * 100003 + number, missing_rate)
             for method in methods:
                 for run, roles in enumerate(runs):
-                    predicted = method.predict(sequence.frames, roles, sequence.times, seed * 100003 + number * 101 + run)
+                    predicted = method.predict(
+                        sequence.frames, roles, sequence.times, seed * 100003 + number * 101 + run
+                    )
                     for index, frame in sorted(predicted.items()):
                         result.rows.append(
                             {
-                                "method": method.name, "setting": setting, "subject": sequence.subject, "frame": index,
+                                "method": method.name,
+                                "setting": setting,
+                                "subject": sequence.subject,
+                                "frame": index,
                                 **score(sequence.frames[index], frame),
                             }
                         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,8 +27,14 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
         for metric in METRICS:
             means = np.array([np.mean(values[metric]) for values in subjects.values()])
             summary.append(
-                {"method": method, "setting": setting, "metric": metric,
-                 "mean": float(means.mean()), "std": float(means.std()), "subjects": len(means)}
+                {
+                    "method": method,
+                    "setting": setting,
+                    "metric": metric,
+                    "mean": float(means.mean()),
+                    "std": float(means.std()),
+                    "subjects": len(means),
+                }
             )
     return summary
 
@@ -42,7 +48,9 @@ def to_csv(rows: Sequence[dict], columns: Sequence[str]) -> str:
     return handle.getvalue()
 
 
-def markdown_table(summary: Sequence[dict], methods: Sequence[str], settings: Sequence[str], with_std: bool = False) -> str:
+def markdown_table(
+    summary: Sequence[dict], methods: Sequence[str], settings: Sequence[str], with_std: bool = False
+) -> str:
     """Rows: methods; columns: metrics with one value per setting ('single / missing / full').
     The best method per setting and metric is bold."""
     lookup = {(s["method"], s["setting"], s["metric"]): s for s in summary}

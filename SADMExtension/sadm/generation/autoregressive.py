@@ -3,16 +3,17 @@ c = Aθ(X̃), and feed it forward to the frames after it."""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import torch
 
 from sadm.devices import autocast
-from sadm.diffusion import guided_eps_fn, sampling_grid
+from sadm.diffusion.gaussian import guided_eps_fn, sampling_grid
+from sadm.diffusion.samplers import GRIDS, SAMPLERS
+from sadm.generation.context import context_indices
 from sadm.generation.request import OBSERVED, SamplingOptions
-from sadm.model import SADM
-from sadm.roles import context_indices
-from sadm.samplers import GRIDS, SAMPLERS
+from sadm.networks.sadm import SADM
 
 
 @torch.no_grad()

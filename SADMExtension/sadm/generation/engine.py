@@ -5,24 +5,24 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import Callable, Iterator, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 
-from sadm.checkpoint import load_model
 from sadm.config import ModelConfig
+from sadm.data.normalize import IntensityRange
 from sadm.data.resample import resample_to_shape
 from sadm.devices import describe_device, resolve_device
 from sadm.errors import GenerationCancelled
-from sadm.frames import validate_frames
 from sadm.generation.autoregressive import autoregressive_generate
-from sadm.generation.request import OBSERVED, GenerationRequest, SamplingOptions
-from sadm.model import SADM
-from sadm.normalize import IntensityRange
-from sadm.registry import resolve_model
+from sadm.generation.frames import validate_frames
+from sadm.generation.request import GenerationRequest, SamplingOptions
+from sadm.networks.sadm import SADM
+from sadm.storage.checkpoint import load_model
+from sadm.storage.registry import resolve_model
 
 Progress = Callable[[int, int, int], None]
 """progress(done_steps, total_steps, frame_index), called after every denoising step: the one progress
@@ -52,16 +52,21 @@ class Generation(Mapping):
     @cached_property
     def mean(self) -> dict[int, np.ndarray]:
         """{index: (k, j, i) float32}: the voxel-wise mean of the draws (the one draw for samples = 1)."""
-        if self.request.sampling.samples == 1:
-            return {index: volumes[0] for index, volumes in self.draws.items()}
-        return {index: volumes.mean(axis=0, dtype=np.float64).astype(np.float32) for index, volumes in self.draws.items()}
+        return _mean_of_draws(self.draws)
+
+    @cached_property
+    def mean_on_model_grid(self) -> dict[int, np.ndarray]:
+        """{index: config.grid float32}: the mean of the draws as the model made them."""
+        return _mean_of_draws(self.on_model_grid)
 
     @cached_property
     def std(self) -> dict[int, np.ndarray] | None:
         """{index: (k, j, i) float32}: the voxel-wise std of the draws; None for one sample."""
         if self.request.sampling.samples == 1:
             return None
-        return {index: volumes.std(axis=0, dtype=np.float64).astype(np.float32) for index, volumes in self.draws.items()}
+        return {
+            index: volumes.std(axis=0, dtype=np.float64).astype(np.float32) for index, volumes in self.draws.items()
+        }
 
     def __getitem__(self, index: int) -> np.ndarray:
         return self.mean[index]
@@ -71,6 +76,14 @@ class Generation(Mapping):
 
     def __len__(self) -> int:
         return len(self.on_model_grid)
+
+
+def _mean_of_draws(draws: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """{index: (samples, ...)} -> {index: voxel-wise mean, float32}; one draw is returned as it is."""
+    return {
+        index: volumes[0] if len(volumes) == 1 else volumes.mean(axis=0, dtype=np.float64).astype(np.float32)
+        for index, volumes in draws.items()
+    }
 
 
 class Engine:
@@ -85,8 +98,8 @@ class Engine:
         self, model: SADM, device: torch.device, source: str = "", channels_last: bool = True, compile: bool = False
     ) -> None:
         """`channels_last`: the UNet in NDHWC layout (faster on CPU, same results). `compile`:
-        torch.compile the UNet — off by default: on a 2-core CPU it took 42 s to compile and no step
-        got faster (Testing/benchmarks/generation_step.py); try it on a GPU with `sadm bench --compile`."""
+        torch.compile the UNet — off by default, because on a CPU compiling costs more than it saves
+        (README, "Design decisions beyond the paper"); try it on a GPU with `sadm bench --compile`."""
         self.model = model.to(device).eval().use_channels_last(channels_last)
         if compile and self.model.unet is not None:
             self.model.unet.compile()
@@ -100,7 +113,7 @@ class Engine:
         device: str | torch.device = "auto",
         channels_last: bool = True,
         compile: bool = False,
-    ) -> "Engine":
+    ) -> Engine:
         folder = resolve_model(path_or_name)
         resolved = resolve_device(device)
         return cls(load_model(folder, resolved), resolved, str(folder), channels_last, compile)
@@ -132,7 +145,9 @@ class Engine:
             raise TypeError(f"options {sorted(options)} were given beside a GenerationRequest; put them in it")
         config = self.config
         native_shape = validate_frames(frames, request.roles)
-        positions = request.positions_for(config.max_frames, config.attention.time_embedding, self.source or "this model")
+        positions = request.positions_for(
+            config.max_frames, config.attention.time_embedding, self.source or "this model"
+        )
         sampling = request.sampling
         roles = list(request.roles)
 

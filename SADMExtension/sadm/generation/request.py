@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from sadm.errors import InvalidRequestError, InvalidRolesError
@@ -265,7 +265,7 @@ class GenerationRequest:
     def observed(self) -> list[int]:
         return [index for index, role in enumerate(self.roles) if role == OBSERVED]
 
-    def with_sampling(self, **changes) -> "GenerationRequest":
+    def with_sampling(self, **changes) -> GenerationRequest:
         """The same request with some sampling options changed (validated again)."""
         return replace(self, sampling=replace(self.sampling, **changes))
 

@@ -111,12 +111,29 @@ def make_sample_data_module() -> types.ModuleType:
             module.categories[category] = title or category
 
         @staticmethod
-        def registerCustomSampleDataSource(category="Custom", sampleName=None, uris=None, fileNames=None, nodeNames=None,
-                                           customDownloader=None, thumbnailFileName=None, loadFileTypes=None,
-                                           loadFiles=None, loadFileProperties={}, checksums=None, loadFileType=None) -> None:
+        def registerCustomSampleDataSource(
+            category="Custom",
+            sampleName=None,
+            uris=None,
+            fileNames=None,
+            nodeNames=None,
+            customDownloader=None,
+            thumbnailFileName=None,
+            loadFileTypes=None,
+            loadFiles=None,
+            loadFileProperties={},  # noqa: B006  (Slicer's own signature)
+            checksums=None,
+            loadFileType=None,
+        ) -> None:
             module.sources[sampleName] = types.SimpleNamespace(
-                category=category, sampleName=sampleName, uris=uris, fileNames=fileNames, nodeNames=nodeNames,
-                thumbnailFileName=thumbnailFileName, loadFileTypes=loadFileTypes or loadFileType, checksums=checksums,
+                category=category,
+                sampleName=sampleName,
+                uris=uris,
+                fileNames=fileNames,
+                nodeNames=nodeNames,
+                thumbnailFileName=thumbnailFileName,
+                loadFileTypes=loadFileTypes or loadFileType,
+                checksums=checksums,
             )
 
         def downloadSample(self, sampleName):

@@ -113,8 +113,10 @@ class qMRMLNodeComboBox(QtWidgets.QComboBox):
         self._none_display = text
         self._refresh()
 
-    def _flag_property(name):  # noqa: N805 - helper run in the class body
-        return Property(bool, lambda self: self._flags[name], lambda self, value: self._flags.__setitem__(name, bool(value)))
+    def _flag_property(name):
+        return Property(
+            bool, lambda self: self._flags[name], lambda self, value: self._flags.__setitem__(name, bool(value))
+        )
 
     nodeTypes = Property(list, _getNodeTypes, setNodeTypes)
     noneEnabled = Property(bool, _getNoneEnabled, setNoneEnabled)
@@ -210,7 +212,11 @@ class qMRMLCheckableNodeComboBox(QtWidgets.QComboBox):
         self._list.set_scene(scene)
 
     def checkedNodes(self) -> list:
-        return [self._node(row) for row in range(self._items.rowCount()) if self._items.item(row).checkState() == QtCore.Qt.Checked]
+        return [
+            self._node(row)
+            for row in range(self._items.rowCount())
+            if self._items.item(row).checkState() == QtCore.Qt.Checked
+        ]
 
     def checkState(self, node):
         item = self._item_for(node)
@@ -235,7 +241,9 @@ class qMRMLCheckableNodeComboBox(QtWidgets.QComboBox):
         item.setCheckState(QtCore.Qt.Unchecked if item.checkState() == QtCore.Qt.Checked else QtCore.Qt.Checked)
 
     def _refresh(self) -> None:
-        checked = {node.GetID() for node in self.checkedNodes() if node is not None} if self._items.rowCount() else set()
+        checked = (
+            {node.GetID() for node in self.checkedNodes() if node is not None} if self._items.rowCount() else set()
+        )
         self._items.blockSignals(True)
         self._items.clear()
         for node in self._list.nodes():

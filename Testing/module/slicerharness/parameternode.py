@@ -164,7 +164,9 @@ def parameterNodeWrapper(cls):
                     serializer.write(parameterNode, name, default)
 
     def connectGui(self, gui) -> int:
-        widgets = gui.__dict__.values() if not isinstance(gui, QtWidgets.QWidget) else gui.findChildren(QtWidgets.QWidget)
+        widgets = (
+            gui.__dict__.values() if not isinstance(gui, QtWidgets.QWidget) else gui.findChildren(QtWidgets.QWidget)
+        )
         connectors = {}
         for widget in widgets:
             name = widget.property(PARAMETER_PROPERTY) if hasattr(widget, "property") else None
@@ -191,7 +193,9 @@ def parameterNodeWrapper(cls):
     cls.allParameters = fields
     cls.connectGui = connectGui
     cls.disconnectGui = disconnectGui
-    cls.AddObserver = lambda self, event, callback, priority=0.0: self.parameterNode.AddObserver(event, callback, priority)
+    cls.AddObserver = lambda self, event, callback, priority=0.0: self.parameterNode.AddObserver(
+        event, callback, priority
+    )
     cls.RemoveObserver = lambda self, tag: self.parameterNode.RemoveObserver(tag)
     cls.StartModify = lambda self: self.parameterNode.StartModify()
     cls.EndModify = lambda self, wasModified: self.parameterNode.EndModify(wasModified)

@@ -72,7 +72,9 @@ class ctkCollapsibleButton(QtWidgets.QWidget):
         arrow = QtWidgets.QStyleOption()
         arrow.initFrom(self)
         arrow.rect = QtCore.QRect(8, (self.HEADER_HEIGHT - 10) // 2, 10, 10)
-        primitive = QtWidgets.QStyle.PE_IndicatorArrowRight if self._collapsed else QtWidgets.QStyle.PE_IndicatorArrowDown
+        primitive = (
+            QtWidgets.QStyle.PE_IndicatorArrowRight if self._collapsed else QtWidgets.QStyle.PE_IndicatorArrowDown
+        )
         style.drawPrimitive(primitive, arrow, painter, self)
         painter.drawText(
             QtCore.QRect(24, 0, self.width() - 30, self.HEADER_HEIGHT),

@@ -95,7 +95,12 @@ class ScriptedLoadableModuleTest(unittest.TestCase):
 
 def make_module() -> types.ModuleType:
     module = types.ModuleType("slicer.ScriptedLoadableModule")
-    module.__all__ = ["ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic", "ScriptedLoadableModuleTest"]
+    module.__all__ = [
+        "ScriptedLoadableModule",
+        "ScriptedLoadableModuleWidget",
+        "ScriptedLoadableModuleLogic",
+        "ScriptedLoadableModuleTest",
+    ]
     for name in module.__all__:
         setattr(module, name, globals()[name])
     return module

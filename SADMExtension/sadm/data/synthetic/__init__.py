@@ -7,6 +7,7 @@ written to disk in the real formats, deterministic by seed, one subject at a tim
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -14,9 +15,16 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from .brain import AGE_GROUPS, BrainOptions, BrainPhantom, brain_subject, load_template, sample_brain_subject
-from .cardiac import CardiacOptions, CardiacPhantom, cardiac_subject, contraction_curve
-from .fields import subject_rngs
+from sadm.data.synthetic.brain import (
+    AGE_GROUPS,
+    BrainOptions,
+    BrainPhantom,
+    brain_subject,
+    load_template,
+    sample_brain_subject,
+)
+from sadm.data.synthetic.cardiac import CardiacOptions, CardiacPhantom, cardiac_subject, contraction_curve
+from sadm.data.synthetic.fields import subject_rngs
 
 KINDS = ("cardiac", "brain")
 MARKER = "synthetic.json"  # what made this folder: kind, seed, options (resuming must match)
@@ -25,11 +33,11 @@ GENERATOR_VERSION = 1  # bump when a change alters the subjects of a given seed,
 
 __all__ = [
     "AGE_GROUPS",
+    "KINDS",
     "BrainOptions",
     "BrainPhantom",
     "CardiacOptions",
     "CardiacPhantom",
-    "KINDS",
     "brain_subject",
     "cardiac_subject",
     "contraction_curve",
@@ -65,7 +73,9 @@ def _claim_folder(out: Path, kind: str, seed: int, options) -> None:
     if marker.exists():
         found = json.loads(marker.read_text(encoding="utf-8"))
         if found != wanted:
-            raise ValueError(f"{out} already holds synthetic data made with {found}; asked for {wanted}. Use an empty folder.")
+            raise ValueError(
+                f"{out} already holds synthetic data made with {found}; asked for {wanted}. Use an empty folder."
+            )
         return
     partial = out / f".{MARKER}.partial-{os.getpid()}"
     partial.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
@@ -86,10 +96,8 @@ def _write_subject(out: Path, name: str, write: Callable[[Path], None]) -> None:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     finally:
-        try:
+        with contextlib.suppress(OSError):
             staging.rmdir()  # only when no other writer is using it
-        except OSError:
-            pass
 
 
 def make_synthetic(
@@ -108,7 +116,7 @@ def make_synthetic(
     `progress(done, total)` is called after each subject. Returns what a reader opens: the
     folder for cardiac (ACDC layout), the manifest CSV for brain.
     """
-    from .writers import brain_manifest_rows, write_acdc_subject, write_brain_subject, write_manifest
+    from sadm.data.synthetic.writers import brain_manifest_rows, write_acdc_subject, write_brain_subject, write_manifest
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
@@ -127,10 +135,14 @@ def make_synthetic(
         if not (out / name).is_dir():
             if kind == "cardiac":
                 phantom = cardiac_subject(seed, index, settings)
-                _write_subject(out, name, lambda folder: write_acdc_subject(phantom, folder, name))
+                _write_subject(
+                    out, name, lambda folder, phantom=phantom, name=name: write_acdc_subject(phantom, folder, name)
+                )
             else:
                 phantom = brain_subject(seed, index, settings)
-                _write_subject(out, name, lambda folder: write_brain_subject(phantom, folder, name))
+                _write_subject(
+                    out, name, lambda folder, phantom=phantom, name=name: write_brain_subject(phantom, folder, name)
+                )
         if kind == "brain":  # ages come from the parameter stream alone: cheap for resumed subjects
             ages = sample_brain_subject(subject_rngs(seed, index, streams=3)[0], settings).ages
             rows.extend(brain_manifest_rows(name, ages))

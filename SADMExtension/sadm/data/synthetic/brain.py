@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .fields import random_rotation, rician, smooth_noise, subject_rngs
+from sadm.data.synthetic.fields import random_rotation, rician, smooth_noise, subject_rngs
 
 AGE_GROUPS: tuple[tuple[int, int], ...] = ((18, 30), (31, 45), (46, 60), (61, 74), (75, 97))
 FIELD_SPACING_MM = 4.0  # deformations are smooth: computed on this grid, whatever the voxel size
@@ -32,8 +32,14 @@ class BrainOptions:
         if not 1.0 <= float(self.voxel_mm) <= 8.0:
             raise ValueError(f"voxel_mm must lie in [1, 8] mm (the template is 1 mm); got {self.voxel_mm!r}")
         groups = tuple((int(low), int(high)) for low, high in self.age_groups)
-        if not groups or any(low > high for low, high in groups) or any(a[1] >= b[0] for a, b in zip(groups, groups[1:])):
-            raise ValueError(f"age_groups must be increasing, non-overlapping (low, high) ranges; got {self.age_groups!r}")
+        if (
+            not groups
+            or any(low > high for low, high in groups)
+            or any(a[1] >= b[0] for a, b in zip(groups, groups[1:]))
+        ):
+            raise ValueError(
+                f"age_groups must be increasing, non-overlapping (low, high) ranges; got {self.age_groups!r}"
+            )
         object.__setattr__(self, "voxel_mm", float(self.voxel_mm))
         object.__setattr__(self, "age_groups", groups)
 
@@ -76,7 +82,9 @@ def _template_maps() -> tuple[dict[str, np.ndarray], np.ndarray]:
     try:
         from nilearn import datasets
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("the brain phantom needs nilearn (pip install nilearn): its wheel carries the MNI152 template") from error
+        raise ImportError(
+            "the brain phantom needs nilearn (pip install nilearn): its wheel carries the MNI152 template"
+        ) from error
     loaders = {
         "t1": datasets.load_mni152_template,
         "gm": datasets.load_mni152_gm_template,
@@ -87,7 +95,9 @@ def _template_maps() -> tuple[dict[str, np.ndarray], np.ndarray]:
     affine = images["t1"].affine
     if not np.allclose(affine[:3, :3], np.eye(3)):
         raise ValueError(f"expected nilearn's 1 mm MNI152 template with a diagonal RAS affine; got\n{affine}")
-    return {name: np.asarray(image.get_fdata(), np.float32).transpose(2, 1, 0) for name, image in images.items()}, affine
+    return {
+        name: np.asarray(image.get_fdata(), np.float32).transpose(2, 1, 0) for name, image in images.items()
+    }, affine
 
 
 def _ventricle_mask(maps: dict[str, np.ndarray], affine: np.ndarray) -> np.ndarray:
@@ -119,9 +129,7 @@ def load_template(voxel_mm: float = 2.0) -> BrainTemplate:
     small = {name: _downsample(volume, voxel_mm, shape) for name, volume in maps.items()}
     for array in small.values():
         array.setflags(write=False)
-    return BrainTemplate(
-        spacing_mm=float(voxel_mm), origin_ras=tuple(float(v) for v in affine[:3, 3]), **small
-    )
+    return BrainTemplate(spacing_mm=float(voxel_mm), origin_ras=tuple(float(v) for v in affine[:3, 3]), **small)
 
 
 @dataclass(frozen=True)
@@ -199,7 +207,9 @@ class _FieldGrid:
         return displacement
 
 
-def _base_displacement(grid: _FieldGrid, subject: BrainSubject, template: BrainTemplate, rng: np.random.Generator) -> np.ndarray:
+def _base_displacement(
+    grid: _FieldGrid, subject: BrainSubject, template: BrainTemplate, rng: np.random.Generator
+) -> np.ndarray:
     """The subject's own anatomy: a head-shape affine about the brain centre plus smooth wiggles."""
     centre = np.array([(n - 1) * template.spacing_mm / 2 for n in template.shape], np.float32)[:, None, None, None]
     linear_xyz = np.asarray(subject.affine).reshape(3, 3)
@@ -221,10 +231,14 @@ def _ventricle_velocity(grid: _FieldGrid, ventricles: np.ndarray) -> np.ndarray:
 
 
 def _warp(volume: np.ndarray, positions_mm: np.ndarray, spacing_mm: float) -> np.ndarray:
-    return ndimage.map_coordinates(volume, positions_mm / spacing_mm, order=1, mode="constant", cval=0.0).astype(np.float32)
+    return ndimage.map_coordinates(volume, positions_mm / spacing_mm, order=1, mode="constant", cval=0.0).astype(
+        np.float32
+    )
 
 
-def render_brain(subject: BrainSubject, template: BrainTemplate, field_rng: np.random.Generator, noise_rng: np.random.Generator) -> BrainPhantom:
+def render_brain(
+    subject: BrainSubject, template: BrainTemplate, field_rng: np.random.Generator, noise_rng: np.random.Generator
+) -> BrainPhantom:
     """Render the subject at each of its ages."""
     grid = _FieldGrid(template)
     base = _base_displacement(grid, subject, template, field_rng)
@@ -234,7 +248,12 @@ def render_brain(subject: BrainSubject, template: BrainTemplate, field_rng: np.r
     # drawn on the field grid, so a subject is the same subject at any voxel size
     output_mm = np.indices(template.shape, dtype=np.float32) * template.spacing_mm
     regional, bias = grid.sample(
-        np.stack([smooth_noise(field_rng, grid.shape, 15.0 / FIELD_SPACING_MM), smooth_noise(field_rng, grid.shape, 40.0 / FIELD_SPACING_MM)]),
+        np.stack(
+            [
+                smooth_noise(field_rng, grid.shape, 15.0 / FIELD_SPACING_MM),
+                smooth_noise(field_rng, grid.shape, 40.0 / FIELD_SPACING_MM),
+            ]
+        ),
         output_mm,
     )  # where the cortex thins faster; the coil's smooth shading
     bias = 1.0 + subject.bias * bias
@@ -249,7 +268,10 @@ def render_brain(subject: BrainSubject, template: BrainTemplate, field_rng: np.r
         # image(x) = template(x + push(x) + base(x + push(x))): age the subject's own anatomy
         total = push + grid.sample(base, grid.points_mm + push)
         positions = output_mm + grid.sample(total, output_mm)
-        maps = {name: _warp(getattr(template, name), positions, template.spacing_mm) for name in ("gm", "wm", "mask", "ventricles")}
+        maps = {
+            name: _warp(getattr(template, name), positions, template.spacing_mm)
+            for name in ("gm", "wm", "mask", "ventricles")
+        }
         t1 = _warp(t1_intensity, positions, template.spacing_mm)
 
         # cortical thinning from the pial side: grey matter within `loss` mm of sulcal CSF goes

@@ -12,7 +12,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .fields import ellipse_distance, random_rotation, rician, smooth_noise, soft_inside, subject_rngs
+from sadm.data.synthetic.fields import (
+    ellipse_distance,
+    random_rotation,
+    rician,
+    smooth_noise,
+    soft_inside,
+    subject_rngs,
+)
 
 RV_LABEL, MYO_LABEL, LV_LABEL = 1, 2, 3  # ACDC ground-truth values
 
@@ -47,11 +54,11 @@ class CardiacOptions:
         object.__setattr__(self, "frames", frames)
         object.__setattr__(self, "pixel_mm", _range(self.pixel_mm, "pixel_mm"))
         ef = _range(self.ejection_fraction, "ejection_fraction")
-        if not (0.05 <= ef[0] and ef[1] <= 0.85):
+        if not (ef[0] >= 0.05 and ef[1] <= 0.85):
             raise ValueError(f"ejection_fraction must lie in [0.05, 0.85]; got {self.ejection_fraction!r}")
         object.__setattr__(self, "ejection_fraction", ef)
         es = _range(self.es_fraction, "es_fraction")
-        if not (0.15 <= es[0] and es[1] <= 0.6):
+        if not (es[0] >= 0.15 and es[1] <= 0.6):
             raise ValueError(f"es_fraction must lie in [0.15, 0.6] of the cycle; got {self.es_fraction!r}")
         object.__setattr__(self, "es_fraction", es)
         if int(self.sub_slices) < 1:
@@ -152,7 +159,7 @@ def contraction_curve(n_frames: int, es_index: int) -> np.ndarray:
     es = es_index / n_frames
     systole = 0.5 - 0.5 * np.cos(np.pi * phase / es)
     tail = (phase - es) / (1.0 - es)  # 0 at ES → 1 at the next ED
-    rapid = 0.22 + 0.78 * np.exp(-(tail / 0.18) ** 2)  # early filling down to a diastasis plateau
+    rapid = 0.22 + 0.78 * np.exp(-((tail / 0.18) ** 2))  # early filling down to a diastasis plateau
     kick = np.clip((tail - 0.72) / 0.28, 0.0, 1.0)
     diastole = rapid * (1.0 - 0.5 * (1.0 - np.cos(np.pi * kick)))
     return np.where(phase <= es, systole, diastole).astype(np.float64)
@@ -275,7 +282,9 @@ def _grid(subject: CardiacSubject, options: CardiacOptions):
     return x, y, z
 
 
-def _heart_frame(subject: CardiacSubject, options: CardiacOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _heart_frame(
+    subject: CardiacSubject, options: CardiacOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Apex position and orthonormal (e1, e2, n) of the heart: n points apex → base; slice 0 is basal."""
     stack = options.shape[0] * subject.slice_mm
     n = np.array(
@@ -287,7 +296,9 @@ def _heart_frame(subject: CardiacSubject, options: CardiacOptions) -> tuple[np.n
     )
     # the apex just inside the last slice; the axis crosses the chosen in-plane centre mid-ventricle
     apex_z = stack / 2 - 0.55 * subject.slice_mm
-    apex = np.array([subject.centre[0] - n[0] * subject.length / 2, subject.centre[1] - n[1] * subject.length / 2, apex_z])
+    apex = np.array(
+        [subject.centre[0] - n[0] * subject.length / 2, subject.centre[1] - n[1] * subject.length / 2, apex_z]
+    )
     e1 = np.cross(n, [0.0, 1.0, 0.0])
     e1 /= np.linalg.norm(e1)
     e2 = np.cross(n, e1)
@@ -296,7 +307,9 @@ def _heart_frame(subject: CardiacSubject, options: CardiacOptions) -> tuple[np.n
     return apex, e1, e2, n
 
 
-def _paint_background(canvas: _Canvas, subject: CardiacSubject, x, y, z, fields: dict[str, np.ndarray], edge: float) -> None:
+def _paint_background(
+    canvas: _Canvas, subject: CardiacSubject, x, y, z, fields: dict[str, np.ndarray], edge: float
+) -> None:
     """Chest wall, mediastinum, lungs, liver, spine and aorta: static during the breath-hold."""
     tone = subject.intensities
     hx, hy = subject.centre
@@ -306,7 +319,9 @@ def _paint_background(canvas: _Canvas, subject: CardiacSubject, x, y, z, fields:
     body = ellipse_distance(x - (hx + bx), y - (hy + by), ba, bb) + 6.0 * fields["swell"]
     canvas.paint(soft_inside(body, edge), tone["fat"] * (1 + 0.04 * texture))
     canvas.paint(soft_inside(body + subject.fat_layer, edge), tone["muscle"] * (1 + 0.08 * texture))
-    canvas.paint(soft_inside(body + subject.fat_layer + subject.muscle_layer, edge), tone["tissue"] * (1 + 0.2 * texture))
+    canvas.paint(
+        soft_inside(body + subject.fat_layer + subject.muscle_layer, edge), tone["tissue"] * (1 + 0.2 * texture)
+    )
     patches = np.clip(1.5 * (fields["wobble"] - 1.0), 0.0, 1.0)  # mediastinal fat
     canvas.paint(patches * soft_inside(body + subject.fat_layer + subject.muscle_layer + 3.0, edge), tone["fat"])
     for lx, ly, la, lb in subject.lungs:
@@ -325,7 +340,15 @@ def _paint_background(canvas: _Canvas, subject: CardiacSubject, x, y, z, fields:
 
 
 def _paint_heart(
-    canvas: _Canvas, subject: CardiacSubject, options: CardiacOptions, x, y, z, texture: np.ndarray, contraction: float, edge: float
+    canvas: _Canvas,
+    subject: CardiacSubject,
+    options: CardiacOptions,
+    x,
+    y,
+    z,
+    texture: np.ndarray,
+    contraction: float,
+    edge: float,
 ) -> None:
     """LV, RV, papillary muscles, pericardial fat and the atria above the base at one phase."""
     tone = subject.intensities

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...montage import mid_slices, save_montage
-from .brain import BrainOptions, brain_subject
-from .cardiac import CardiacOptions, cardiac_subject
+from sadm.data.montage import mid_slices, save_montage
+from sadm.data.synthetic.brain import BrainOptions, brain_subject
+from sadm.data.synthetic.cardiac import CardiacOptions, cardiac_subject
 
 VENTRICLE_LEVEL_MNI_Z = 18.0  # mm: bodies of the lateral ventricles
 
@@ -33,9 +33,13 @@ def cardiac_montage(path: Path, subjects: int = 3, seed: int = 0, **options) -> 
         phantom = cardiac_subject(seed, index, settings)
         columns = cardiac_columns(phantom.subject.n_frames, phantom.es_index)
         rows.append([mid_slices(phantom.frames[t]) for t in columns])
-        labels.append(f"patient{index + 1:03d}\nEF {phantom.subject.ejection_fraction:.0%}\nES {phantom.es_index + 1}/{phantom.subject.n_frames}")
+        labels.append(
+            f"patient{index + 1:03d}\nEF {phantom.subject.ejection_fraction:.0%}\nES {phantom.es_index + 1}/{phantom.subject.n_frames}"
+        )
     header = ["ED", "systole", "systole", "ES", "diastole", "diastole", "end"]
-    return save_montage(path, rows, labels, header, scale=1.5, title=f"synthetic cardiac cine, mid-ventricular slice (seed {seed})")
+    return save_montage(
+        path, rows, labels, header, scale=1.5, title=f"synthetic cardiac cine, mid-ventricular slice (seed {seed})"
+    )
 
 
 def brain_montage(path: Path, subjects: int = 3, seed: int = 0, **options) -> Path:
@@ -44,13 +48,20 @@ def brain_montage(path: Path, subjects: int = 3, seed: int = 0, **options) -> Pa
     for index in range(subjects):
         phantom = brain_subject(seed, index, settings)
         template = phantom.template
-        level = int(round((VENTRICLE_LEVEL_MNI_Z - template.origin_ras[2]) / template.spacing_mm))
+        level = round((VENTRICLE_LEVEL_MNI_Z - template.origin_ras[2]) / template.spacing_mm)
         # axial (j, i) slice with anterior up: numpy rows run posterior → anterior in MNI
         rows.append([np.flipud(mid_slices(frame, axis=0, index=level)) for frame in phantom.frames])
         labels.append(f"sub-{index + 1:03d}\nages " + " ".join(str(a) for a in phantom.ages))
     header = [f"{low}-{high} y" for low, high in settings.age_groups]
     scale = max(1.0, 4.0 / settings.voxel_mm)
-    return save_montage(path, rows, labels, header, scale=scale, title=f"synthetic brain ageing, axial slice at MNI z = +18 mm (seed {seed})")
+    return save_montage(
+        path,
+        rows,
+        labels,
+        header,
+        scale=scale,
+        title=f"synthetic brain ageing, axial slice at MNI z = +18 mm (seed {seed})",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

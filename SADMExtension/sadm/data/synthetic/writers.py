@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import SimpleITK as sitk
 
-from .brain import BrainPhantom
-from .cardiac import CardiacPhantom
+from sadm.data.synthetic.brain import BrainPhantom
+from sadm.data.synthetic.cardiac import CardiacPhantom
 
 MANIFEST_COLUMNS = ("subject", "timepoint", "path", "time")
 
@@ -31,7 +31,9 @@ def write_acdc_subject(phantom: CardiacPhantom, folder: Path, name: str) -> None
     folder = Path(folder)
     geometry = (phantom.spacing, phantom.origin, phantom.direction)
     frames = [_image(frame, *geometry) for frame in phantom.frames]
-    sitk.WriteImage(sitk.JoinSeries(frames, 0.0, phantom.frame_interval_s), str(folder / f"{name}_4d.nii.gz"), useCompression=True)
+    sitk.WriteImage(
+        sitk.JoinSeries(frames, 0.0, phantom.frame_interval_s), str(folder / f"{name}_4d.nii.gz"), useCompression=True
+    )
     for index in (phantom.ed_index, phantom.es_index):
         stem = folder / f"{name}_frame{index + 1:02d}"
         sitk.WriteImage(frames[index], f"{stem}.nii.gz", useCompression=True)
@@ -54,7 +56,12 @@ def write_brain_subject(phantom: BrainPhantom, folder: Path, name: str) -> None:
 def brain_manifest_rows(subject: str, ages: Iterable[int]) -> list[dict]:
     """Manifest rows of one subject: 1-based timepoints, paths relative to the manifest's folder."""
     return [
-        {"subject": subject, "timepoint": timepoint, "path": f"{subject}/{brain_file_name(subject, age)}", "time": int(age)}
+        {
+            "subject": subject,
+            "timepoint": timepoint,
+            "path": f"{subject}/{brain_file_name(subject, age)}",
+            "time": int(age),
+        }
         for timepoint, age in enumerate(ages, start=1)
     ]
 

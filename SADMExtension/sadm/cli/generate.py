@@ -15,16 +15,18 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sadm.atomic import atomic_folder
+from sadm.cli.options import check_out_folder, device_option
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
-from sadm.errors import GenerationCancelled, InvalidRequestError, SADMError
+from sadm.errors import GenerationCancelled, InvalidRequestError
 from sadm.generation.request import GenerationRequest, SamplingOptions, build_request, parse_times
+from sadm.storage.atomic import atomic_folder
 
 if TYPE_CHECKING:
     from sadm.data.sequence import Geometry, LongitudinalSequence
@@ -33,10 +35,6 @@ if TYPE_CHECKING:
 SEQUENCE_FILE = "sequence.seq.nrrd"
 RECORD_FILE = "generation.json"
 CANCELLED_EXIT_CODE = 130  # what shells report for a run stopped by Ctrl-C
-
-
-class GenerateOptionError(SADMError, ValueError):
-    """A `sadm generate` option names something that cannot be used (output folder, sampler, device)."""
 
 
 @dataclass
@@ -69,7 +67,10 @@ def add_parser(commands) -> None:
         "--model", required=True, metavar="NAME_OR_DIR", help="bundled model name (see `sadm info`) or model folder"
     )
     p.add_argument(
-        "--input", nargs="+", required=True, metavar="PATH",
+        "--input",
+        nargs="+",
+        required=True,
+        metavar="PATH",
         help="a 4D file, a Slicer .seq.nrrd, a one-subject CSV manifest, or 3D files / DICOM folders in time order",
     )
     p.add_argument(
@@ -79,21 +80,34 @@ def add_parser(commands) -> None:
     )
     p.add_argument("--future", type=int, default=0, metavar="N", help="append N future frames")
     p.add_argument(
-        "--future-times", type=_time_list, metavar="T,T,...",
+        "--future-times",
+        type=_time_list,
+        metavar="T,T,...",
         help="append one future frame at each of these times, e.g. 78,80 for ages (continuous-time models)",
     )
     p.add_argument(
-        "--times", type=_time_list, metavar="T,T,...",
+        "--times",
+        type=_time_list,
+        metavar="T,T,...",
         help="the time of every frame, input and future (replaces the input's own times)",
     )
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER,
-                   help=f"default {DEFAULT_SAMPLER}; ancestral is the paper's (1000 steps)")
-    p.add_argument("--steps", type=int,
-                   help="denoising steps per frame (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
+    p.add_argument(
+        "--sampler", default=DEFAULT_SAMPLER, help=f"default {DEFAULT_SAMPLER}; ancestral is the paper's (1000 steps)"
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="denoising steps per frame (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")",
+    )
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same frames")
-    p.add_argument("--samples", type=int, default=1, metavar="N",
-                   help="draw N sequences; write their mean as frame_XX.nrrd and their std as frame_XX_std.nrrd")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        metavar="N",
+        help="draw N sequences; write their mean as frame_XX.nrrd and their std as frame_XX_std.nrrd",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
     p.add_argument("--out", required=True, help="output folder (created whole at the end)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
@@ -118,12 +132,17 @@ def _generate(args: argparse.Namespace) -> int:
     sampling = SamplingOptions(
         sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed, samples=args.samples
     )
-    device = _device(args.device)
+    device = device_option(args.device)
 
     sequence = read_input(inputs)
     request = build_request(
-        args.roles, len(sequence), future=args.future, input_times=sequence.times, times=args.times,
-        future_times=args.future_times, sampling=sampling,
+        args.roles,
+        len(sequence),
+        future=args.future,
+        input_times=sequence.times,
+        times=args.times,
+        future_times=args.future_times,
+        sampling=sampling,
     )
     prepared = prepare_input(sequence, request)
     stopwatch.lap("read_input")
@@ -261,34 +280,6 @@ def prepare_input(sequence: LongitudinalSequence, request: GenerationRequest) ->
         index_name=metadata.get("index_name") or None,
         warnings=messages,
     )
-
-
-def check_out_folder(out: Path, overwrite: bool, inputs: Sequence[Path]) -> None:
-    """Refuse up front what would be refused after a long run: a file, or a non-empty folder."""
-    if out.exists() and not out.is_dir():
-        raise GenerateOptionError(f"--out {out} is a file; give a folder path (it is created)")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if not overwrite:
-        count = sum(1 for _ in out.iterdir())
-        raise GenerateOptionError(
-            f"--out {out} is not empty ({count} entries); choose a new folder or pass --overwrite to replace it"
-        )
-    resolved = out.resolve()
-    for path in inputs:
-        if path.resolve() == resolved or resolved in path.resolve().parents:
-            raise GenerateOptionError(
-                f"--out {out} holds the input {path}; --overwrite would delete it — choose another --out"
-            )
-
-
-def _device(name: str):
-    from sadm.devices import resolve_device
-
-    try:
-        return resolve_device(name)
-    except RuntimeError as error:
-        raise GenerateOptionError(f"--device {name}: {error}") from None
 
 
 def _version() -> str:

@@ -11,12 +11,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from sadm.atomic import atomic_folder, atomic_path, atomic_write_bytes
 from sadm.config import FORMAT_VERSION, ModelConfig
 from sadm.errors import CheckpointError, ConfigError
-from sadm.model import SADM, parameter_count
+from sadm.networks.sadm import SADM, parameter_count
+from sadm.storage.atomic import atomic_folder, atomic_path, atomic_write_bytes
+from sadm.storage.registry import CONFIG_FILE
 
-from sadm.registry import CONFIG_FILE  # noqa: E402  (one definition, torch-free)
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
 
@@ -161,7 +161,10 @@ def initial_weights(folder: Path | str, config: ModelConfig) -> dict[str, torch.
     if differences:
         raise ConfigError(
             f"training.init_from {folder} has another architecture than this run's model config: "
-            + "; ".join(d.replace("config.json says", "this run has").replace("the weights were made for", "the folder has") for d in differences)
+            + "; ".join(
+                d.replace("config.json says", "this run has").replace("the weights were made for", "the folder has")
+                for d in differences
+            )
             + " — copy that folder's config.json into the training config's model section"
         )
     return model.state_dict()

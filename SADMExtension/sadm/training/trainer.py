@@ -5,87 +5,35 @@ DistributedDataParallel under torchrun (rank 0 writes logs and checkpoints)."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from sadm.atomic import atomic_folder, atomic_write_bytes
-from sadm.checkpoint import initial_weights, load_tensors, save_model, save_tensors, write_model_files
-from sadm.config import ModelConfig
+from sadm.config import ModelConfig, TrainConfig
 from sadm.data.dataset import collate_sequences
 from sadm.devices import autocast, resolve_device
-from sadm.ema import EMA
 from sadm.errors import CheckpointError, ConfigError
 from sadm.generation.autoregressive import autoregressive_generate
 from sadm.generation.request import SamplingOptions
-from sadm.model import SADM
-from sadm.train import make_batch
+from sadm.networks.sadm import SADM
+from sadm.storage.atomic import atomic_folder, atomic_write_bytes
+from sadm.storage.checkpoint import initial_weights, load_tensors, save_model, save_tensors, write_model_files
+from sadm.training.batches import make_batch
+from sadm.training.ema import EMA
 
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings; `batch_size` sequences per micro-batch per process, so one optimiser
-    step sees batch_size × grad_accumulation × world_size sequences."""
-
-    steps: int = 20000
-    batch_size: int = 4
-    grad_accumulation: int = 1
-    lr: float = 2e-4
-    min_lr_ratio: float = 0.05
-    warmup_steps: int = 500
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    ema_decay: float = 0.999
-    checkpoint_every: int = 1000
-    keep_last: int = 3
-    keep_every: int | None = None  # also keep checkpoints at multiples of this step (ablations compared at equal steps)
-    validate_every: int = 1000
-    val_fraction: float = 0.1
-    val_generate: int = 2  # held-out sequences whose last frame is generated and scored
-    val_sampler_steps: int = 20
-    log_every: int = 10
-    seed: int = 0
-    num_frames: int | None = None  # temporal resampling of every sequence (ACDC ED→ES: 12)
-    clip_percentiles: list[float] | None = None
-    bf16: bool = True
-    truncate_probability: float = 0.0  # Alg. 1 on random prefixes too (see train.make_batch)
-    missing_rate: float | None = 0.5  # None: drawn per sequence (see roles.sample_partition)
-    init_from: str | None = None  # a model folder whose weights start this run (fine-tuning)
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accumulation", "checkpoint_every", "validate_every", "log_every", "keep_last"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"training.{name} must be at least 1; got {getattr(self, name)}")
-        if self.keep_every is not None and self.keep_every < 1:
-            raise ConfigError(f"training.keep_every must be at least 1 (or null); got {self.keep_every}")
-        if self.lr <= 0:
-            raise ConfigError(f"training.lr must be positive; got {self.lr}")
-        if not 0.0 <= self.truncate_probability <= 1.0:
-            raise ConfigError(f"training.truncate_probability must lie in [0, 1]; got {self.truncate_probability}")
-        if self.missing_rate is not None and not 0.0 <= self.missing_rate <= 1.0:
-            raise ConfigError(f"training.missing_rate must lie in [0, 1] or be null (drawn per sequence); got {self.missing_rate}")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"training has unknown keys {unknown}; expected some of {sorted(known)}")
-        return cls(**values)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -110,7 +58,7 @@ class Distributed:
         return self.rank == 0
 
     @classmethod
-    def from_environment(cls, device: torch.device) -> "Distributed":
+    def from_environment(cls, device: torch.device) -> Distributed:
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size <= 1:
             return cls()
@@ -200,7 +148,9 @@ class Trainer:
         last = c.steps if until is None else min(until, c.steps)
         if self.world.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-        bar = tqdm(total=c.steps, initial=self.step, desc="sadm train", disable=not self.show_progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=c.steps, initial=self.step, desc="sadm train", disable=not self.show_progress, dynamic_ncols=True
+        )
         started, last_log_step, summary = time.perf_counter(), self.step, {}
         while self.step < last:
             tick = time.perf_counter()
@@ -212,7 +162,13 @@ class Trainer:
                 elapsed = time.perf_counter() - started
                 rate = (self.step - last_log_step) / max(elapsed, 1e-9)
                 started, last_log_step = time.perf_counter(), self.step
-                summary = {"step": self.step, "loss": loss, "lr": learning_rate(self.step - 1, c), "grad_norm": grad_norm, "it_per_s": rate}
+                summary = {
+                    "step": self.step,
+                    "loss": loss,
+                    "lr": learning_rate(self.step - 1, c),
+                    "grad_norm": grad_norm,
+                    "it_per_s": rate,
+                }
                 bar.set_postfix(loss=f"{loss:.4f}", it_s=f"{rate:.2f}")
                 self._log(summary)
             if self.step % c.validate_every == 0 or self.step == c.steps:
@@ -255,8 +211,13 @@ class Trainer:
         """Alg. 1 on a collated batch with this run's context and sampling settings (training and
         validation draw from the same distribution)."""
         return make_batch(
-            batch["frames"].to(self.device), batch["lengths"].tolist(), self._positions(batch["times"]), generator,
-            self.model_config.attention.context, self.config.truncate_probability, self.config.missing_rate,
+            batch["frames"].to(self.device),
+            batch["lengths"].tolist(),
+            self._positions(batch["times"]),
+            generator,
+            self.model_config.attention.context,
+            self.config.truncate_probability,
+            self.config.missing_rate,
         )
 
     def _positions(self, times: torch.Tensor) -> torch.Tensor:
@@ -273,7 +234,7 @@ class Trainer:
         the last frame of a few held-out sequences generated from all frames before it."""
         if not self.world.is_main or len(self.val_set) == 0:
             return {}
-        from sadm.metrics import psnr, ssim
+        from sadm.evaluation.metrics import psnr, ssim
 
         self.ema.copy_to(self.ema_model)
         generator = torch.Generator().manual_seed(12345)
@@ -290,8 +251,12 @@ class Trainer:
             frames = item["frames"][:length]
             roles = ["observed"] * (length - 1) + ["future"]
             filled = autoregressive_generate(
-                self.ema_model, frames[None].to(self.device), roles, self._positions(item["times"][:length]),
-                SamplingOptions("ddim", self.config.val_sampler_steps), torch.Generator().manual_seed(index),
+                self.ema_model,
+                frames[None].to(self.device),
+                roles,
+                self._positions(item["times"][:length]),
+                SamplingOptions("ddim", self.config.val_sampler_steps),
+                torch.Generator().manual_seed(index),
             )
             truth, generated = frames[-1].numpy(), filled[0, -1].float().cpu().numpy()
             scores["ssim"].append(ssim(truth, generated))
@@ -356,7 +321,7 @@ class Trainer:
         folder = Path(folder) if folder is not None else latest_checkpoint(self.out)
         if folder is None:
             raise CheckpointError(f"no checkpoint to resume under {self.out / 'checkpoints'}")
-        from sadm.checkpoint import architecture_differences, read_config
+        from sadm.storage.checkpoint import architecture_differences, read_config
 
         saved_config = read_config(folder)
         differences = architecture_differences(self.model_config.architecture(), saved_config.architecture())
@@ -369,15 +334,17 @@ class Trainer:
                 f"(now {self.world.world_size}) so that every rank continues its own random stream"
             )
         tensors = load_tensors(folder / STATE_TENSORS)
-        self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        from sadm.checkpoint import WEIGHTS_FILE
+        self.model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+        from sadm.storage.checkpoint import WEIGHTS_FILE
 
         self.ema.load_state_dict(load_tensors(folder / WEIGHTS_FILE), state["ema_updates"])
         optimizer_state: dict[str, Any] = {"state": {}, "param_groups": state["param_groups"]}
         for key, value in tensors.items():
             if key.startswith("optim."):
                 _, index, name = key.split(".", 2)
-                optimizer_state["state"].setdefault(int(index), {})[name] = value.to(self.device) if name != "step" else value
+                optimizer_state["state"].setdefault(int(index), {})[name] = (
+                    value.to(self.device) if name != "step" else value
+                )
         self.optimizer.load_state_dict(optimizer_state)
         rank = self.world.rank
         self.generator.set_state(tensors[f"rng.generator.rank{rank}"])
@@ -396,7 +363,7 @@ class Trainer:
         return save_model(folder, self._stamped(self.ema_model))
 
     def _stamped(self, model: SADM) -> SADM:
-        model.config.provenance = {
+        provenance = {
             **self.provenance,
             "steps": self.step,
             "wall_seconds": round(self.wall_seconds, 1),
@@ -404,7 +371,23 @@ class Trainer:
             "device": str(self.device),
             "training": asdict(self.config),
         }
+        model.config = replace(model.config, provenance=provenance)
         return model
+
+    def finish(self) -> None:
+        """End a run cleanly: under DDP, log whether every rank holds the same weights, then tear the
+        process group down once no rank is still inside a collective. A single process does nothing."""
+        if self.world.world_size == 1:
+            return
+        local = torch.tensor([self.weights_checksum()], dtype=torch.float64)
+        parts = [torch.zeros_like(local) for _ in range(self.world.world_size)]
+        dist.all_gather(parts, local)
+        checksums = [float(part) for part in parts]
+        self._log(
+            {"step": self.step, "rank_weight_checksums": checksums, "ddp_weights_identical": len(set(checksums)) == 1}
+        )
+        dist.barrier()
+        dist.destroy_process_group()
 
     def weights_checksum(self) -> float:
         """A cheap fingerprint of the live weights, to check that all ranks agree."""
@@ -428,7 +411,11 @@ def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines of steps after the checkpoint, which the resumed run will write again."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
     atomic_write_bytes(path, ("\n".join(kept) + "\n" if kept else "").encode())
 
 

@@ -1,9 +1,9 @@
-"""The random (C, M, F) partitions of Alg. 1 and the context X̃ of a target frame (the roles and
-their rules live in `sadm.generation.request`, torch-free)."""
+"""The random (C, M, F) partitions of Alg. 1 (the roles and their rules live in
+`sadm.generation.request`, the context X̃ of a target in `sadm.generation.context`)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -45,19 +45,3 @@ def sample_target(roles: Sequence[str], generator: torch.Generator | None = None
     """i ~ U(M ∪ F)."""
     candidates = [i for i, r in enumerate(roles) if r != OBSERVED]
     return candidates[int(torch.randint(0, len(candidates), (1,), generator=generator))]
-
-
-def context_indices(length: int, target: int, context: str = "causal") -> list[int]:
-    """The frames that make up X̃ for `target`, in time order: 0..target−1 ("causal", the paper's
-    Alg. 1/2), or every frame but the target ("bidirectional")."""
-    if context == "causal":
-        return list(range(target))
-    if context == "bidirectional":
-        return [k for k in range(length) if k != target]
-    raise ValueError(f"unknown context {context!r}; expected 'causal' or 'bidirectional'")
-
-
-def context_mask(roles: Sequence[str], target: int, context: str = "causal") -> list[bool]:
-    """For each frame of X̃ (see `context_indices`): does it enter as its image (True) or as a zero
-    volume that still carries its position (False)."""
-    return [roles[k] == OBSERVED for k in context_indices(len(roles), target, context)]

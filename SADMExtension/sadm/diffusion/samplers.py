@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import torch
 
-from sadm.diffusion import EpsFn, alpha_sigma, posterior, predict_x
-from sadm.defaults import DEFAULT_STEPS  # noqa: F401  (re-exported: samplers and their step counts together)
+from sadm.defaults import DEFAULT_STEPS
+from sadm.diffusion.gaussian import EpsFn, alpha_sigma, posterior, predict_x
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -33,10 +33,11 @@ def sample_ancestral(
     eps_fn: EpsFn,
     z: torch.Tensor,
     log_snrs: torch.Tensor,
-    v: float = 0.3,
+    *,
     clip_denoised: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    v: float = 0.3,
 ) -> torch.Tensor:
     """Ancestral sampling of the paper (Eq. 3): z_s = μ̃(z_t, x̂) + sqrt((σ̃²)^{1−v} (σ²_{t|s})^v) ε."""
     total = len(log_snrs) - 1
@@ -61,6 +62,7 @@ def sample_ddim(
     eps_fn: EpsFn,
     z: torch.Tensor,
     log_snrs: torch.Tensor,
+    *,
     clip_denoised: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
@@ -90,10 +92,11 @@ def sample_dpmpp_2m(
     eps_fn: EpsFn,
     z: torch.Tensor,
     log_snrs: torch.Tensor,
+    *,
     clip_denoised: bool = True,
-    eta: float = 0.0,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    eta: float = 0.0,
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022), the multistep second-order solver of the diffusion ODE in
     its data-prediction form, which stays stable under classifier-free guidance.

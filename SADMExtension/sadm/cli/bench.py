@@ -10,17 +10,12 @@ import platform
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from sadm.atomic import atomic_folder
-from sadm.bench import BenchCase, bench_cases, fastest_within, markdown, run_bench
+from sadm.cli.options import OptionError, int_list
 from sadm.defaults import DEFAULT_STEPS
-from sadm.errors import SADMError
+from sadm.evaluation.bench import BenchCase, bench_cases, fastest_within, markdown, run_bench
+from sadm.evaluation.held_out import load_held_out, synthetic_held_out
 from sadm.evaluation.runner import HeldOutSequence
-
-
-class BenchOptionError(SADMError, ValueError):
-    """A bad `sadm bench` option, found before anything runs."""
+from sadm.storage.atomic import atomic_folder
 
 
 def add_parser(commands) -> None:
@@ -35,9 +30,12 @@ def add_parser(commands) -> None:
     p.add_argument("--model", default="cardiac-demo", metavar="NAME_OR_DIR")
     p.add_argument("--data", help="held-out sequences (default: held-out synthetic cardiac phantoms, never trained on)")
     p.add_argument("--subjects", type=int, default=2, help="how many held-out sequences (default 2)")
-    p.add_argument("--frames", type=int,
-                   help="use the first N frames of each sequence (default: all the model takes); fewer "
-                   "frames make the 1000-step reference affordable on a CPU")
+    p.add_argument(
+        "--frames",
+        type=int,
+        help="use the first N frames of each sequence (default: all the model takes); fewer "
+        "frames make the 1000-step reference affordable on a CPU",
+    )
     p.add_argument("--samplers", default="dpm++2m,ddim", help="comma-separated samplers to compare")
     p.add_argument("--steps", default="10,20,50,100", help="comma-separated step counts")
     p.add_argument("--reference-sampler", default="ancestral")
@@ -53,54 +51,32 @@ def add_parser(commands) -> None:
     p.set_defaults(run=run_bench_command)
 
 
-def _int_list(text: str, option: str) -> list[int]:
-    try:
-        values = [int(item) for item in text.split(",") if item.strip()]
-    except ValueError:
-        raise BenchOptionError(f"{option} {text!r}: give comma-separated whole numbers, e.g. 10,20,50") from None
-    if not values or min(values) < 1:
-        raise BenchOptionError(f"{option} {text!r}: every step count must be at least 1")
-    return values
-
-
 def _samplers(text: str) -> list[str]:
     names = [item.strip() for item in text.split(",") if item.strip()]
     unknown = [name for name in names if name not in DEFAULT_STEPS]
     if unknown or not names:
-        raise BenchOptionError(f"--samplers {text!r}: choose from {', '.join(sorted(DEFAULT_STEPS))}")
+        raise OptionError(f"--samplers {text!r}: choose from {', '.join(sorted(DEFAULT_STEPS))}")
     return names
-
-
-def synthetic_held_out(engine, count: int) -> list[HeldOutSequence]:
-    """The demo's held-out cardiac phantoms (seed never used in training), min–max normalised."""
-    from sadm.demo import held_out_cardiac_sequence
-
-    sequences = []
-    for subject in range(count):
-        frames, _ = held_out_cardiac_sequence(engine.config.max_frames, subject)
-        stack = np.stack(frames).astype(np.float32)
-        stack = (stack - stack.min()) / max(float(stack.max() - stack.min()), 1e-12)
-        sequences.append(HeldOutSequence(f"held-out-{subject}", stack, tuple(float(i) for i in range(len(stack)))))
-    return sequences
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
     samplers = _samplers(args.samplers)
-    steps = _int_list(args.steps, "--steps")
+    steps = int_list(args.steps, "--steps")
     if args.reference_sampler not in DEFAULT_STEPS:
-        raise BenchOptionError(f"--reference-sampler {args.reference_sampler!r}: choose from {', '.join(sorted(DEFAULT_STEPS))}")
+        raise OptionError(
+            f"--reference-sampler {args.reference_sampler!r}: choose from {', '.join(sorted(DEFAULT_STEPS))}"
+        )
     if args.subjects < 1 or args.repeats < 1 or args.reference_steps < 1:
-        raise BenchOptionError("--subjects, --repeats and --reference-steps must be at least 1")
+        raise OptionError("--subjects, --repeats and --reference-steps must be at least 1")
     if args.frames is not None and args.frames < 2:
-        raise BenchOptionError(f"--frames {args.frames}: a sequence needs at least 2 frames (one given, one generated)")
+        raise OptionError(f"--frames {args.frames}: a sequence needs at least 2 frames (one given, one generated)")
     from sadm import Engine
-    from sadm.evaluate_command import load_held_out
 
     engine = Engine.load(args.model, device=args.device, channels_last=not args.no_channels_last, compile=args.compile)
     if args.data:
         sequences = load_held_out(args.data, engine, None, args.subjects)
     elif engine.config.attention.time_embedding != "index":
-        raise BenchOptionError(f"model {args.model} places frames by time: give its held-out data with --data")
+        raise OptionError(f"model {args.model} places frames by time: give its held-out data with --data")
     else:
         sequences = synthetic_held_out(engine, args.subjects)
     if args.frames is not None:
@@ -111,31 +87,46 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     with tqdm(total=len(cases), desc="sadm bench", unit="case", disable=args.no_progress, file=sys.stderr) as bar:
-        records = run_bench(engine, sequences, cases, args.repeats, args.seed,
-                            progress=lambda label: (bar.set_postfix_str(label, refresh=False), bar.update()))
+        records = run_bench(
+            engine,
+            sequences,
+            cases,
+            args.repeats,
+            args.seed,
+            progress=lambda label: (bar.set_postfix_str(label, refresh=False), bar.update()),
+        )
     best = fastest_within(records, args.tolerance)
     import torch
 
     record = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "sadm " + " ".join(sys.argv[1:]),
-        "model": engine.source, "device": engine.describe_device(), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "model": engine.source,
+        "device": engine.describe_device(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
         "dtype": "bfloat16 autocast" if engine.device.type == "cuda" else "float32",
-        "channels_last": engine.model.channels_last, "compile": args.compile,
-        "grid": list(engine.config.grid), "subjects": [s.subject for s in sequences],
-        "frames": len(sequences[0].frames), "tolerance": args.tolerance,
+        "channels_last": engine.model.channels_last,
+        "compile": args.compile,
+        "grid": list(engine.config.grid),
+        "subjects": [s.subject for s in sequences],
+        "frames": len(sequences[0].frames),
+        "tolerance": args.tolerance,
         "recommended": None if best is None else {"sampler": best["sampler"], "steps": best["steps"]},
         "cases": records,
     }
     table = markdown(records)
-    verdict = (
-        f"Fastest within {args.tolerance} SSIM of {reference.label}: "
-        + ("none" if best is None else f"{best['sampler']} {best['steps']} "
-           f"({best['speedup_per_frame']:.0f}× faster per frame, {best['sequence_seconds']:.1f} s per sequence)")
+    verdict = f"Fastest within {args.tolerance} SSIM of {reference.label}: " + (
+        "none"
+        if best is None
+        else f"{best['sampler']} {best['steps']} "
+        f"({best['speedup_per_frame']:.0f}× faster per frame, {best['sequence_seconds']:.1f} s per sequence)"
     )
-    setup = (f"{engine.source} on {record['device']} ({record['dtype']}, {record['threads']} threads); "
-             f"{len(sequences)} held-out sequence(s) of {record['frames']} frames, single setting.")
+    setup = (
+        f"{engine.source} on {record['device']} ({record['dtype']}, {record['threads']} threads); "
+        f"{len(sequences)} held-out sequence(s) of {record['frames']} frames, single setting."
+    )
     out = Path(args.out).expanduser()
     with atomic_folder(out) as staging:
         (staging / "bench.md").write_text(f"{setup}\n\n{table}\n{verdict}\n", encoding="utf-8")

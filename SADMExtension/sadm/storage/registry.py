@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sadm.errors import CheckpointError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sadm/
 CONFIG_FILE = "config.json"  # kept here, not imported from checkpoint, so listing models needs no torch
 
 

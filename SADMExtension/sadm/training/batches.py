@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-from sadm.model import SADM
-from sadm.roles import context_indices, context_mask, sample_partition, sample_target
+from sadm.generation.context import context_indices, context_mask
+from sadm.networks.sadm import SADM
+from sadm.training.partitions import sample_partition, sample_target
 
 
 def make_batch(
@@ -41,7 +42,11 @@ def make_batch(
     if not 0.0 <= truncate_probability <= 1.0:
         raise ValueError(f"truncate_probability must lie in [0, 1]; got {truncate_probability}")
     for b in range(batch):
-        if truncate_probability > 0 and lengths[b] > 2 and float(torch.rand(1, generator=generator)) < truncate_probability:
+        if (
+            truncate_probability > 0
+            and lengths[b] > 2
+            and float(torch.rand(1, generator=generator)) < truncate_probability
+        ):
             lengths[b] = int(torch.randint(2, lengths[b] + 1, (1,), generator=generator))
         roles = sample_partition(lengths[b], generator, missing_rate)
         target = sample_target(roles, generator)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
+from sadm.evaluation.memory import track_peak_memory
 from sadm.evaluation.runner import HeldOutSequence, ModelMethod, evaluate
 from sadm.evaluation.tables import summarize
-from sadm.memory import track_peak_memory
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ def _synchronize(engine) -> None:
         torch.cuda.synchronize(engine.device)
 
 
-def measure_case(engine, case: BenchCase, sequences: Sequence[HeldOutSequence], repeats: int, seed: int) -> tuple[dict, list[dict]]:
+def measure_case(
+    engine, case: BenchCase, sequences: Sequence[HeldOutSequence], repeats: int, seed: int
+) -> tuple[dict, list[dict]]:
     """Timings and memory of one case, and its per-frame score rows (single setting)."""
     method = ModelMethod(case.label, engine, case.sampler, case.steps)
     first = sequences[0]
@@ -104,7 +107,9 @@ def run_bench(
     for case in cases:
         record, rows = measure_case(engine, case, sequences, repeats, seed)
         summary = {s["metric"]: s for s in summarize(rows)}
-        record.update({"ssim": summary["ssim"]["mean"], "psnr": summary["psnr"]["mean"], "nrmse": summary["nrmse"]["mean"]})
+        record.update(
+            {"ssim": summary["ssim"]["mean"], "psnr": summary["psnr"]["mean"], "nrmse": summary["nrmse"]["mean"]}
+        )
         scores[case] = {(r["subject"], r["frame"]): r["ssim"] for r in rows}
         records.append(record)
         if progress is not None:

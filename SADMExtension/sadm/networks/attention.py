@@ -8,7 +8,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from sadm.config import ModelConfig
-from sadm.layers import FeedForward, SelfAttention, TimeEmbedding
+from sadm.networks.layers import FeedForward, SelfAttention, TimeEmbedding
 
 
 class PatchEmbedding(nn.Module):
@@ -83,7 +83,7 @@ class SpatialBlock(nn.Module):
         self.upsample = TokenUpsample(dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        n, d, h, w, _ = tokens.shape
+        _n, d, h, w, _ = tokens.shape
         x = rearrange(tokens, "n d h w c -> n (d h w) c")
         x = self.feed_forward(self.attention(x))
         return self.upsample(rearrange(x, "n (d h w) c -> n d h w c", d=d, h=h, w=w))
@@ -113,7 +113,9 @@ class AttentionModule(nn.Module):
         self.decoder = nn.ModuleList(SpatialBlock(dim, att.heads, att.mlp_ratio) for _ in range(att.depth))
         # The last block's tokens of all (padded) frames side by side: (d, h, w, max_context · dim).
         self.max_context = config.max_frames - 1
-        self.fuse = nn.Sequential(nn.LayerNorm(self.max_context * dim), nn.Linear(self.max_context * dim, att.head_channels))
+        self.fuse = nn.Sequential(
+            nn.LayerNorm(self.max_context * dim), nn.Linear(self.max_context * dim, att.head_channels)
+        )
         self.upsample = nn.ConvTranspose3d(att.head_channels, att.head_channels, att.patch_size, stride=att.patch_size)
         self.output = nn.Sequential(
             nn.GroupNorm(min(8, att.head_channels), att.head_channels),

@@ -12,26 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from sadm.config import ModelConfig, preset
 import torch.distributed as dist
 
+from sadm.config import ModelConfig, TrainConfig, merge_dicts, preset
 from sadm.data.dataset import SequenceDataset, load_training_data, split_subjects
 from sadm.devices import resolve_device
 from sadm.errors import ConfigError
-from sadm.checkpoint import read_config, total_steps
-from sadm.registry import resolve_model
-from sadm.trainer import Distributed, TrainConfig, Trainer, latest_checkpoint
-
-
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+from sadm.storage.checkpoint import read_config, total_steps
+from sadm.storage.registry import resolve_model
+from sadm.training.trainer import Distributed, Trainer, latest_checkpoint
 
 
 def model_config_from(spec: str | dict[str, Any]) -> ModelConfig:
@@ -41,11 +30,15 @@ def model_config_from(spec: str | dict[str, Any]) -> ModelConfig:
     spec = dict(spec)
     name = spec.pop("preset", None)
     base = preset(name).to_dict() if name else ModelConfig().to_dict()
-    return ModelConfig.from_dict(_merge(base, spec))
+    return ModelConfig.from_dict(merge_dicts(base, spec))
 
 
-def read_experiment(path: Path | str | None) -> dict[str, Any]:
-    """The config file: {"model": ..., "training": {...}, "data": {"path": ..., "cache": ...}}."""
+def read_experiment(path: Path | str | None, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The config file: {"base": ..., "model": ..., "training": {...}, "data": {"path": ..., "cache": ...}}.
+
+    "base" names another config file (relative to this one) whose settings this one starts from, so an
+    experiment states only what differs from the recipe it varies. Paths inside the base stay relative
+    to the base file (they are re-expressed relative to this one)."""
     if path is None:
         return {}
     path = Path(path)
@@ -55,10 +48,26 @@ def read_experiment(path: Path | str | None) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ConfigError(f"training config {path} is not valid JSON: {error}") from error
-    unknown = sorted(set(data) - {"model", "training", "data", "description"})
+    unknown = sorted(set(data) - {"base", "model", "training", "data", "description"})
     if unknown:
-        raise ConfigError(f"training config {path} has unknown keys {unknown}; expected model, training, data")
-    return data
+        raise ConfigError(f"training config {path} has unknown keys {unknown}; expected base, model, training, data")
+    if "base" not in data:
+        return data
+    base_path = (path.parent / data.pop("base")).resolve()
+    if base_path in _seen or base_path == path.resolve():
+        raise ConfigError(f"training config {path}: its base {base_path} leads back to itself")
+    base = _rebased(read_experiment(base_path, (*_seen, path.resolve())), base_path.parent, path.parent)
+    return merge_dicts(base, data)
+
+
+def _rebased(experiment: dict[str, Any], old: Path, new: Path) -> dict[str, Any]:
+    """`experiment`'s relative file paths (data.path, training.init_from), relative to `new` instead of `old`."""
+    experiment = json.loads(json.dumps(experiment))
+    for section, key in (("data", "path"), ("data", "cache"), ("training", "init_from")):
+        value = (experiment.get(section) or {}).get(key)
+        if isinstance(value, str) and not Path(value).is_absolute() and ("/" in value or value.startswith(".")):
+            experiment[section][key] = Path(os.path.relpath((old / value).resolve(), new.resolve())).as_posix()
+    return experiment
 
 
 def cpu_description() -> str:
@@ -92,8 +101,7 @@ def build_trainer(
     experiment = read_experiment(config_path)
     model_config = model_config_from(experiment.get("model", "demo"))
     if variant is not None:
-        model_config.variant = variant
-        model_config.validate()
+        model_config = model_config.updated({"variant": variant})
     file_training = dict(experiment.get("training", {}))
     if file_training.get("init_from") and config_path is not None:  # relative to the config file, like data
         file_training["init_from"] = str(_model_folder(file_training["init_from"], Path(config_path).parent))
@@ -109,11 +117,15 @@ def build_trainer(
         data_path = Path(config_path).parent / data_path  # paths in a config file are relative to it
     out = Path(out)
     if not resume and latest_checkpoint(out) is not None:
-        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue that run or choose another --out")
+        raise ConfigError(
+            f"{out} already holds checkpoints; pass --resume to continue that run or choose another --out"
+        )
     cache_dir = Path(cache) if cache else out / "cache"
     world = Distributed.from_environment(resolve_device(device))
     if world.is_main:  # one process builds the cache; the others read it once it is complete
-        dataset = load_training_data(data_path, cache_dir, model_config.grid, training.num_frames, training.clip_percentiles)
+        dataset = load_training_data(
+            data_path, cache_dir, model_config.grid, training.num_frames, training.clip_percentiles
+        )
     if world.world_size > 1:
         dist.barrier()
         if not world.is_main:

@@ -3,8 +3,8 @@ percentile clipping, and its inverse for mapping generated frames back."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -17,7 +17,7 @@ class IntensityRange:
     high: float
 
     @classmethod
-    def of_frames(cls, frames: Sequence[np.ndarray], clip_percentiles: Sequence[float] | None = None) -> "IntensityRange":
+    def of_frames(cls, frames: Sequence[np.ndarray], clip_percentiles: Sequence[float] | None = None) -> IntensityRange:
         if clip_percentiles:
             voxels = np.concatenate([np.asarray(f, dtype=np.float64).ravel() for f in frames])
             low, high = np.percentile(voxels, clip_percentiles)

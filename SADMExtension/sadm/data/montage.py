@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -59,7 +60,9 @@ def _row_ranges(rows: list[list[np.ndarray]], value_range: RowRanges) -> list[Va
         return [(float(value_range[0]), float(value_range[1]))] * len(rows)
     per_row = [None] * len(rows) if value_range is None else list(value_range)
     if len(per_row) != len(rows):
-        raise ValueError(f"value_range has {len(per_row)} entries for {len(rows)} rows; give one per row or one (low, high)")
+        raise ValueError(
+            f"value_range has {len(per_row)} entries for {len(rows)} rows; give one per row or one (low, high)"
+        )
     ranges = []
     for row, given in zip(rows, per_row):
         if given is not None:
@@ -67,7 +70,7 @@ def _row_ranges(rows: list[list[np.ndarray]], value_range: RowRanges) -> list[Va
             continue
         values = np.concatenate([np.asarray(tile, dtype=np.float64).ravel() for tile in row]) if row else np.zeros(1)
         values = values[np.isfinite(values)]
-        low, high = (np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0))
+        low, high = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
         ranges.append((float(low), float(high) if high > low else float(low) + 1.0))
     return ranges
 
@@ -159,7 +162,9 @@ def save_montage(
         y = top + gap + r * (tile_h + gap)
         if row_labels is not None:
             label_h = text_size(row_labels[r])[1]
-            draw.multiline_text((gap + 2, y + (tile_h - label_h) // 2), str(row_labels[r]), fill=(255, 255, 255), font=font)
+            draw.multiline_text(
+                (gap + 2, y + (tile_h - label_h) // 2), str(row_labels[r]), fill=(255, 255, 255), font=font
+            )
         for c, tile in enumerate(row):
             image = _fit(_colorize(tile, ranges[r], maps[r]), (tile_h, tile_w))
             x = label_w + gap + c * (tile_w + gap)

@@ -11,41 +11,27 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sadm.atomic import atomic_folder
-from sadm.checkpoint import save_model
-from sadm.defaults import DEFAULT_SAMPLER
 from sadm.config import preset
-from sadm.data.preprocess import resample_in_time
+from sadm.data.montage import mid_slices, save_montage
 from sadm.data.resample import resample_to_shape
-from sadm.data.sequence import Geometry
-from sadm.data.synthetic import cardiac_subject
 from sadm.data.writers import write_sequence, write_volume
+from sadm.defaults import DEFAULT_SAMPLER
 from sadm.errors import CheckpointError
 from sadm.evaluation.baselines import BASELINES
+from sadm.evaluation.held_out import held_out_cardiac_sequence
+from sadm.evaluation.metrics import score
 from sadm.generation.engine import Engine
 from sadm.generation.request import SamplingOptions, build_request
-from sadm.metrics import score
-from sadm.model import SADM
-from sadm.montage import mid_slices, save_montage
-from sadm.registry import available_models
-
-HELD_OUT_SEED = 1000  # training data use seed 0: these subjects were never seen in training
+from sadm.networks.sadm import SADM
+from sadm.storage.atomic import atomic_folder
+from sadm.storage.checkpoint import save_model
+from sadm.storage.registry import available_models
 
 
 def demo_roles(length: int) -> list[str]:
     """Frame 0 and every third frame observed, the others missing, the last quarter future."""
     future_from = length - max(1, length // 4)
-    return [
-        "future" if i >= future_from else ("observed" if i % 3 == 0 else "missing") for i in range(length)
-    ]
-
-
-def held_out_cardiac_sequence(frames: int, subject: int = 0) -> tuple[list[np.ndarray], Geometry]:
-    """ED→ES of an unseen phantom subject, resampled in time to `frames` frames (as in training)."""
-    phantom = cardiac_subject(HELD_OUT_SEED, subject)
-    cycle = phantom.frames[: phantom.es_index + 1].astype(np.float32)
-    resampled, _ = resample_in_time(cycle, np.arange(len(cycle), dtype=np.float32), frames)
-    return [np.ascontiguousarray(f) for f in resampled], Geometry(phantom.spacing, phantom.origin, phantom.direction)
+    return ["future" if i >= future_from else ("observed" if i % 3 == 0 else "missing") for i in range(length)]
 
 
 def load_demo_engine(model: str, device: str, scratch: Path) -> tuple[Engine, bool]:
@@ -55,8 +41,7 @@ def load_demo_engine(model: str, device: str, scratch: Path) -> tuple[Engine, bo
     except CheckpointError:
         if model != "cardiac-demo" or "cardiac-demo" in available_models():
             raise
-    config = preset("tiny")
-    config.max_frames = 12
+    config = preset("tiny").updated({"max_frames": 12})
     folder = save_model(scratch / "untrained-tiny-model", SADM(config))
     return Engine.load(folder, device=device), False
 
@@ -83,7 +68,9 @@ def run_demo(
 ) -> dict:
     """Generate, score and write everything into `out` at once (replacing an earlier demo whole).
     steps None: the sampler's default (sadm.defaults, chosen by `sadm bench`)."""
-    steps = SamplingOptions(sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples).steps  # refuse bad options first
+    steps = SamplingOptions(
+        sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples
+    ).steps  # refuse bad options first
     out = Path(out)
     with atomic_folder(out) as staging:
         summary = _run(staging, out, model, sampler, steps, guidance, seed, device, samples)
@@ -91,8 +78,17 @@ def run_demo(
     return summary
 
 
-def _run(staging: Path, out: Path, model: str, sampler: str, steps: int, guidance: float | None, seed: int,
-         device: str, samples: int) -> dict:
+def _run(
+    staging: Path,
+    out: Path,
+    model: str,
+    sampler: str,
+    steps: int,
+    guidance: float | None,
+    seed: int,
+    device: str,
+    samples: int,
+) -> dict:
     engine, trained = load_demo_engine(model, device, staging)
     if not trained:
         print(
@@ -108,18 +104,22 @@ def _run(staging: Path, out: Path, model: str, sampler: str, steps: int, guidanc
     generated = request.targets
     total = len(generated) * (request.sampling.steps if engine.model.is_diffusion else 1)
     print(f"model: {engine.source} on {engine.describe_device()}")
-    print("roles: " + " ".join(r[0].upper() for r in roles) + "  (O observed, M missing, F future)"
-          + (f"; {samples} samples" if samples > 1 else ""))
+    print(
+        "roles: "
+        + " ".join(r[0].upper() for r in roles)
+        + "  (O observed, M missing, F future)"
+        + (f"; {samples} samples" if samples > 1 else "")
+    )
     started = time.perf_counter()
     with tqdm(total=total, desc="generating", unit="step") as bar:
         generation = engine.generate(
-            inputs, request,
+            inputs,
+            request,
             progress=lambda done, _total, frame: (bar.update(done - bar.n), bar.set_postfix(frame=frame)),
             cancel=threading.Event(),
         )
         mean, spread = generation.mean, generation.std or {}
     seconds = time.perf_counter() - started
-    on_model_grid = generation.on_model_grid
 
     files = []
     for index in generated:
@@ -132,11 +132,18 @@ def _run(staging: Path, out: Path, model: str, sampler: str, steps: int, guidanc
     grid = tuple(engine.config.grid)
     on_grid = [resample_to_shape(f, grid) for f in frames]
     native = _scored(frames, {i: mean[i] for i in generated}, roles)
-    model_grid = _scored(on_grid, {i: v.mean(axis=0, dtype=np.float64).astype(np.float32) for i, v in on_model_grid.items()}, roles)
+    model_grid = _scored(on_grid, generation.mean_on_model_grid, roles)
     through_grid = {i: score(frames[i], resample_to_shape(on_grid[i], frames[i].shape)) for i in generated}
     summary = {
-        "model": engine.source, "trained_model": trained, "sampler": sampler, "steps": steps, "seed": seed,
-        "samples": samples, "device": engine.describe_device(), "seconds": round(seconds, 2), "roles": roles,
+        "model": engine.source,
+        "trained_model": trained,
+        "sampler": sampler,
+        "steps": steps,
+        "seed": seed,
+        "samples": samples,
+        "device": engine.describe_device(),
+        "seconds": round(seconds, 2),
+        "roles": roles,
         "native_shape": list(frames[0].shape),
         **native,
         "truth_through_model_grid_mean": _mean_of(through_grid),
@@ -151,12 +158,16 @@ def _run(staging: Path, out: Path, model: str, sampler: str, steps: int, guidanc
     summary["files"] = files
     (staging / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"generated {len(generated)} frames in {seconds:.1f} s")
-    print(f"  on the model's {_shape(grid)} grid (as `sadm evaluate` and the model card score): "
-          f"{_versus_baselines(model_grid)}")
+    print(
+        f"  on the model's {_shape(grid)} grid (as `sadm evaluate` and the model card score): "
+        f"{_versus_baselines(model_grid)}"
+    )
     ceiling = summary["truth_through_model_grid_mean"]
-    print(f"  on the native {_shape(frames[0].shape)} grid: {_versus_baselines(native)}; the truth itself, "
-          f"resampled to the model grid and back, scores {ceiling['ssim']:.3f} / {ceiling['psnr']:.2f} dB "
-          "(the model grid's resolution limit)")
+    print(
+        f"  on the native {_shape(frames[0].shape)} grid: {_versus_baselines(native)}; the truth itself, "
+        f"resampled to the model grid and back, scores {ceiling['ssim']:.3f} / {ceiling['psnr']:.2f} dB "
+        "(the model grid's resolution limit)"
+    )
     return summary
 
 
@@ -176,9 +187,11 @@ def _scored(truth: list[np.ndarray], predicted: dict[int, np.ndarray], roles: li
 
 def _versus_baselines(scored: dict) -> str:
     mean, baselines = scored["mean"], scored["baselines_mean"]
-    return f"SSIM {mean['ssim']:.3f}, PSNR {mean['psnr']:.2f} dB (" + ", ".join(
-        f"{name} {values['ssim']:.3f} / {values['psnr']:.2f} dB" for name, values in baselines.items()
-    ) + ")"
+    return (
+        f"SSIM {mean['ssim']:.3f}, PSNR {mean['psnr']:.2f} dB ("
+        + ", ".join(f"{name} {values['ssim']:.3f} / {values['psnr']:.2f} dB" for name, values in baselines.items())
+        + ")"
+    )
 
 
 def _shape(shape) -> str:
@@ -203,8 +216,12 @@ def _save_montage(folder: Path, frames, mean, spread, roles, generated) -> str:
         ranges.append((0.0, (high - low) / 4))
         colormaps.append("hot")
     save_montage(
-        folder / "montage.png", rows, row_labels=labels,
+        folder / "montage.png",
+        rows,
+        row_labels=labels,
         column_labels=[f"t{i} {roles[i][0].upper()}" for i in generated],
-        value_range=ranges, colormaps=colormaps, scale=2.0,
+        value_range=ranges,
+        colormaps=colormaps,
+        scale=2.0,
     )
     return "montage.png"

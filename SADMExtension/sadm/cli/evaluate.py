@@ -9,24 +9,20 @@ import datetime
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from sadm.atomic import atomic_folder
+from sadm.cli.options import OptionError, check_out_folder, choice_list
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, steps_or_default
-from sadm.errors import SADMError
 from sadm.evaluation.baselines import BASELINES
-from sadm.evaluation.runner import BaselineMethod, HeldOutSequence, ModelMethod, evaluate
+from sadm.evaluation.held_out import load_held_out
+from sadm.evaluation.runner import BaselineMethod, ModelMethod, evaluate
 from sadm.evaluation.settings import SETTINGS
 from sadm.evaluation.tables import METRICS, markdown_table, summarize, to_csv
-from sadm.generate_command import check_out_folder
+from sadm.storage.atomic import atomic_folder
 
 VARIANT_LABELS = {"sadm": "SADM", "diffusion-only": "diffusion-only", "attention-only": "attention-only"}
 TABLE_FILE, SUMMARY_FILE, ROWS_FILE, RECORD_FILE = "table.md", "summary.csv", "per_frame.csv", "evaluation.json"
-
-
-class EvaluateOptionError(SADMError, ValueError):
-    """A bad `sadm evaluate` option, found before anything runs."""
 
 
 def add_parser(commands) -> None:
@@ -37,42 +33,50 @@ def add_parser(commands) -> None:
         "sequence in the single, missing and full settings with fixed seeds; SSIM (3D, data_range from the "
         "truth), PSNR and NRMSE as in scikit-image, per frame and mean ± std over subjects.",
     )
-    p.add_argument("--model", action="append", required=True, metavar="NAME_OR_DIR",
-                   help="a bundled model name or a model folder (repeat to compare, e.g. the ablations)")
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="NAME_OR_DIR",
+        help="a bundled model name or a model folder (repeat to compare, e.g. the ablations)",
+    )
     p.add_argument("--data", required=True, help="held-out data: an ACDC root, a CSV manifest or a folder of sequences")
     p.add_argument("--out", required=True, help="output folder (created whole at the end)")
     p.add_argument("--subjects", type=int, help="evaluate the first N sequences only")
-    p.add_argument("--frames", type=int,
-                   help="resample every sequence to N frames (default: as the first model was trained)")
+    p.add_argument(
+        "--frames", type=int, help="resample every sequence to N frames (default: as the first model was trained)"
+    )
     p.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated subset of single,missing,full")
-    p.add_argument("--baselines", default=",".join(BASELINES),
-                   help=f"comma-separated subset of {','.join(BASELINES)}, or 'none'")
-    p.add_argument("--missing-rate", type=float, default=0.5, help="probability that a frame is missing (missing setting)")
+    p.add_argument(
+        "--baselines", default=",".join(BASELINES), help=f"comma-separated subset of {','.join(BASELINES)}, or 'none'"
+    )
+    p.add_argument(
+        "--missing-rate", type=float, default=0.5, help="probability that a frame is missing (missing setting)"
+    )
     p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
     p.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's, sadm.defaults)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: each model's)")
-    p.add_argument("--samples", type=int, default=1,
-                   help="score each diffusion model's voxel-wise mean of N sampled sequences (its posterior-mean "
-                   "estimate, N times the work) instead of one sample")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        help="score each diffusion model's voxel-wise mean of N sampled sequences (its posterior-mean "
+        "estimate, N times the work) instead of one sample",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--reuse", action="append", default=[], metavar="DIR",
-                   help="an earlier `sadm evaluate` output: a model whose weights (sha256) it scored under the same "
-                   "protocol (data, subjects, frames, sampler, steps, guidance, seed, missing rate) is taken from it "
-                   "instead of being run again (repeat to draw on several; the first that has a model wins)")
+    p.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="an earlier `sadm evaluate` output: a model whose weights (sha256) it scored under the same "
+        "protocol (data, subjects, frames, sampler, steps, guidance, seed, missing rate) is taken from it "
+        "instead of being run again (repeat to draw on several; the first that has a model wins)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_evaluate)
-
-
-def _choices(text: str, allowed: Sequence[str], option: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if option == "--baselines" and items == ["none"]:
-        return []
-    unknown = [item for item in items if item not in allowed]
-    if unknown or not items:
-        raise EvaluateOptionError(f"{option} {text!r}: choose from {', '.join(allowed)}")
-    return items
 
 
 def load_methods(args: argparse.Namespace) -> list[ModelMethod]:
@@ -84,7 +88,7 @@ def load_methods(args: argparse.Namespace) -> list[ModelMethod]:
     grids = {tuple(engine.config.grid) for engine in engines}
     if len(grids) > 1:
         listing = ", ".join(f"{m}: {tuple(e.config.grid)}" for m, e in zip(args.model, engines))
-        raise EvaluateOptionError(f"the models work on different grids ({listing}); evaluate them separately")
+        raise OptionError(f"the models work on different grids ({listing}); evaluate them separately")
     names = [model_name(engine.config) for engine in engines]
     names = [f"{name} ({_detail(engine)})" if names.count(name) > 1 else name for name, engine in zip(names, engines)]
     if len(set(names)) < len(names):
@@ -121,7 +125,7 @@ def model_name(config) -> str:
 
 
 def _detail(engine) -> str:
-    from sadm.checkpoint import steps_before
+    from sadm.storage.checkpoint import steps_before
 
     steps = engine.config.provenance.get("steps")
     before = steps_before(engine.config.provenance)
@@ -130,43 +134,16 @@ def _detail(engine) -> str:
     return f"{before} + {steps} steps fine-tuning" if before else f"{steps} steps"
 
 
-def held_out_params(config, frames: int | None = None):
-    """The PreprocessParams of a model's training data (grid, frame count, normalisation), with
-    `frames` overriding the frame count."""
-    from sadm.data.preprocess import PreprocessParams
-
-    if frames is None:
-        frames = (config.provenance.get("training") or {}).get("num_frames")
-    clip = config.normalization.get("clip_percentiles")
-    return PreprocessParams(grid=tuple(config.grid), num_frames=frames, clip_percentiles=None if clip is None else tuple(clip))
-
-
-def load_held_out(data: str, engine, frames: int | None, limit: int | None) -> list[HeldOutSequence]:
-    """Test sequences preprocessed exactly as the model's training data (grid, frames, normalisation)."""
-    from sadm.data.preprocess import preprocess_sequence
-    from sadm.data.readers import discover_sequences
-
-    config = engine.config
-    params = held_out_params(config, frames)
-    sources = discover_sequences(data)[:limit]
-    sequences = []
-    for source in sources:
-        prepared = preprocess_sequence(source.read(), params)
-        length = min(len(prepared.frames), config.max_frames)
-        sequences.append(HeldOutSequence(prepared.subject, prepared.frames[:length], tuple(float(t) for t in prepared.times[:length])))
-    return sequences
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    settings = _choices(args.settings, SETTINGS, "--settings")
-    baselines = _choices(args.baselines, list(BASELINES), "--baselines")
+    settings = choice_list(args.settings, SETTINGS, "--settings")
+    baselines = choice_list(args.baselines, list(BASELINES), "--baselines")
     if args.subjects is not None and args.subjects < 1:
-        raise EvaluateOptionError(f"--subjects must be at least 1; got {args.subjects}")
+        raise OptionError(f"--subjects must be at least 1; got {args.subjects}")
     if args.samples < 1:
-        raise EvaluateOptionError(f"--samples must be at least 1; got {args.samples}")
+        raise OptionError(f"--samples must be at least 1; got {args.samples}")
     if not 0.0 < args.missing_rate <= 1.0:
-        raise EvaluateOptionError(f"--missing-rate must be in (0, 1]; got {args.missing_rate}")
+        raise OptionError(f"--missing-rate must be in (0, 1]; got {args.missing_rate}")
     out = Path(args.out).expanduser()
     check_out_folder(out, args.overwrite, [Path(args.data)])
 
@@ -174,26 +151,49 @@ def run_evaluate(args: argparse.Namespace) -> int:
     models = load_methods(args)
     sequences = load_held_out(args.data, models[0].engine, args.frames, args.subjects)
     protocol = {
-        "data": str(Path(args.data).expanduser().resolve()), "subjects": [s.subject for s in sequences],
-        "frames": len(sequences[0].frames), "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
-        "seed": args.seed, "missing_rate": args.missing_rate, "samples": args.samples,
+        "data": str(Path(args.data).expanduser().resolve()),
+        "subjects": [s.subject for s in sequences],
+        "frames": len(sequences[0].frames),
+        "sampler": args.sampler,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "seed": args.seed,
+        "missing_rate": args.missing_rate,
+        "samples": args.samples,
     }
     weights = {m.name: weights_digest(m.engine.source) for m in models}
     sources = {m.name: m.engine.source for m in models}
     reused, reused_from = {}, {}
     for previous in args.reuse:
         left = {name: digest for name, digest in weights.items() if name not in reused}
-        found = reusable_rows(Path(previous), left, {name: sources[name] for name in left}, protocol, settings) if left else {}
+        found = (
+            reusable_rows(Path(previous), left, {name: sources[name] for name in left}, protocol, settings)
+            if left
+            else {}
+        )
         reused.update(found)
         reused_from.update({name: str(previous) for name in found})
-    methods = [m for m in models if m.name not in reused] + [BaselineMethod(name, BASELINES[name]) for name in baselines]
+    methods = [m for m in models if m.name not in reused] + [
+        BaselineMethod(name, BASELINES[name]) for name in baselines
+    ]
 
     from tqdm import tqdm
 
-    with tqdm(total=len(sequences) * len(settings) * len(methods), desc="sadm evaluate", unit="run",
-              disable=args.no_progress, file=sys.stderr) as bar:
-        result = evaluate(methods, sequences, settings, args.seed, args.missing_rate,
-                          progress=lambda what: (bar.set_postfix_str(what, refresh=False), bar.update()))
+    with tqdm(
+        total=len(sequences) * len(settings) * len(methods),
+        desc="sadm evaluate",
+        unit="run",
+        disable=args.no_progress,
+        file=sys.stderr,
+    ) as bar:
+        result = evaluate(
+            methods,
+            sequences,
+            settings,
+            args.seed,
+            args.missing_rate,
+            progress=lambda what: (bar.set_postfix_str(what, refresh=False), bar.update()),
+        )
     rows = [row for name in reused for row in reused[name]] + result.rows
     summary = summarize(rows)
     names = [m.name for m in models] + baselines
@@ -205,24 +205,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "weights_digest": DIGEST_SCHEME,
         "reused": reused_from,
         "data": str(args.data),
-        "subjects": [s.subject for s in sequences],
-        "frames": len(sequences[0].frames),
         "protocol": protocol,
-        "settings": settings, "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
-        "seed": args.seed, "missing_rate": args.missing_rate, "samples": args.samples,
+        "settings": settings,
+        **{key: value for key, value in protocol.items() if key != "data"},  # flat, as earlier records
         "device": models[0].engine.describe_device(),
         "seconds": round(time.perf_counter() - started, 1),
         "summary": summary,
     }
     table = report(record, summary, names, settings)
     with atomic_folder(out) as staging:
-        (staging / ROWS_FILE).write_text(to_csv(rows, ["method", "setting", "subject", "frame", *METRICS]), encoding="utf-8")
-        (staging / SUMMARY_FILE).write_text(to_csv(summary, ["method", "setting", "metric", "mean", "std", "subjects"]), encoding="utf-8")
+        (staging / ROWS_FILE).write_text(
+            to_csv(rows, ["method", "setting", "subject", "frame", *METRICS]), encoding="utf-8"
+        )
+        (staging / SUMMARY_FILE).write_text(
+            to_csv(summary, ["method", "setting", "metric", "mean", "std", "subjects"]), encoding="utf-8"
+        )
         (staging / TABLE_FILE).write_text(table, encoding="utf-8")
         (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(table)
-    print(f"sadm evaluate: wrote {TABLE_FILE}, {SUMMARY_FILE}, {ROWS_FILE} and {RECORD_FILE} to {out} "
-          f"({record['seconds']:.0f} s)")
+    print(
+        f"sadm evaluate: wrote {TABLE_FILE}, {SUMMARY_FILE}, {ROWS_FILE} and {RECORD_FILE} to {out} "
+        f"({record['seconds']:.0f} s)"
+    )
     return 0
 
 
@@ -263,7 +267,7 @@ def reusable_rows(
 
     record_path, rows_path = previous / RECORD_FILE, previous / ROWS_FILE
     if not record_path.is_file() or not rows_path.is_file():
-        raise EvaluateOptionError(f"--reuse {previous}: not a `sadm evaluate` output (no {RECORD_FILE} and {ROWS_FILE})")
+        raise OptionError(f"--reuse {previous}: not a `sadm evaluate` output (no {RECORD_FILE} and {ROWS_FILE})")
     record = json.loads(record_path.read_text(encoding="utf-8"))
     earlier = dict(record.get("protocol") or {})
     earlier.setdefault("data", str(Path(record.get("data", "")).expanduser().resolve()))
@@ -274,7 +278,10 @@ def reusable_rows(
     missing_settings = sorted(set(settings) - set(record.get("settings", [])))
     if different or missing_settings:
         why = ", ".join(different + [f"settings {missing_settings}"] * bool(missing_settings))
-        print(f"sadm evaluate: --reuse {previous}: nothing reused ({why} differ{'s' if len(different) + bool(missing_settings) == 1 else ''})", file=sys.stderr)
+        print(
+            f"sadm evaluate: --reuse {previous}: nothing reused ({why} differ{'s' if len(different) + bool(missing_settings) == 1 else ''})",
+            file=sys.stderr,
+        )
         return {}
     by_digest = {digest: name for name, digest in (record.get("weights") or {}).items()}
     if record.get("weights_digest") == DIGEST_SCHEME:
@@ -287,9 +294,15 @@ def reusable_rows(
     reused = {}
     for name, earlier_name in matches.items():
         reused[name] = [
-            {"method": name, "setting": row["setting"], "subject": row["subject"], "frame": int(row["frame"]),
-             **{metric: float(row[metric]) for metric in METRICS}}
-            for row in stored if row["method"] == earlier_name and row["setting"] in settings
+            {
+                "method": name,
+                "setting": row["setting"],
+                "subject": row["subject"],
+                "frame": int(row["frame"]),
+                **{metric: float(row[metric]) for metric in METRICS},
+            }
+            for row in stored
+            if row["method"] == earlier_name and row["setting"] in settings
         ]
     return reused
 
@@ -300,7 +313,11 @@ def report(record: dict, summary: list[dict], names: list[str], settings: list[s
         f"{len(record['subjects'])} held-out sequences of {record['frames']} frames from `{record['data']}`; "
         f"{record['sampler']} sampler, {record['steps']} steps, seed {record['seed']}, missing rate "
         f"{record['missing_rate']}"
-        + (f"; each diffusion model scored by the mean of {record['samples']} samples" if record.get("samples", 1) > 1 else "")
+        + (
+            f"; each diffusion model scored by the mean of {record['samples']} samples"
+            if record.get("samples", 1) > 1
+            else ""
+        )
         + f"; {record['device']}. Values per setting: {' / '.join(settings)}. "
         "Frames are averaged per subject, then over subjects. Bold: best per setting."
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,7 +22,9 @@ def validate_frames(frames: Sequence[np.ndarray | None], roles: Sequence[str]) -
         if role != OBSERVED:
             continue
         if frame is None:
-            raise InvalidFramesError(f"frame {index} is marked 'observed' but is None; pass its image or mark it 'missing'")
+            raise InvalidFramesError(
+                f"frame {index} is marked 'observed' but is None; pass its image or mark it 'missing'"
+            )
         array = np.asarray(frame)
         if array.ndim != 3:
             raise InvalidFramesError(

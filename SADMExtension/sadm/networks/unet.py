@@ -8,7 +8,7 @@ from einops import rearrange
 from torch import nn
 
 from sadm.config import UNetConfig
-from sadm.layers import sinusoidal_embedding
+from sadm.networks.layers import sinusoidal_embedding
 
 
 def zero_module(module: nn.Module) -> nn.Module:
@@ -51,7 +51,9 @@ class VoxelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         _, _, d, h, w = x.shape
-        q, k, v = rearrange(self.to_qkv(self.norm(x)), "b (three n c) d h w -> three b n (d h w) c", three=3, n=self.heads)
+        q, k, v = rearrange(
+            self.to_qkv(self.norm(x)), "b (three n c) d h w -> three b n (d h w) c", three=3, n=self.heads
+        )
         out = F.scaled_dot_product_attention(q, k, v)
         return x + self.to_out(rearrange(out, "b n (d h w) c -> b (n c) d h w", d=d, h=h, w=w))
 
@@ -154,8 +156,5 @@ class UNet3D(nn.Module):
         for block in self.middle:
             h = block(h, emb)
         for block in self.up:
-            if isinstance(block, Upsample):
-                h = block(h)
-            else:
-                h = block(torch.cat([h, skips.pop()], dim=1), emb)
+            h = block(h) if isinstance(block, Upsample) else block(torch.cat([h, skips.pop()], dim=1), emb)
         return self.output(h)

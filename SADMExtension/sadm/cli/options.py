@@ -1,0 +1,58 @@
+"""What every `sadm` command shares: the one `OptionError` (a bad option, found before anything runs)
+and the checks several commands make on their options."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from sadm.devices import resolve_device
+from sadm.errors import SADMError
+
+
+class OptionError(SADMError, ValueError):
+    """A command-line option names something that cannot be used; the message says which and why."""
+
+
+def check_out_folder(out: Path, overwrite: bool, inputs: Sequence[Path]) -> None:
+    """Refuse up front what would be refused after a long run: a file, or a non-empty folder."""
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out {out} is a file; give a folder path (it is created)")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        count = sum(1 for _ in out.iterdir())
+        raise OptionError(
+            f"--out {out} is not empty ({count} entries); choose a new folder or pass --overwrite to replace it"
+        )
+    resolved = out.resolve()
+    for path in inputs:
+        if path.resolve() == resolved or resolved in path.resolve().parents:
+            raise OptionError(f"--out {out} holds the input {path}; --overwrite would delete it — choose another --out")
+
+
+def device_option(name: str):
+    try:
+        return resolve_device(name)
+    except RuntimeError as error:
+        raise OptionError(f"--device {name}: {error}") from None
+
+
+def int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise OptionError(f"{option} {text!r}: give comma-separated whole numbers, e.g. 10,20,50") from None
+    if not values or min(values) < 1:
+        raise OptionError(f"{option} {text!r}: every step count must be at least 1")
+    return values
+
+
+def choice_list(text: str, allowed: Sequence[str], option: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if option == "--baselines" and items == ["none"]:
+        return []
+    unknown = [item for item in items if item not in allowed]
+    if unknown or not items:
+        raise OptionError(f"{option} {text!r}: choose from {', '.join(allowed)}")
+    return items
