@@ -55,7 +55,7 @@ def _ensureEngineImportable() -> None:
 
 _ensureEngineImportable()
 
-from sadm.defaults import DEFAULT_SAMPLER
+from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER
 from sadm.defaults import DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS
 from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError
 from sadm.generation import request as engineRequest  # torch-free: the one set of request rules
@@ -792,6 +792,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         cancel: threading.Event | None = None,
         showResult: bool = True,
         times: Sequence[float] | None = None,
+        native: str = DEFAULT_NATIVE_PATH,
     ) -> GenerationOutputs:
         """Generate every missing and future frame and add the results to the scene.
 
@@ -804,11 +805,13 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         times: one time per timepoint (input and future), e.g. ages [61, 64.5, 70, 78]; they become the
         output sequence's index values, and place the frames for continuous-time models (brain-demo),
         which otherwise read them from a sequence's numeric index values.
+        native: "warp" (the nearest observed frame moved by the model's motion, keeping the input's
+        detail) or "resample" (the model's frame resampled up, as in the paper).
         Runs in the calling thread. Raises with a message naming the bad value; the scene is then
         unchanged. Returns the new nodes (see GenerationOutputs).
         """
         request = self.prepareRequest(
-            inputSequenceOrVolumes, roles, model, device, sampler, steps, guidance, seed, samples, times
+            inputSequenceOrVolumes, roles, model, device, sampler, steps, guidance, seed, samples, times, native
         )
         for note in request.notes:
             logging.warning(f"SADM: {note}")
@@ -1042,6 +1045,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         seed=0,
         samples=1,
         times=None,
+        native=DEFAULT_NATIVE_PATH,
     ) -> PreparedRequest:
         """Check everything before any work, in the order a user would fix it, and copy the frames.
         Roles, times and sampling options go through the engine's `build_request`, the rules
@@ -1058,6 +1062,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             guidance=guidance,
             seed=seed,
             samples=samples,
+            native=native,
         )
         if times is not None:
             sequenceInput = _withTimes(sequenceInput, request.times)

@@ -16,3 +16,9 @@ def steps_or_default(sampler: str, steps: int | None) -> int:
 DEFAULT_SAMPLER = "ddim"
 """The fastest sampler and step count within 0.01 SSIM of the 1000-step ancestral sampler, as chosen
 by `sadm bench` on the bundled cardiac model (the measurement is the README's "Samplers" table)."""
+
+
+DEFAULT_NATIVE_PATH = "warp"
+"""Generated frames reach the input grid by warping the nearest observed native frame with the
+model's motion (sadm.generation.native); "resample" is the paper's upsampled model frame. Chosen by
+`sadm evaluate` on the native grid (README, "Native-resolution generation")."""

@@ -211,3 +211,13 @@ def test_sampling_grids_run_from_noise_to_the_clipped_maximum(spacing, steps):
     assert grid[0].item() == pytest.approx(-20.0 if spacing == "cosine" else -10.0, abs=1e-4)
     with pytest.raises(ValueError, match="unknown grid spacing"):
         sampling_grid(steps, "karras")
+
+
+def test_dpm_solver_returns_the_clipped_data_estimate_not_the_last_noisy_z():
+    """Like ancestral and DDIM, DPM-Solver++ returns x̂ at λ_max, clipped to [-1, 1]: data that the
+    ε-predictor places beyond the range must not leak out of it through the last z."""
+    x = torch.full((1, 1, 2, 4, 4), 1.5)
+    out = sample_dpmpp_2m(oracle_eps_fn(x), torch.randn_like(x), sampling_grid(10, "log-snr"))
+    assert float(out.max()) <= 1.0 and float(out.min()) == pytest.approx(1.0, abs=1e-3)
+    free = sample_dpmpp_2m(oracle_eps_fn(x), torch.randn_like(x), sampling_grid(10, "log-snr"), clip_denoised=False)
+    torch.testing.assert_close(free, x, rtol=1e-3, atol=1e-3)

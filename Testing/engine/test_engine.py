@@ -102,11 +102,13 @@ def test_uncertainty_samples_are_drawn_in_one_batch_and_differ(engine):
     assert draws[1].std(axis=0).mean() > 0
 
 
-def test_draws_on_the_model_grid_are_what_native_generation_resamples(engine):
-    """`sadm evaluate` and the demo's grid scores read these; the native frames are them resampled."""
+def test_draws_on_the_model_grid_are_what_the_papers_native_path_resamples(engine):
+    """`sadm evaluate` and the demo's grid scores read these; with native="resample" the native frames
+    are them resampled (the warp path is tested in test_native.py)."""
     frames = native_frames()
-    on_grid = engine.generate(frames, ROLES, steps=3, samples=2, sampler="ancestral", seed=3).on_model_grid
-    native = engine.generate(frames, ROLES, steps=3, samples=2, sampler="ancestral", seed=3).draws
+    options = dict(steps=3, samples=2, sampler="ancestral", seed=3, native="resample")
+    on_grid = engine.generate(frames, ROLES, **options).on_model_grid
+    native = engine.generate(frames, ROLES, **options).draws
     assert on_grid[1].shape == (2, *engine.config.grid)
     for index, volumes in on_grid.items():
         resampled = np.stack([resample_to_shape(v, (10, 20, 24)) for v in volumes])

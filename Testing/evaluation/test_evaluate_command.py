@@ -11,7 +11,8 @@ import SimpleITK as sitk
 
 from sadm.cli import main
 from sadm.config import preset
-from sadm.evaluation.runner import HeldOutSequence, evaluate
+from sadm.evaluation.baselines import BASELINES
+from sadm.evaluation.runner import BaselineMethod, HeldOutSequence, Prediction, evaluate
 from sadm.evaluation.tables import markdown_table, summarize
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import save_model
@@ -26,8 +27,10 @@ class Oracle:
     def __init__(self, truth: np.ndarray) -> None:
         self.truth = truth
 
-    def predict(self, frames, roles, times, seed):
-        return {i: self.truth[i].copy() for i, role in enumerate(roles) if role != "observed"}
+    def predict(self, frames, roles, times, seed, grid_frames=None):
+        native = {i: self.truth[i].copy() for i, role in enumerate(roles) if role != "observed"}
+        grid = None if grid_frames is None else {i: grid_frames[i].copy() for i in native}
+        return Prediction(native, grid)
 
 
 def test_every_setting_scores_each_predicted_frame_and_an_oracle_is_perfect():
@@ -40,13 +43,66 @@ def test_every_setting_scores_each_predicted_frame_and_an_oracle_is_perfect():
     assert [r["frame"] for r in by_setting["full"]] == [1, 2, 3, 4]
     assert 1 <= len(by_setting["missing"]) <= 4
     assert all(r["ssim"] == pytest.approx(1.0) and r["nrmse"] == 0.0 for r in result.rows)
+    assert all(r["grid"] == "native" and r["change"] == pytest.approx(1.0) for r in result.rows)
+
+
+def test_frames_are_scored_on_the_native_grid_and_on_the_model_grid_when_asked():
+    """A native-grid truth is resampled onto the model grid for the model-grid rows; a baseline runs on
+    each grid's own frames, so copy-last scores its change correlation 0 on both."""
+    frames = np.stack(moving_blob_sequence(4, (8, 32, 32))).astype(np.float32)
+    frames /= frames.max()
+    sequence = HeldOutSequence("s0", frames, (0.0, 1.0, 2.0, 3.0))
+    methods = [Oracle(frames), BaselineMethod("copy-last", BASELINES["copy-last"])]
+    rows = evaluate(methods, [sequence], ["single"], model_grid=(4, 8, 8)).rows
+    assert {(r["method"], r["grid"]) for r in rows} == {
+        (m, g) for m in ("oracle", "copy-last") for g in ("native", "model")
+    }
+    assert all(r["ssim"] == pytest.approx(1.0) for r in rows if r["method"] == "oracle")
+    assert all(r["change"] == 0.0 for r in rows if r["method"] == "copy-last")
+    native = {r["frame"]: r["psnr"] for r in rows if r["method"] == "copy-last" and r["grid"] == "native"}
+    coarse = {r["frame"]: r["psnr"] for r in rows if r["method"] == "copy-last" and r["grid"] == "model"}
+    assert native != coarse  # the model grid blurs the blob's motion: the two tables differ
+    summary = summarize(
+        [r for r in rows if r["method"] == "copy-last"]
+        + [dict(r, method="oracle", psnr=99.0) for r in rows if r["method"] == "oracle"]
+    )
+    assert {s["grid"] for s in summary} == {"native", "model"}
+    native_table = markdown_table(summary, ["oracle", "copy-last"], ["single"], grid="native")
+    assert "change r (single)" in native_table and "| copy-last |" in native_table
 
 
 def test_summary_averages_frames_per_subject_before_subjects():
     rows = [
-        {"method": "m", "setting": "single", "subject": "a", "frame": 1, "ssim": 0.2, "psnr": 10.0, "nrmse": 0.5},
-        {"method": "m", "setting": "single", "subject": "a", "frame": 2, "ssim": 0.4, "psnr": 20.0, "nrmse": 0.3},
-        {"method": "m", "setting": "single", "subject": "b", "frame": 1, "ssim": 0.9, "psnr": 30.0, "nrmse": 0.1},
+        {
+            "method": "m",
+            "setting": "single",
+            "grid": "native",
+            "subject": "a",
+            "frame": 1,
+            "ssim": 0.2,
+            "psnr": 10.0,
+            "nrmse": 0.5,
+        },
+        {
+            "method": "m",
+            "setting": "single",
+            "grid": "native",
+            "subject": "a",
+            "frame": 2,
+            "ssim": 0.4,
+            "psnr": 20.0,
+            "nrmse": 0.3,
+        },
+        {
+            "method": "m",
+            "setting": "single",
+            "grid": "native",
+            "subject": "b",
+            "frame": 1,
+            "ssim": 0.9,
+            "psnr": 30.0,
+            "nrmse": 0.1,
+        },
     ]
     ssim = next(s for s in summarize(rows) if s["metric"] == "ssim")
     assert ssim["mean"] == pytest.approx((0.3 + 0.9) / 2) and ssim["std"] == pytest.approx(0.3)
@@ -102,18 +158,24 @@ def test_evaluate_writes_tables_for_models_and_baselines(held_out, tiny_models, 
     methods = ["SADM", "attention-only", "copy-last", "linear"]
     assert sorted({r["method"] for r in rows}) == sorted(methods)
     for method in methods:
-        mine = [r for r in rows if r["method"] == method]
-        assert len([r for r in mine if r["setting"] == "single"]) == 3 * 4  # 3 subjects × frames 1..4
-        assert len([r for r in mine if r["setting"] == "full"]) == 3 * 4
+        for grid in ("native", "model"):
+            mine = [r for r in rows if r["method"] == method and r["grid"] == grid]
+            assert len([r for r in mine if r["setting"] == "single"]) == 3 * 4  # 3 subjects × frames 1..4
+            assert len([r for r in mine if r["setting"] == "full"]) == 3 * 4
+    assert {r["change"] for r in rows if r["method"] == "copy-last"} == {"0"}
     missing = {
-        m: sorted((r["subject"], r["frame"]) for r in rows if r["method"] == m and r["setting"] == "missing")
+        (m, g): sorted(
+            (r["subject"], r["frame"]) for r in rows if (r["method"], r["grid"], r["setting"]) == (m, g, "missing")
+        )
         for m in methods
+        for g in ("native", "model")
     }
     assert len({tuple(v) for v in missing.values()}) == 1  # every method imputes the same frames
     table = (out / "table.md").read_text(encoding="utf-8")
     for method in methods:
         assert f"| {method} |" in table
-    assert "SSIM (single / missing / full)" in table
+    assert "SSIM (single / missing / full)" in table and "change r (single / missing / full)" in table
+    assert table.index("**On the native grid**") < table.index("**On the model grid** (8×16×16")
     record = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
     assert record["subjects"] == ["subject0", "subject1", "subject2"] and record["frames"] == 5
     assert "| SADM |" in capsys.readouterr().out
@@ -206,10 +268,10 @@ def test_samples_scores_the_mean_of_that_many_draws_of_each_diffusion_model(held
     roles = ["observed", "missing", "observed", "future"]
     draws = engine.generate(list(frames), roles, sampler="ddim", steps=2, seed=5, samples=3).draws
     assert all(v.std(axis=0).max() > 0 for v in draws.values())  # the draws differ, so the mean is not one of them
-    mean = ModelMethod("m", engine, "ddim", 2, samples=3).predict(frames, roles, (0.0, 1.0, 2.0, 3.0), seed=5)
+    mean = ModelMethod("m", engine, "ddim", 2, samples=3).predict(frames, roles, (0.0, 1.0, 2.0, 3.0), seed=5).native
     for index, volumes in draws.items():
         np.testing.assert_allclose(mean[index], volumes.mean(axis=0), rtol=1e-5, atol=1e-6)
-    one_draw = ModelMethod("m", engine, "ddim", 2).predict(frames, roles, (0.0, 1.0, 2.0, 3.0), seed=5)
+    one_draw = ModelMethod("m", engine, "ddim", 2).predict(frames, roles, (0.0, 1.0, 2.0, 3.0), seed=5).native
     assert all(
         np.array_equal(one_draw[i], engine.generate(list(frames), roles, sampler="ddim", steps=2, seed=5)[i])
         for i in one_draw

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sadm.evaluation import copy_last, linear, setting_runs
-from sadm.evaluation.metrics import nrmse, psnr, ssim
+from sadm.evaluation.metrics import change_correlation, nrmse, psnr, score, ssim
 
 
 def test_psnr_of_a_uniform_error_follows_from_the_mse():
@@ -100,3 +100,23 @@ def test_baselines_do_not_touch_their_inputs():
     result[1][...] = -7
     copy_last(frames, ["observed", "future", "future", "future", "future"], times)[1][...] = -7
     np.testing.assert_array_equal(frames, before)
+
+
+def test_change_correlation_against_hand_computed_values():
+    """r of (generated − reference) with (truth − reference): by hand on four voxels."""
+    reference = np.zeros((1, 1, 4))
+    truth = np.array([0.0, 1.0, 2.0, 3.0]).reshape(1, 1, 4)  # true change 0, 1, 2, 3
+    assert change_correlation(truth, truth, reference) == pytest.approx(1.0)
+    assert change_correlation(truth, 2 * truth + 5, reference) == pytest.approx(1.0)  # r ignores scale and offset
+    assert change_correlation(truth, -truth, reference) == pytest.approx(-1.0)
+    generated = np.array([1.0, 0.0, 3.0, 2.0]).reshape(1, 1, 4)
+    # centred: true (-1.5, -0.5, 0.5, 1.5), predicted (-0.5, -1.5, 1.5, 0.5): 0.75+0.75+0.75+0.75 = 3 over 5
+    assert change_correlation(truth, generated, reference) == pytest.approx(0.6)
+    assert change_correlation(truth, reference.copy(), reference) == 0.0  # copy-last predicts no change
+    assert change_correlation(reference.copy(), truth, reference) == 0.0  # nothing changed: nothing to match
+
+
+def test_score_adds_the_change_only_when_it_knows_the_reference():
+    truth = np.linspace(0, 1, 512).reshape(8, 8, 8)
+    assert set(score(truth, truth)) == {"ssim", "psnr", "nrmse"}
+    assert score(truth, truth, np.zeros_like(truth))["change"] == pytest.approx(1.0)

@@ -100,3 +100,19 @@ def test_more_subjects_start_with_the_same_subjects(tmp_path):
     read = lambda root: sitk.GetArrayFromImage(sitk.ReadImage(str(root / "patient001" / "patient001_4d.nii.gz")))  # noqa: E731
     assert np.array_equal(read(tmp_path / "one"), read(tmp_path / "two"))
     assert sorted(p.name for p in (tmp_path / "two").glob("patient*")) == ["patient001", "patient002"]
+
+
+def test_any_number_of_ed_to_es_phases_is_rendered_directly_not_blended():
+    """Evaluation sequences: each phase drawn from the anatomy at its contraction, with its own noise —
+    the middle frame of three is not the mean of its neighbours, as a linearly resampled one would be."""
+    from sadm.data.synthetic.cardiac import systole_contractions
+
+    cycle = cardiac_subject(3, 0, CardiacOptions(**SMALL))
+    phases = cardiac_subject(3, 0, CardiacOptions(**SMALL), contractions=systole_contractions(5))
+    assert phases.frames.shape == (5, *cycle.frames.shape[1:])
+    assert phases.subject == cycle.subject  # same anatomy, whatever phases are rendered
+    np.testing.assert_allclose(phases.lv_cavity_ml[[0, -1]], cycle.lv_cavity_ml[[0, cycle.es_index]], rtol=0.01)
+    assert np.all(np.diff(phases.lv_cavity_ml) < 0)  # systole: the LV empties from ED to ES
+    middle, neighbours = phases.frames[2].astype(float), (phases.frames[1] + phases.frames[3].astype(float)) / 2
+    assert np.abs(middle - neighbours).mean() > 0.1 * np.abs(phases.frames[3] - phases.frames[1].astype(float)).mean()
+    assert systole_contractions(3).tolist() == pytest.approx([0.0, 0.5, 1.0])

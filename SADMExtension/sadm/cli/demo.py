@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sadm.cli.options import add_native_option
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 
 
@@ -15,6 +16,7 @@ def add_parser(commands) -> None:
     p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
     p.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's, sadm.defaults)")
     p.add_argument("--guidance", type=float)
+    add_native_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument(
@@ -30,5 +32,15 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from sadm.evaluation.demo import run_demo
 
-    run_demo(Path(args.out), args.model, args.sampler, args.steps, args.guidance, args.seed, args.device, args.samples)
+    run_demo(
+        Path(args.out),
+        args.model,
+        args.sampler,
+        args.steps,
+        args.guidance,
+        args.seed,
+        args.device,
+        args.samples,
+        args.native,
+    )
     return 0

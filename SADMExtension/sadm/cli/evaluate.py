@@ -1,6 +1,7 @@
 """`sadm evaluate`: the paper's protocol on a test split — trained models and baselines in the
-single / missing / full settings — written as per-frame CSV, summary CSV, a Markdown table shaped
-like the paper's Table 2, and evaluation.json."""
+single / missing / full settings, scored on the input's native grid (what a user sees) and on the
+model's grid — written as per-frame CSV, summary CSV, Markdown tables shaped like the paper's
+Table 2, and evaluation.json."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sadm.cli.options import OptionError, check_out_folder, choice_list
+from sadm.cli.options import OptionError, add_native_option, check_out_folder, choice_list
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, steps_or_default
 from sadm.evaluation.baselines import BASELINES
 from sadm.evaluation.held_out import load_held_out
@@ -31,7 +32,9 @@ def add_parser(commands) -> None:
         help="score models and baselines on held-out sequences (single / missing / full settings)",
         description="The paper's evaluation: every model (and baseline) predicts the frames of each held-out "
         "sequence in the single, missing and full settings with fixed seeds; SSIM (3D, data_range from the "
-        "truth), PSNR and NRMSE as in scikit-image, per frame and mean ± std over subjects.",
+        "truth), PSNR and NRMSE as in scikit-image and the change correlation (how well the predicted change "
+        "from the last observed frame matches the true one; copy-last scores 0), per frame and mean ± std "
+        "over subjects, on each sequence's native grid and on the model's grid.",
     )
     p.add_argument(
         "--model",
@@ -56,6 +59,7 @@ def add_parser(commands) -> None:
     p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
     p.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's, sadm.defaults)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: each model's)")
+    add_native_option(p)
     p.add_argument(
         "--samples",
         type=int,
@@ -98,7 +102,7 @@ def load_methods(args: argparse.Namespace) -> list[ModelMethod]:
     for name, engine in zip(names, engines):
         samples = args.samples if engine.model.is_diffusion else 1  # a regressor gives the same frame every time
         label = f"{name} (mean of {samples} samples)" if samples > 1 else name
-        methods.append(ModelMethod(label, engine, args.sampler, args.steps, args.guidance, samples))
+        methods.append(ModelMethod(label, engine, args.sampler, args.steps, args.guidance, samples, args.native))
     return methods
 
 
@@ -113,9 +117,12 @@ def _numbered(names: list[str]) -> list[str]:
 
 
 def model_name(config) -> str:
-    """The variant's name in tables; a SADM whose c also regressed the frame, or whose UNet diffused
-    the residual against c, says so (neither is the paper's objective)."""
+    """The variant's name in tables; a model whose X̃ also holds the frames after the target, a SADM
+    whose c also regressed the frame, or whose UNet diffused the residual against c, says so (none is
+    the paper's)."""
     name = VARIANT_LABELS.get(config.variant, config.variant)
+    if config.attention.context == "bidirectional":
+        name += " (bidirectional context)"  # the paper's X̃ holds only the frames before the target
     d = config.diffusion
     if config.variant == "sadm" and d.conditioning_loss > 0:
         name += f" + L2 on c (w={d.conditioning_loss:g})"  # ASCII: method names reach CSVs and consoles
@@ -160,6 +167,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "missing_rate": args.missing_rate,
         "samples": args.samples,
+        "native": args.native,
+        "scoring": SCORING,
     }
     weights = {m.name: weights_digest(m.engine.source) for m in models}
     sources = {m.name: m.engine.source for m in models}
@@ -193,6 +202,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             args.seed,
             args.missing_rate,
             progress=lambda what: (bar.set_postfix_str(what, refresh=False), bar.update()),
+            model_grid=tuple(models[0].engine.config.grid),
         )
     rows = [row for name in reused for row in reused[name]] + result.rows
     summary = summarize(rows)
@@ -207,6 +217,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "data": str(args.data),
         "protocol": protocol,
         "settings": settings,
+        "model_grid": list(models[0].engine.config.grid),
         **{key: value for key, value in protocol.items() if key != "data"},  # flat, as earlier records
         "device": models[0].engine.describe_device(),
         "seconds": round(time.perf_counter() - started, 1),
@@ -215,10 +226,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     table = report(record, summary, names, settings)
     with atomic_folder(out) as staging:
         (staging / ROWS_FILE).write_text(
-            to_csv(rows, ["method", "setting", "subject", "frame", *METRICS]), encoding="utf-8"
+            to_csv(rows, ["method", "setting", "grid", "subject", "frame", *METRICS]), encoding="utf-8"
         )
         (staging / SUMMARY_FILE).write_text(
-            to_csv(summary, ["method", "setting", "metric", "mean", "std", "subjects"]), encoding="utf-8"
+            to_csv(summary, ["method", "setting", "grid", "metric", "mean", "std", "subjects"]), encoding="utf-8"
         )
         (staging / TABLE_FILE).write_text(table, encoding="utf-8")
         (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -230,6 +241,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+SCORING = "native and model grid, change correlation"
+"""Recorded in the protocol: records scored otherwise (model grid only, before this) are not reused."""
 DIGEST_SCHEME = "safetensors-sorted-header"  # how evaluation.json's "weights" were hashed
 
 
@@ -297,9 +310,10 @@ def reusable_rows(
             {
                 "method": name,
                 "setting": row["setting"],
+                "grid": row.get("grid") or "model",
                 "subject": row["subject"],
                 "frame": int(row["frame"]),
-                **{metric: float(row[metric]) for metric in METRICS},
+                **{metric: float(row[metric]) for metric in METRICS if row.get(metric) not in (None, "")},
             }
             for row in stored
             if row["method"] == earlier_name and row["setting"] in settings
@@ -319,9 +333,15 @@ def report(record: dict, summary: list[dict], names: list[str], settings: list[s
             else ""
         )
         + f"; {record['device']}. Values per setting: {' / '.join(settings)}. "
-        "Frames are averaged per subject, then over subjects. Bold: best per setting."
+        "Frames are averaged per subject, then over subjects. Bold: best per setting. Change r: the "
+        "correlation of the predicted with the true change from the last observed frame (copy-last: 0)."
     )
+    grid = "×".join(str(n) for n in record.get("model_grid") or [])
     return (
-        f"{setup}\n\n{markdown_table(summary, names, settings)}\nMean ± std over subjects:\n\n"
-        f"{markdown_table(summary, names, settings, with_std=True)}"
+        f"{setup}\n\n**On the native grid** (each sequence's own, what a user sees):\n\n"
+        f"{markdown_table(summary, names, settings, grid='native')}\n"
+        f"**On the model grid** ({grid}, the truth resampled onto it):\n\n"
+        f"{markdown_table(summary, names, settings, grid='model')}\n"
+        "Mean ± std over subjects, native grid:\n\n"
+        f"{markdown_table(summary, names, settings, with_std=True, grid='native')}"
     )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sadm.cli.options import check_out_folder, device_option
+from sadm.cli.options import add_native_option, check_out_folder, device_option
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from sadm.errors import GenerationCancelled, InvalidRequestError
 from sadm.generation.request import GenerationRequest, SamplingOptions, build_request, parse_times
@@ -100,6 +100,7 @@ def add_parser(commands) -> None:
         help="denoising steps per frame (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")",
     )
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default: the model's)")
+    add_native_option(p)
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same frames")
     p.add_argument(
         "--samples",
@@ -130,7 +131,12 @@ def _generate(args: argparse.Namespace) -> int:
     inputs = [Path(p).expanduser() for p in args.input]
     check_out_folder(out, args.overwrite, inputs)
     sampling = SamplingOptions(
-        sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed, samples=args.samples
+        sampler=args.sampler,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        samples=args.samples,
+        native=args.native,
     )
     device = device_option(args.device)
 

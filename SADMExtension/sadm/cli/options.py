@@ -6,8 +6,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from sadm.defaults import DEFAULT_NATIVE_PATH
 from sadm.devices import resolve_device
 from sadm.errors import SADMError
+from sadm.generation.request import NATIVE_PATHS
+
+
+def add_native_option(parser) -> None:
+    """--native: how generated frames reach the input grid (one definition for every command)."""
+    parser.add_argument(
+        "--native",
+        choices=NATIVE_PATHS,
+        default=DEFAULT_NATIVE_PATH,
+        help=f"how frames reach the input grid: warp (the nearest observed frame moved by the model's motion, "
+        f"keeping native detail) or resample (the model's frame resampled up, the paper's); default {DEFAULT_NATIVE_PATH}",
+    )
 
 
 class OptionError(SADMError, ValueError):

@@ -124,6 +124,13 @@ def sample_dpmpp_2m(
             noise = torch.randn(z.shape, generator=generator).to(z.device)
             z = z + sigma_s * torch.sqrt(-torch.expm1(-2 * eta * h)) * noise
         previous_x, previous_h = x, h
+        if i == total - 1:
+            # z now lies at λ_max: return the data it denotes, x̂ = (z − σ ε̂)/α, as the other samplers
+            # do (σ_max ε̂ is below 1e-4, so one more network call would change nothing visible), clipped
+            # like every x̂.
+            z = z / alpha_s
+            if clip_denoised:
+                z = z.clamp(-1.0, 1.0)
         if callback is not None:
             callback({"i": i, "total": total, "z": z, "denoised": x, "log_snr": log_snr_t})
     return z

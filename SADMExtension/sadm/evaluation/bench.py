@@ -72,10 +72,10 @@ def measure_case(
         class Timed:
             name = method.name
 
-            def predict(self, frames, roles, times, run_seed):
+            def predict(self, frames, roles, times, run_seed, grid_frames=None):
                 _synchronize(engine)
                 started = time.perf_counter()
-                result = method.predict(frames, roles, times, run_seed)
+                result = method.predict(frames, roles, times, run_seed, grid_frames)
                 _synchronize(engine)
                 sequence_seconds.append(time.perf_counter() - started)
                 return result
@@ -107,9 +107,7 @@ def run_bench(
     for case in cases:
         record, rows = measure_case(engine, case, sequences, repeats, seed)
         summary = {s["metric"]: s for s in summarize(rows)}
-        record.update(
-            {"ssim": summary["ssim"]["mean"], "psnr": summary["psnr"]["mean"], "nrmse": summary["nrmse"]["mean"]}
-        )
+        record.update({metric: summary[metric]["mean"] for metric in ("ssim", "psnr", "nrmse", "change")})
         scores[case] = {(r["subject"], r["frame"]): r["ssim"] for r in rows}
         records.append(record)
         if progress is not None:
@@ -132,14 +130,16 @@ def fastest_within(records: Sequence[dict], tolerance: float = 0.01) -> dict | N
 def markdown(records: Sequence[dict]) -> str:
     """The bench table: one row per case, the reference first."""
     lines = [
-        "| sampler | steps | s/frame | s/sequence | speed-up | SSIM | PSNR | SSIM gap to reference | peak GPU GiB | peak RSS GiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| sampler | steps | s/frame | s/sequence | speed-up | SSIM | PSNR | change r | SSIM gap to reference "
+        "| peak GPU GiB | peak RSS GiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         gpu = "–" if r["peak_cuda_gib"] is None else f"{r['peak_cuda_gib']:.2f}"
         rss = "–" if r["peak_rss_gib"] is None else f"{r['peak_rss_gib']:.2f}"
         lines.append(
             f"| {r['sampler']} | {r['steps']} | {r['frame_seconds']:.3f} | {r['sequence_seconds']:.2f} | "
-            f"{r['speedup_per_frame']:.1f}× | {r['ssim']:.4f} | {r['psnr']:.2f} | {r['ssim_gap']:+.4f} | {gpu} | {rss} |"
+            f"{r['speedup_per_frame']:.1f}× | {r['ssim']:.4f} | {r['psnr']:.2f} | {r.get('change', float('nan')):.3f} | "
+            f"{r['ssim_gap']:+.4f} | {gpu} | {rss} |"
         )
     return "\n".join(lines) + "\n"

@@ -15,11 +15,12 @@ from sadm.config import preset
 from sadm.data.montage import mid_slices, save_montage
 from sadm.data.resample import resample_to_shape
 from sadm.data.writers import write_sequence, write_volume
-from sadm.defaults import DEFAULT_SAMPLER
+from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER
 from sadm.errors import CheckpointError
 from sadm.evaluation.baselines import BASELINES
 from sadm.evaluation.held_out import held_out_cardiac_sequence
 from sadm.evaluation.metrics import score
+from sadm.evaluation.runner import reference_index
 from sadm.generation.engine import Engine
 from sadm.generation.request import SamplingOptions, build_request
 from sadm.networks.sadm import SADM
@@ -51,7 +52,7 @@ def baseline_scores(frames: list[np.ndarray], roles: list[str], generated: list[
     stack = np.stack(frames)
     times = list(range(len(frames)))
     return {
-        name: {index: score(frames[index], guess[index]) for index in generated}
+        name: {index: score(frames[index], guess[index], frames[reference_index(roles, index)]) for index in generated}
         for name, guess in ((name, baseline(stack, roles, times)) for name, baseline in BASELINES.items())
     }
 
@@ -65,15 +66,16 @@ def run_demo(
     seed: int = 0,
     device: str = "auto",
     samples: int = 1,
+    native: str = DEFAULT_NATIVE_PATH,
 ) -> dict:
     """Generate, score and write everything into `out` at once (replacing an earlier demo whole).
     steps None: the sampler's default (sadm.defaults, chosen by `sadm bench`)."""
     steps = SamplingOptions(
-        sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples
+        sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples, native=native
     ).steps  # refuse bad options first
     out = Path(out)
     with atomic_folder(out) as staging:
-        summary = _run(staging, out, model, sampler, steps, guidance, seed, device, samples)
+        summary = _run(staging, out, model, sampler, steps, guidance, seed, device, samples, native)
     print(f"wrote {out}/: {', '.join(summary['files'])}")
     return summary
 
@@ -88,6 +90,7 @@ def _run(
     seed: int,
     device: str,
     samples: int,
+    native: str,
 ) -> dict:
     engine, trained = load_demo_engine(model, device, staging)
     if not trained:
@@ -99,7 +102,14 @@ def _run(
     roles = demo_roles(len(frames))
     inputs = [f if r == "observed" else None for f, r in zip(frames, roles)]
     request = build_request(
-        roles, len(frames), sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples
+        roles,
+        len(frames),
+        sampler=sampler,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        samples=samples,
+        native=native,
     )
     generated = request.targets
     total = len(generated) * (request.sampling.steps if engine.model.is_diffusion else 1)
@@ -141,6 +151,7 @@ def _run(
         "steps": steps,
         "seed": seed,
         "samples": samples,
+        "native": native,
         "device": engine.describe_device(),
         "seconds": round(seconds, 2),
         "roles": roles,
@@ -158,14 +169,11 @@ def _run(
     summary["files"] = files
     (staging / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"generated {len(generated)} frames in {seconds:.1f} s")
-    print(
-        f"  on the model's {_shape(grid)} grid (as `sadm evaluate` and the model card score): "
-        f"{_versus_baselines(model_grid)}"
-    )
+    print(f"  on the native {_shape(frames[0].shape)} grid (what you see): {_versus_baselines(native)}")
     ceiling = summary["truth_through_model_grid_mean"]
     print(
-        f"  on the native {_shape(frames[0].shape)} grid: {_versus_baselines(native)}; the truth itself, "
-        f"resampled to the model grid and back, scores {ceiling['ssim']:.3f} / {ceiling['psnr']:.2f} dB "
+        f"  on the model's {_shape(grid)} grid: {_versus_baselines(model_grid)}; the truth itself, resampled "
+        f"to the model grid and back, scores {ceiling['ssim']:.3f} / {ceiling['psnr']:.2f} dB natively "
         "(the model grid's resolution limit)"
     )
     return summary
@@ -173,7 +181,9 @@ def _run(
 
 def _scored(truth: list[np.ndarray], predicted: dict[int, np.ndarray], roles: list[str]) -> dict:
     """The predictions' and the baselines' scores against `truth`, per frame and their means."""
-    scores = {index: score(truth[index], volume) for index, volume in predicted.items()}
+    scores = {
+        index: score(truth[index], volume, truth[reference_index(roles, index)]) for index, volume in predicted.items()
+    }
     baselines = baseline_scores(truth, roles, list(predicted))
     return {
         "mean": _mean_of(scores),
@@ -188,8 +198,11 @@ def _scored(truth: list[np.ndarray], predicted: dict[int, np.ndarray], roles: li
 def _versus_baselines(scored: dict) -> str:
     mean, baselines = scored["mean"], scored["baselines_mean"]
     return (
-        f"SSIM {mean['ssim']:.3f}, PSNR {mean['psnr']:.2f} dB ("
-        + ", ".join(f"{name} {values['ssim']:.3f} / {values['psnr']:.2f} dB" for name, values in baselines.items())
+        f"SSIM {mean['ssim']:.3f}, PSNR {mean['psnr']:.2f} dB, change r {mean['change']:.2f} ("
+        + ", ".join(
+            f"{name} {values['ssim']:.3f} / {values['psnr']:.2f} dB / {values['change']:.2f}"
+            for name, values in baselines.items()
+        )
         + ")"
     )
 
@@ -199,17 +212,28 @@ def _shape(shape) -> str:
 
 
 def _mean_of(scores: dict[int, dict]) -> dict[str, float]:
-    return {k: float(np.mean([m[k] for m in scores.values()])) for k in ("ssim", "psnr", "nrmse")}
+    keys = [k for k in ("ssim", "psnr", "nrmse", "change") if all(k in m for m in scores.values())]
+    return {k: float(np.mean([m[k] for m in scores.values()])) for k in keys}
 
 
 def _save_montage(folder: Path, frames, mean, spread, roles, generated) -> str:
-    """Rows: ground truth / generated / |difference| (/ std over samples); columns: generated timepoints."""
+    """Native grid, one column per generated timepoint. Rows: ground truth / SADM / copy-last /
+    |SADM − truth| / true change and SADM's change from the last observed frame (blue less, red more)
+    (/ std over samples)."""
+    copies = BASELINES["copy-last"](np.stack(frames), roles, list(range(len(frames))))
     truth_row = [mid_slices(frames[i]) for i in generated]
     generated_row = [mid_slices(mean[i]) for i in generated]
+    copy_row = [mid_slices(copies[i]) for i in generated]
+    reference_row = [mid_slices(frames[reference_index(roles, i)]) for i in generated]
     difference_row = [np.abs(a - b) for a, b in zip(truth_row, generated_row)]
+    true_change = [a - r for a, r in zip(truth_row, reference_row)]
+    generated_change = [a - r for a, r in zip(generated_row, reference_row)]
     low, high = float(min(f.min() for f in frames)), float(max(f.max() for f in frames))
-    rows, labels = [truth_row, generated_row, difference_row], ["ground truth", "generated", "|difference|"]
-    ranges, colormaps = [(low, high), (low, high), (0.0, (high - low) / 2)], ["gray", "gray", "hot"]
+    span = (high - low) / 2
+    rows = [truth_row, generated_row, copy_row, difference_row, true_change, generated_change]
+    labels = ["ground truth", "SADM", "copy-last", "|SADM - truth|", "true change", "SADM change"]
+    ranges = [(low, high)] * 3 + [(0.0, span), (-span, span), (-span, span)]
+    colormaps = ["gray"] * 3 + ["hot", "diverging", "diverging"]
     if spread:
         rows.append([mid_slices(spread[i]) for i in generated])
         labels.append("std (samples)")

@@ -1,25 +1,31 @@
-"""Held-out sequences for evaluation, benchmarks and the demo: test data preprocessed exactly as a
-model's training data, and synthetic cardiac phantoms from a seed never used in training."""
+"""Held-out sequences for evaluation, benchmarks and the demo, on their native grid: test data
+normalised as the model's training data (frames kept as acquired, never blended in time unless asked),
+and synthetic cardiac phantoms from a seed never used in training, each phase rendered directly."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from sadm.data.preprocess import PreprocessParams, preprocess_sequence, resample_in_time
+from sadm.data.preprocess import PreprocessParams, preprocess_sequence
 from sadm.data.readers import discover_sequences
 from sadm.data.sequence import Geometry
-from sadm.data.synthetic import cardiac_subject
+from sadm.data.synthetic.cardiac import CardiacPhantom, cardiac_subject, systole_contractions
 from sadm.evaluation.runner import HeldOutSequence
 
 HELD_OUT_SEED = 1000  # training data use seed 0: these subjects were never seen in training
 
 
+def held_out_cardiac_phantom(frames: int, subject: int = 0) -> CardiacPhantom:
+    """ED→ES of an unseen phantom subject at `frames` phases evenly spaced in time, each rendered
+    directly (no frame is a blend of two others, so interpolation is no oracle)."""
+    return cardiac_subject(HELD_OUT_SEED, subject, contractions=systole_contractions(frames))
+
+
 def held_out_cardiac_sequence(frames: int, subject: int = 0) -> tuple[list[np.ndarray], Geometry]:
-    """ED→ES of an unseen phantom subject, resampled in time to `frames` frames (as in training)."""
-    phantom = cardiac_subject(HELD_OUT_SEED, subject)
-    cycle = phantom.frames[: phantom.es_index + 1].astype(np.float32)
-    resampled, _ = resample_in_time(cycle, np.arange(len(cycle), dtype=np.float32), frames)
-    return [np.ascontiguousarray(f) for f in resampled], Geometry(phantom.spacing, phantom.origin, phantom.direction)
+    """The frames (float32) and geometry of `held_out_cardiac_phantom`."""
+    phantom = held_out_cardiac_phantom(frames, subject)
+    volumes = [np.ascontiguousarray(f, dtype=np.float32) for f in phantom.frames]
+    return volumes, Geometry(phantom.spacing, phantom.origin, phantom.direction)
 
 
 def synthetic_held_out(engine, count: int) -> list[HeldOutSequence]:
@@ -33,29 +39,26 @@ def synthetic_held_out(engine, count: int) -> list[HeldOutSequence]:
     return sequences
 
 
-def held_out_params(config, frames: int | None = None):
-    """The PreprocessParams of a model's training data (grid, frame count, normalisation), with
-    `frames` overriding the frame count."""
-    if frames is None:
-        frames = (config.provenance.get("training") or {}).get("num_frames")
+def held_out_params(config, frames: int | None = None, grid: tuple[int, ...] | None = None) -> PreprocessParams:
+    """How held-out data are prepared for a model: its training normalisation (clip percentiles), on
+    `grid` (default: the model grid), resampled in time to `frames` only when asked."""
     clip = config.normalization.get("clip_percentiles")
     return PreprocessParams(
-        grid=tuple(config.grid), num_frames=frames, clip_percentiles=None if clip is None else tuple(clip)
+        grid=tuple(grid or config.grid), num_frames=frames, clip_percentiles=None if clip is None else tuple(clip)
     )
 
 
 def load_held_out(data: str, engine, frames: int | None, limit: int | None) -> list[HeldOutSequence]:
-    """Test sequences preprocessed exactly as the model's training data (grid, frames, normalisation)."""
+    """Test sequences on their native grid, normalised as the model's training data. Frames stay as
+    acquired — the first max_frames of them — unless `frames` asks for resampling in time (which
+    blends neighbours, making linear interpolation look like an oracle)."""
     config = engine.config
-    params = held_out_params(config, frames)
-    sources = discover_sequences(data)[:limit]
     sequences = []
-    for source in sources:
-        prepared = preprocess_sequence(source.read(), params)
+    for source in discover_sequences(data)[:limit]:
+        sequence = source.read()
+        params = held_out_params(config, frames, grid=np.asarray(sequence.frames[0]).shape)
+        prepared = preprocess_sequence(sequence, params)
         length = min(len(prepared.frames), config.max_frames)
-        sequences.append(
-            HeldOutSequence(
-                prepared.subject, prepared.frames[:length], tuple(float(t) for t in prepared.times[:length])
-            )
-        )
+        times = tuple(float(t) for t in prepared.times[:length])
+        sequences.append(HeldOutSequence(prepared.subject, prepared.frames[:length], times))
     return sequences

@@ -40,5 +40,26 @@ def nrmse(truth: np.ndarray, generated: np.ndarray) -> float:
     return float(metrics.normalized_root_mse(np.asarray(truth, np.float64), np.asarray(generated, np.float64)))
 
 
-def score(truth: np.ndarray, generated: np.ndarray) -> dict[str, float]:
-    return {"ssim": ssim(truth, generated), "psnr": psnr(truth, generated), "nrmse": nrmse(truth, generated)}
+def change_correlation(truth: np.ndarray, generated: np.ndarray, reference: np.ndarray) -> float:
+    """How well the predicted change from `reference` (the last observed frame before the target)
+    matches the true change: Pearson's r of the two difference volumes over all voxels. Copying
+    `reference` predicts no change and scores 0 by construction (as does any constant change); a
+    perfect prediction scores 1. SSIM and PSNR reward copying whatever stays the same; this scores
+    only what the sequence adds."""
+    true_change = np.asarray(truth, np.float64) - np.asarray(reference, np.float64)
+    predicted_change = np.asarray(generated, np.float64) - np.asarray(reference, np.float64)
+    true_change -= true_change.mean()
+    predicted_change -= predicted_change.mean()
+    norm = float(np.sqrt(np.sum(true_change**2) * np.sum(predicted_change**2)))
+    if norm <= 1e-12 * max(true_change.size, 1):
+        return 0.0
+    return float(np.sum(true_change * predicted_change) / norm)
+
+
+def score(truth: np.ndarray, generated: np.ndarray, reference: np.ndarray | None = None) -> dict[str, float]:
+    """SSIM, PSNR and NRMSE against the truth; with `reference` (the last observed frame before the
+    target) also the change correlation."""
+    scores = {"ssim": ssim(truth, generated), "psnr": psnr(truth, generated), "nrmse": nrmse(truth, generated)}
+    if reference is not None:
+        scores["change"] = change_correlation(truth, generated, reference)
+    return scores

@@ -1,5 +1,6 @@
 """Run methods (trained models and baselines) over held-out sequences in each setting and score
-every predicted frame against the truth."""
+every predicted frame against the truth: on the sequence's native grid (what a user sees), and on
+the model's grid when one is given (what the model itself resolves)."""
 
 from __future__ import annotations
 
@@ -9,38 +10,57 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from sadm.defaults import DEFAULT_SAMPLER
+from sadm.data.resample import resample_to_shape
+from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER
 from sadm.evaluation.baselines import Baseline
 from sadm.evaluation.metrics import score
 from sadm.evaluation.settings import setting_runs
-from sadm.generation.request import build_request
+from sadm.generation.request import OBSERVED, build_request
 
 
 @dataclass(frozen=True)
 class HeldOutSequence:
-    """A test sequence on the model grid: frames (L, k, j, i) in [0, 1] and their times."""
+    """A test sequence on its native grid: frames (L, k, j, i) in [0, 1] and their times."""
 
     subject: str
     frames: np.ndarray
     times: tuple[float, ...]
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """{index: frame} for every non-observed index: on the native grid, and on the model grid
+    (None when not asked for)."""
+
+    native: dict[int, np.ndarray]
+    model_grid: dict[int, np.ndarray] | None = None
+
+
 class Method(Protocol):
     name: str
 
     def predict(
-        self, frames: np.ndarray, roles: Sequence[str], times: Sequence[float], seed: int
-    ) -> dict[int, np.ndarray]:
-        """{index: predicted frame} for every non-observed index of `roles`."""
+        self,
+        frames: np.ndarray,
+        roles: Sequence[str],
+        times: Sequence[float],
+        seed: int,
+        grid_frames: np.ndarray | None = None,
+    ) -> Prediction:
+        """The frames of every non-observed index of `roles`; `grid_frames` are `frames` on the model
+        grid, given when model-grid predictions are wanted."""
 
 
 @dataclass
 class BaselineMethod:
+    """A baseline runs on each grid's own frames (copying a native frame is what a user gets)."""
+
     name: str
     baseline: Baseline
 
-    def predict(self, frames, roles, times, seed):
-        return self.baseline(frames, roles, times)
+    def predict(self, frames, roles, times, seed, grid_frames=None):
+        on_grid = None if grid_frames is None else self.baseline(grid_frames, roles, times)
+        return Prediction(self.baseline(frames, roles, times), on_grid)
 
 
 @dataclass
@@ -57,9 +77,10 @@ class ModelMethod:
     steps: int | None = None
     guidance: float | None = None
     samples: int = 1
+    native: str = DEFAULT_NATIVE_PATH
 
-    def predict(self, frames, roles, times, seed):
-        inputs = [frame if role == "observed" else None for frame, role in zip(frames, roles)]
+    def predict(self, frames, roles, times, seed, grid_frames=None):
+        inputs = [frame if role == OBSERVED else None for frame, role in zip(frames, roles)]
         request = build_request(
             roles,
             len(roles),
@@ -69,15 +90,23 @@ class ModelMethod:
             guidance=self.guidance,
             seed=seed,
             samples=self.samples,
+            native=self.native,
         )
-        return self.engine.generate(inputs, request).mean
+        generation = self.engine.generate(inputs, request)
+        return Prediction(generation.mean, generation.mean_on_model_grid if grid_frames is not None else None)
 
 
 @dataclass
 class EvaluationResult:
-    """One row per (method, setting, subject, frame): its SSIM, PSNR and NRMSE against the truth."""
+    """One row per (method, setting, grid, subject, frame): its SSIM, PSNR, NRMSE and change
+    correlation against the truth."""
 
     rows: list[dict] = field(default_factory=list)
+
+
+def reference_index(roles: Sequence[str], target: int) -> int:
+    """The last observed frame before `target`: what copy-last returns and the change is measured from."""
+    return max(i for i in range(target) if roles[i] == OBSERVED)
 
 
 def evaluate(
@@ -87,27 +116,40 @@ def evaluate(
     seed: int = 0,
     missing_rate: float = 0.5,
     progress: Callable[[str], None] | None = None,
+    model_grid: Sequence[int] | None = None,
 ) -> EvaluationResult:
-    """Every method sees the same role draws and seeds, so rows are comparable across methods and runs."""
+    """Every method sees the same role draws and seeds, so rows are comparable across methods and runs.
+    Frames are scored on each sequence's native grid and, with `model_grid`, also on that grid (the
+    truth resampled onto it, as the Engine resamples its inputs)."""
     result = EvaluationResult()
     for number, sequence in enumerate(sequences):
+        grid_frames = None
+        if model_grid is not None:
+            grid_frames = np.stack([resample_to_shape(frame, model_grid) for frame in sequence.frames])
         for setting in settings:
             runs = setting_runs(setting, len(sequence.frames), seed * 100003 + number, missing_rate)
             for method in methods:
                 for run, roles in enumerate(runs):
-                    predicted = method.predict(
-                        sequence.frames, roles, sequence.times, seed * 100003 + number * 101 + run
-                    )
-                    for index, frame in sorted(predicted.items()):
-                        result.rows.append(
-                            {
-                                "method": method.name,
-                                "setting": setting,
-                                "subject": sequence.subject,
-                                "frame": index,
-                                **score(sequence.frames[index], frame),
-                            }
-                        )
+                    run_seed = seed * 100003 + number * 101 + run
+                    predicted = method.predict(sequence.frames, roles, sequence.times, run_seed, grid_frames)
+                    scored = [
+                        ("native", sequence.frames, predicted.native),
+                        ("model", grid_frames, predicted.model_grid),
+                    ]
+                    for grid, truth, frames in scored:
+                        if truth is None or frames is None:
+                            continue
+                        for index, frame in sorted(frames.items()):
+                            result.rows.append(
+                                {
+                                    "method": method.name,
+                                    "setting": setting,
+                                    "grid": grid,
+                                    "subject": sequence.subject,
+                                    "frame": index,
+                                    **score(truth[index], frame, truth[reference_index(roles, index)]),
+                                }
+                            )
                 if progress is not None:
                     progress(f"{sequence.subject} {setting} {method.name}")
     return result

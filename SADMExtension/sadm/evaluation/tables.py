@@ -1,5 +1,6 @@
 """Per-subject means, mean ± std over subjects, and the Markdown table shaped like the paper's Table 2
-(rows: methods; columns: SSIM / PSNR / NRMSE, each 'single / missing / full')."""
+(rows: methods; columns: SSIM / PSNR / NRMSE / change correlation, each 'single / missing / full'),
+one table per grid: the input's native grid (what a user sees) and the model's grid."""
 
 from __future__ import annotations
 
@@ -9,27 +10,36 @@ from collections.abc import Sequence
 
 import numpy as np
 
-METRICS = ("ssim", "psnr", "nrmse")
-HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "nrmse": False}
+METRICS = ("ssim", "psnr", "nrmse", "change")
+HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "nrmse": False, "change": True}
+GRIDS = ("native", "model")
+"""Where a frame is scored: the input's own grid (the default everywhere) or the model's grid."""
+HEADINGS = {"ssim": "SSIM", "psnr": "PSNR", "nrmse": "NRMSE", "change": "change r"}
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
-    """{method, setting, metric, mean, std, subjects}: frames averaged per subject first, then the
-    mean and (population) std over subjects, so a long sequence does not outweigh a short one."""
-    per_subject: dict[tuple[str, str], dict[str, dict[str, list[float]]]] = {}
+    """{method, setting, grid, metric, mean, std, subjects}: frames averaged per subject first, then
+    the mean and (population) std over subjects, so a long sequence does not outweigh a short one.
+    Rows without a grid are model-grid rows (records written before native scoring); a metric a row
+    lacks is left out."""
+    per_subject: dict[tuple[str, str, str], dict[str, dict[str, list[float]]]] = {}
     for row in rows:
-        subjects = per_subject.setdefault((row["method"], row["setting"]), {})
-        values = subjects.setdefault(row["subject"], {m: [] for m in METRICS})
+        key = (row["method"], row["setting"], row.get("grid") or "model")
+        values = per_subject.setdefault(key, {}).setdefault(row["subject"], {m: [] for m in METRICS})
         for metric in METRICS:
-            values[metric].append(row[metric])
+            if row.get(metric) is not None and row.get(metric) != "":
+                values[metric].append(float(row[metric]))
     summary = []
-    for (method, setting), subjects in per_subject.items():
+    for (method, setting, grid), subjects in per_subject.items():
         for metric in METRICS:
+            if not all(values[metric] for values in subjects.values()):
+                continue
             means = np.array([np.mean(values[metric]) for values in subjects.values()])
             summary.append(
                 {
                     "method": method,
                     "setting": setting,
+                    "grid": grid,
                     "metric": metric,
                     "mean": float(means.mean()),
                     "std": float(means.std()),
@@ -49,24 +59,29 @@ def to_csv(rows: Sequence[dict], columns: Sequence[str]) -> str:
 
 
 def markdown_table(
-    summary: Sequence[dict], methods: Sequence[str], settings: Sequence[str], with_std: bool = False
+    summary: Sequence[dict],
+    methods: Sequence[str],
+    settings: Sequence[str],
+    with_std: bool = False,
+    grid: str = "native",
 ) -> str:
-    """Rows: methods; columns: metrics with one value per setting ('single / missing / full').
-    The best method per setting and metric is bold."""
-    lookup = {(s["method"], s["setting"], s["metric"]): s for s in summary}
+    """Rows: methods; columns: metrics with one value per setting ('single / missing / full'), for
+    the frames scored on `grid`. The best method per setting and metric is bold."""
+    lookup = {(s["method"], s["setting"], s["metric"]): s for s in summary if s.get("grid", "model") == grid}
     best = {}
     for setting in settings:
         for metric in METRICS:
             candidates = [(lookup[(m, setting, metric)]["mean"], m) for m in methods if (m, setting, metric) in lookup]
             if candidates:
                 best[(setting, metric)] = (max if HIGHER_IS_BETTER[metric] else min)(candidates)[1]
-    digits = {"ssim": 3, "psnr": 2, "nrmse": 3}
+    digits = {"ssim": 3, "psnr": 2, "nrmse": 3, "change": 3}
     joined = " / ".join(settings)
-    header = "| method | " + " | ".join(f"{metric.upper()} ({joined})" for metric in METRICS) + " |"
-    lines = [header, "|---" * (len(METRICS) + 1) + "|"]
+    metrics = [m for m in METRICS if any(key[2] == m for key in lookup)]
+    header = "| method | " + " | ".join(f"{HEADINGS[metric]} ({joined})" for metric in metrics) + " |"
+    lines = [header, "|---" * (len(metrics) + 1) + "|"]
     for method in methods:
         cells = []
-        for metric in METRICS:
+        for metric in metrics:
             values = []
             for setting in settings:
                 entry = lookup.get((method, setting, metric))

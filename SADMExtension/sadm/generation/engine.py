@@ -19,6 +19,7 @@ from sadm.devices import describe_device, resolve_device
 from sadm.errors import GenerationCancelled
 from sadm.generation.autoregressive import autoregressive_generate
 from sadm.generation.frames import validate_frames
+from sadm.generation.native import nearest_observed, resampled_draw, warped_draw
 from sadm.generation.request import GenerationRequest, SamplingOptions
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import load_model
@@ -34,20 +35,39 @@ class Generation(Mapping):
     when samples > 1) on the input's grid and in its intensities, plus every draw, their std and the
     draws as the model made them on its own grid (what model-grid scores read)."""
 
-    def __init__(self, request: GenerationRequest, on_model_grid: dict[int, np.ndarray], native_shape: tuple[int, ...]):
+    def __init__(
+        self,
+        request: GenerationRequest,
+        on_model_grid: dict[int, np.ndarray],
+        native_shape: tuple[int, ...],
+        anchors: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+        intensity: IntensityRange | None = None,
+    ):
         self.request = request
         self.on_model_grid = on_model_grid
         """{index: (samples, *config.grid)} in the observed frames' intensities."""
         self.native_shape = tuple(native_shape)
+        self._anchors = anchors or {}  # {observed index: (native frame, as the model saw it on its grid)}
+        self._intensity = intensity
 
     @cached_property
     def draws(self) -> dict[int, np.ndarray]:
-        """{index: (samples, k, j, i)}: each draw resampled onto the input grid (linear resampling
-        commutes with the intensity mapping, so this is exactly what generating natively gives)."""
-        return {
-            index: np.stack([resample_to_shape(volume, self.native_shape) for volume in volumes])
-            for index, volumes in self.on_model_grid.items()
-        }
+        """{index: (samples, k, j, i)}: each draw on the input grid, as `request.sampling.native` says:
+        the nearest observed native frame warped by the draw's motion, or the draw resampled up
+        (linear resampling commutes with the intensity mapping)."""
+        if self.request.sampling.native == "resample" or not self._anchors:
+            return {
+                index: np.stack([resampled_draw(volume, self.native_shape) for volume in volumes])
+                for index, volumes in self.on_model_grid.items()
+            }
+        draws = {}
+        for index, volumes in self.on_model_grid.items():
+            anchor = nearest_observed(self.request.roles, index, self.request.times)
+            native, on_grid = self._anchors[anchor]
+            draws[index] = np.stack(
+                [warped_draw(native, on_grid, self._intensity.normalize(volume)) for volume in volumes]
+            )
+        return draws
 
     @cached_property
     def mean(self) -> dict[int, np.ndarray]:
@@ -184,4 +204,8 @@ class Engine:
             index: np.stack([intensity.denormalize(filled[n, index].numpy()) for n in range(sampling.samples)])
             for index in generated
         }
-        return Generation(request, on_model_grid, native_shape)
+        anchors = {
+            index: (np.asarray(frames[index], dtype=np.float32), sequence[0, index].numpy())
+            for index in request.observed
+        }
+        return Generation(request, on_model_grid, native_shape, anchors, intensity)

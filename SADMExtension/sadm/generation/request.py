@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER, DEFAULT_STEPS
 from sadm.errors import InvalidRequestError, InvalidRolesError
 
 OBSERVED, MISSING, FUTURE = "observed", "missing", "future"
@@ -189,6 +189,10 @@ def future_count(future: int, future_times: Sequence[float] | None) -> int:
 # --- sampling ---------------------------------------------------------------------------------
 
 
+NATIVE_PATHS = ("warp", "resample")
+"""How a generated frame reaches the input grid (see sadm.generation.native)."""
+
+
 @dataclass(frozen=True)
 class SamplingOptions:
     """How each frame is drawn. `steps` None: the sampler's default; `guidance` None: the model's w."""
@@ -199,8 +203,13 @@ class SamplingOptions:
     seed: int = 0
     samples: int = 1
     batch_guidance: bool = True
+    native: str = DEFAULT_NATIVE_PATH  # how a frame reaches the input grid: "warp" or "resample" (the paper)
 
     def __post_init__(self) -> None:
+        if self.native not in NATIVE_PATHS:
+            raise InvalidRequestError(
+                f"native path {self.native!r} is unknown; choose one of {', '.join(NATIVE_PATHS)}"
+            )
         if self.sampler not in DEFAULT_STEPS:
             raise InvalidRequestError(
                 f"sampler {self.sampler!r} is unknown; choose one of {', '.join(sorted(DEFAULT_STEPS))}"

@@ -455,8 +455,23 @@ def _thick_slices(samples: np.ndarray, sub_slices: int) -> np.ndarray:
     return samples.reshape(-1, sub_slices, *samples.shape[1:]).mean(axis=1)
 
 
-def render_cardiac(subject: CardiacSubject, options: CardiacOptions, noise_rng: np.random.Generator) -> CardiacPhantom:
-    """Render every frame of the cycle: anatomy, partial volume, bias field, Rician noise."""
+def systole_contractions(frames: int) -> np.ndarray:
+    """The contraction (0 at ED, 1 at ES) at `frames` phases evenly spaced in time from ED to ES: the
+    systolic half-cosine of `contraction_curve`, at any number of phases."""
+    if frames < 2:
+        raise ValueError(f"ED→ES needs at least 2 phases; got {frames}")
+    return 0.5 - 0.5 * np.cos(np.pi * np.arange(frames) / (frames - 1))
+
+
+def render_cardiac(
+    subject: CardiacSubject,
+    options: CardiacOptions,
+    noise_rng: np.random.Generator,
+    contractions: np.ndarray | None = None,
+) -> CardiacPhantom:
+    """Render every frame of the cycle: anatomy, partial volume, bias field, Rician noise. With
+    `contractions` (see `systole_contractions`), render exactly those phases instead — each frame
+    drawn from the anatomy at its phase, never a blend of two rendered frames."""
     x, y, z = _grid(subject, options)
     slices, rows, columns = options.shape
     sub = options.sub_slices
@@ -479,13 +494,18 @@ def render_cardiac(subject: CardiacSubject, options: CardiacOptions, noise_rng: 
     x2, y2 = x[0] / 100.0, y[0] / 100.0
     bias = np.exp(bx * x2 + by * y2 + quad * (x2 * x2 + y2 * y2)).astype(np.float32)
     voxel_ml = subject.pixel_mm**2 * subject.slice_mm / 1000.0
-    curve = contraction_curve(subject.n_frames, subject.es_index)
+    if contractions is None:
+        curve = contraction_curve(subject.n_frames, subject.es_index)
+        interval_s = subject.cycle_ms / subject.n_frames / 1000.0
+    else:
+        curve = np.asarray(contractions, dtype=np.float64)
+        interval_s = subject.es_index * subject.cycle_ms / subject.n_frames / 1000.0 / max(1, len(curve) - 1)
 
-    frames = np.empty((subject.n_frames, *options.shape), np.int16)
-    labels = np.empty((subject.n_frames, *options.shape), np.uint8)
-    lv_ml = np.empty(subject.n_frames)
-    myo_ml = np.empty(subject.n_frames)
-    rv_ml = np.empty(subject.n_frames)
+    frames = np.empty((len(curve), *options.shape), np.int16)
+    labels = np.empty((len(curve), *options.shape), np.uint8)
+    lv_ml = np.empty(len(curve))
+    myo_ml = np.empty(len(curve))
+    rv_ml = np.empty(len(curve))
     region = _heart_region(subject, options, x, y, z)  # only these points ever change
     hx, hy, hz = (np.broadcast_to(c, full)[region] for c in (x, y, z))
     heart_texture = texture[region]
@@ -519,15 +539,18 @@ def render_cardiac(subject: CardiacSubject, options: CardiacOptions, noise_rng: 
         spacing=spacing,
         origin=origin,
         direction=direction,
-        frame_interval_s=subject.cycle_ms / subject.n_frames / 1000.0,
+        frame_interval_s=interval_s,
     )
 
 
-def cardiac_subject(seed: int, index: int, options: CardiacOptions | None = None) -> CardiacPhantom:
-    """Subject `index` of the data set made with `seed`: depends on (seed, index, options) only."""
+def cardiac_subject(
+    seed: int, index: int, options: CardiacOptions | None = None, contractions: np.ndarray | None = None
+) -> CardiacPhantom:
+    """Subject `index` of the data set made with `seed`: depends on (seed, index, options) only (the
+    anatomy does not depend on `contractions`, the phases rendered; see `render_cardiac`)."""
     options = options or CardiacOptions()
     anatomy_rng, noise_rng = subject_rngs(seed, index)
-    return render_cardiac(sample_cardiac_subject(anatomy_rng, options), options, noise_rng)
+    return render_cardiac(sample_cardiac_subject(anatomy_rng, options), options, noise_rng, contractions)
 
 
 def subject_summary(phantom: CardiacPhantom) -> dict:
