@@ -1171,7 +1171,9 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         if perStep is None:
             import torch
 
-            perStep = _cpuSecondsPerStep(config, torch.get_num_threads())
+            # the default native path also redraws each target's anchor in the same batch: about twice the work
+            redraw = 2.0 if DEFAULT_NATIVE_PATH == "warp" else 1.0
+            perStep = redraw * _cpuSecondsPerStep(config, torch.get_num_threads())
         return perStep * steps * targets * samples
 
     def _checkGpuMemory(self, modelFolder, config, samples: int, device: str) -> None:

@@ -28,7 +28,22 @@ def test_demo_roles_mix_missing_and_future_frames():
 def test_demo_writes_frames_sequence_montage_metrics_and_uncertainty(tiny_twelve_frame_model, tmp_path, capsys):
     out = tmp_path / "demo"
     assert (
-        main(["demo", "--model", str(tiny_twelve_frame_model), "--out", str(out), "--steps", "2", "--samples", "3"])
+        main(
+            # an untrained model draws no motion, so only resampled draws spread
+            [
+                "demo",
+                "--model",
+                str(tiny_twelve_frame_model),
+                "--out",
+                str(out),
+                "--steps",
+                "2",
+                "--samples",
+                "3",
+                "--native",
+                "resample",
+            ]
+        )
         == 0
     )
     generated = [i for i, r in enumerate(demo_roles(12)) if r != "observed"]
@@ -41,7 +56,8 @@ def test_demo_writes_frames_sequence_montage_metrics_and_uncertainty(tiny_twelve
     assert sitk.ReadImage(str(out / "completed.seq.nrrd")).GetNumberOfComponentsPerPixel() == 12
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["samples"] == 3 and sorted(int(k) for k in metrics["frames"]) == generated
-    assert set(metrics["baselines_mean"]) == {"copy-last", "linear"}
+    assert set(metrics["baselines_mean"]) == {"copy-last", "linear"} and metrics["native"] == "resample"
+    assert metrics["baselines_mean"]["copy-last"]["change"] == 0.0 and "change" in metrics["mean"]
     assert all(metrics["frames"][str(i)]["std_mean"] > 0 for i in generated)
     grid = metrics["model_grid"]
     assert grid["shape"] == list(preset("tiny").grid) and sorted(int(k) for k in grid["frames"]) == generated

@@ -63,7 +63,9 @@ def test_generation_shows_the_model_the_frames_after_a_missing_one(monkeypatch):
 
     monkeypatch.setattr(model, "condition", recording)
     frames = [f + 1.0 for f in moving_blob_sequence(4, config.grid)]
-    Engine(model, torch.device("cpu")).generate(frames, ["observed", "missing", "observed", "future"], steps=2)
+    Engine(model, torch.device("cpu")).generate(
+        frames, ["observed", "missing", "observed", "future"], steps=2, native="resample"
+    )
     # Frame 1 sees frames 0 and 2 (observed) and 3 (still to generate: zeros); frame 3 then sees 0, 1 (generated), 2.
     assert seen == [([0.0, 2.0, 3.0], 1.0, [True, True, False]), ([0.0, 1.0, 2.0], 3.0, [True, True, True])]
 

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from sadm import Engine, InvalidRequestError, SamplingOptions
 from sadm.config import preset
 from sadm.data.resample import resample_to_shape
-from sadm.generation.native import WarpSettings, _on_grid, motion_field, nearest_observed, warp, warped_draw
+from sadm.generation.native import WarpSettings, _on_grid, anchors_of, motion_field, warp, warped_draw
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import save_model
 
@@ -65,11 +65,14 @@ def test_the_motion_the_model_drew_moves_the_native_frame_and_keeps_its_detail()
     assert centre[0] == pytest.approx(-4.0, abs=1.5)  # anchor(x − 4) ≈ truth(x): the blob came from the left
 
 
-def test_the_anchor_is_the_observed_frame_nearest_in_time_the_earlier_on_a_tie():
+def test_a_future_frame_has_one_anchor_and_a_missing_frame_the_two_around_it_weighted_by_time():
     roles = ["observed", "missing", "missing", "observed", "future"]
-    assert [nearest_observed(roles, t) for t in (1, 2, 4)] == [0, 3, 3]
-    assert nearest_observed(["observed", "missing", "observed"], 1) == 0  # tie: the earlier frame
-    assert nearest_observed(roles, 1, times=[0.0, 2.9, 3.0, 3.1, 4.0]) == 3  # by time, not by index
+    assert anchors_of(roles, 4) == [(3, 1.0)]
+    assert anchors_of(roles, 1) == [(0, pytest.approx(2 / 3)), (3, pytest.approx(1 / 3))]
+    assert anchors_of(roles, 2, times=[0.0, 1.0, 2.5, 3.0, 4.0]) == [
+        (0, pytest.approx(1 / 6)),
+        (3, pytest.approx(5 / 6)),
+    ]
 
 
 def test_an_unknown_native_path_is_refused_naming_the_choices():
@@ -92,3 +95,31 @@ def test_resample_is_the_papers_path_and_warp_starts_from_the_native_anchor(tiny
     assert warped[1].shape == NATIVE and np.isfinite(warped[1]).all()
     low, high = min(f.min() for f in frames), max(f.max() for f in frames)
     assert low - 1e-3 <= warped[1].min() and warped[1].max() <= high + 1e-3  # values of the anchor, moved
+
+
+@pytest.mark.parametrize("context", ["causal", "bidirectional"])
+def test_the_anchor_is_redrawn_from_the_same_noise_and_state_with_the_anchor_hidden(context):
+    """Beside target 2 the model also draws frame 1 (its anchor) as it would draw it with frame 1
+    hidden — exactly what generating frame 1 first would give — and target 2's own draw is unchanged."""
+    import torch
+
+    from sadm.generation.autoregressive import autoregressive_generate
+    from sadm.generation.request import SamplingOptions as Options
+
+    torch.manual_seed(0)
+    model = SADM(preset("tiny").updated({"max_frames": 3, "attention": {"context": context}})).eval()
+    sequence = torch.rand(1, 3, *preset("tiny").grid)
+    positions = torch.arange(3, dtype=torch.float32)
+    options = Options(sampler="ddim", steps=3)
+
+    def run(roles, **extra):
+        generator = torch.Generator().manual_seed(5)
+        return autoregressive_generate(model, sequence, roles, positions, options, generator=generator, **extra)
+
+    redraws = {}
+    with_anchor = run(["observed", "observed", "future"], anchors={2: [1]}, anchor_draws=redraws)
+    plain = run(["observed", "observed", "future"])
+    torch.testing.assert_close(with_anchor[:, 2], plain[:, 2], rtol=1e-4, atol=1e-5)
+    first = run(["observed", "missing", "future"])  # frame 1 drawn first, from the same noise
+    torch.testing.assert_close(redraws[2][0], first[:, 1], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(redraws[2][0], sequence[:, 1], atol=1e-2)  # a draw, not the observed frame

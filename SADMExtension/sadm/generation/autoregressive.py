@@ -25,6 +25,8 @@ def autoregressive_generate(
     sampling: SamplingOptions,
     generator: torch.Generator | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    anchors: dict[int, Sequence[int]] | None = None,
+    anchor_draws: dict[int, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Alg. 2 on a batch of N draws of one sequence.
 
@@ -34,6 +36,11 @@ def autoregressive_generate(
     frames 0..i−1 (causal, the paper), or every frame but i (bidirectional models): observed and
     already generated frames as images, frames still to generate as zero volumes.
     `on_step(frame_index, step)` runs after every denoising step (it may raise to cancel).
+
+    `anchors` {target: observed indices}: alongside each such target, also draw each anchor a as the
+    model would draw it from the same state with a hidden, from the same noise, in the same batch;
+    the draws go into `anchor_draws` {target: (anchors, N, D, H, W)}. The two draws differ by what the model
+    thinks changes between a and the target, not by its style (see sadm.generation.native).
     """
     device = sequence.device
     draws = sequence.shape[0]
@@ -53,13 +60,16 @@ def autoregressive_generate(
     for index, role in enumerate(roles):
         if role == OBSERVED:
             continue
-        members = context_indices(len(roles), index, config.attention.context)
-        mask = torch.ones(draws, len(members), dtype=torch.bool, device=device)
-        with autocast(device):
-            conditioning = model.condition(
-                filled[:, members], mask, positions[members].expand(draws, len(members)), positions[index].expand(draws)
-            ).float()
+        redrawn = list(anchors.get(index, ())) if anchors is not None and anchor_draws is not None else []
+        conditioning = _conditioning(model, filled, index, positions)
+        for anchor in redrawn:
+            hidden = filled.clone()
+            hidden[:, anchor] = 0.0  # as a frame still to generate: a zero volume that keeps its position
+            conditioning = torch.cat([conditioning, _conditioning(model, hidden, anchor, positions)])
         if not model.is_diffusion:
+            if redrawn:
+                anchor_draws[index] = conditioning[draws:, 0].clamp(0.0, 1.0).unflatten(0, (len(redrawn), draws))
+                conditioning = conditioning[:draws]
             filled[:, index] = conditioning[:, 0].clamp(0.0, 1.0)
             if on_step is not None:
                 on_step(index, 0)
@@ -71,8 +81,23 @@ def autoregressive_generate(
 
         eps_fn = guided_eps_fn(denoiser, conditioning, guidance, sampling.batch_guidance)
         noise = torch.randn((draws, 1, *sequence.shape[2:]), generator=generator).to(device)
+        if redrawn:
+            noise = noise.repeat(1 + len(redrawn), 1, 1, 1, 1)  # the same noise: draws differ by their conditioning
         callback = None if on_step is None else (lambda info, index=index: on_step(index, info["i"]))
         x = sample_fn(eps_fn, noise, log_snrs, generator=generator, callback=callback)
-        frame = model.frame_from_diffused(x, conditioning)
-        filled[:, index] = ((frame[:, 0] + 1.0) / 2.0).clamp(0.0, 1.0)
+        frame = ((model.frame_from_diffused(x, conditioning)[:, 0] + 1.0) / 2.0).clamp(0.0, 1.0)
+        filled[:, index] = frame[:draws]
+        if redrawn:
+            anchor_draws[index] = frame[draws:].unflatten(0, (len(redrawn), draws))
     return filled
+
+
+def _conditioning(model: SADM, filled: torch.Tensor, target: int, positions: torch.Tensor) -> torch.Tensor:
+    """c = Aθ(X̃) for `target` from the sequence as it stands."""
+    draws, length = filled.shape[:2]
+    members = context_indices(length, target, model.config.attention.context)
+    mask = torch.ones(draws, len(members), dtype=torch.bool, device=filled.device)
+    with autocast(filled.device):
+        return model.condition(
+            filled[:, members], mask, positions[members].expand(draws, len(members)), positions[target].expand(draws)
+        ).float()

@@ -19,7 +19,7 @@ from sadm.devices import describe_device, resolve_device
 from sadm.errors import GenerationCancelled
 from sadm.generation.autoregressive import autoregressive_generate
 from sadm.generation.frames import validate_frames
-from sadm.generation.native import nearest_observed, resampled_draw, warped_draw
+from sadm.generation.native import anchors_of, resampled_draw, warped_draw
 from sadm.generation.request import GenerationRequest, SamplingOptions
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import load_model
@@ -42,6 +42,7 @@ class Generation(Mapping):
         native_shape: tuple[int, ...],
         anchors: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
         intensity: IntensityRange | None = None,
+        anchor_draws: dict[int, np.ndarray] | None = None,
     ):
         self.request = request
         self.on_model_grid = on_model_grid
@@ -49,6 +50,9 @@ class Generation(Mapping):
         self.native_shape = tuple(native_shape)
         self._anchors = anchors or {}  # {observed index: (native frame, as the model saw it on its grid)}
         self._intensity = intensity
+        self.anchor_draws = anchor_draws or {}
+        """{target: (anchors, samples, *config.grid)} in [0, 1]: the model's own draws of the target's
+        anchors, from the same noise (what the warp measures the motion against)."""
 
     @cached_property
     def draws(self) -> dict[int, np.ndarray]:
@@ -62,11 +66,18 @@ class Generation(Mapping):
             }
         draws = {}
         for index, volumes in self.on_model_grid.items():
-            anchor = nearest_observed(self.request.roles, index, self.request.times)
-            native, on_grid = self._anchors[anchor]
-            draws[index] = np.stack(
-                [warped_draw(native, on_grid, self._intensity.normalize(volume)) for volume in volumes]
-            )
+            anchors = anchors_of(self.request.roles, index, self.request.times)
+            redraws = self.anchor_draws.get(index)
+            warped = []
+            for n, volume in enumerate(volumes):
+                draw = self._intensity.normalize(volume)
+                frame = np.zeros(self.native_shape, np.float64)
+                for slot, (anchor, weight) in enumerate(anchors):
+                    native, on_grid = self._anchors[anchor]
+                    reference = on_grid if redraws is None else redraws[slot, n]
+                    frame += weight * warped_draw(native, reference, draw)
+                warped.append(frame.astype(np.float32))
+            draws[index] = np.stack(warped)
         return draws
 
     @cached_property
@@ -191,6 +202,11 @@ class Engine:
 
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("generation was cancelled before it started")
+        anchors, anchor_draws = None, {}
+        if sampling.native == "warp" and self.model.is_diffusion and len(request.observed) > 1:
+            # Redraw the anchors beside each target (sadm.generation.native). With one observed frame
+            # there is nothing to redraw it from, and the motion is measured against the anchor itself.
+            anchors = {index: [a for a, _ in anchors_of(roles, index, request.times)] for index in generated}
         filled = autoregressive_generate(
             self.model,
             sequence.to(self.device),
@@ -199,13 +215,16 @@ class Engine:
             sampling,
             generator=torch.Generator().manual_seed(sampling.seed),
             on_step=on_step,
+            anchors=anchors,
+            anchor_draws=anchor_draws,
         ).cpu()
         on_model_grid = {
             index: np.stack([intensity.denormalize(filled[n, index].numpy()) for n in range(sampling.samples)])
             for index in generated
         }
-        anchors = {
+        observed = {
             index: (np.asarray(frames[index], dtype=np.float32), sequence[0, index].numpy())
             for index in request.observed
         }
-        return Generation(request, on_model_grid, native_shape, anchors, intensity)
+        redraws = {index: volumes.cpu().numpy() for index, volumes in anchor_draws.items()}
+        return Generation(request, on_model_grid, native_shape, observed, intensity, redraws)

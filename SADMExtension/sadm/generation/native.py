@@ -5,8 +5,15 @@ The model works on a coarse grid, so its frame resampled to the input grid canno
 detail. Cardiac motion and brain ageing are mostly deformation: registering the anchor — the
 observed frame nearest in time to the target, as the model saw it on its grid — to the model's draw
 gives a smooth displacement field that the coarse grid does resolve; upsampled, it warps the native
-anchor, which keeps every native detail. Each target is warped from an observed frame, never from
-a generated one, so no frame is resampled twice. A model that draws no change gives the anchor back.
+anchor, which keeps every native detail. A missing frame between two observed ones blends both
+anchors, each warped by its own motion, with linear interpolation's weights. Each target is warped
+from observed frames, never from a generated one, so no frame is resampled twice. A model that
+draws no change gives the anchors back (copy-last, or linear interpolation between two).
+
+The motion is measured between two draws of the model that share their noise — the target's, and
+the anchor's own redraw with the anchor hidden — so that what differs is what the model thinks
+changes, not how its frames look beside a real one (texture, blur). With the anchor the only
+observed frame there is nothing to redraw it from, and the motion is measured against the anchor.
 """
 
 from __future__ import annotations
@@ -29,11 +36,19 @@ class WarpSettings:
     smoothing_voxels: float = 2.0
 
 
-def nearest_observed(roles: Sequence[str], target: int, times: Sequence[float] | None = None) -> int:
-    """The observed frame nearest in time to `target` (the earlier one on a tie): the anchor."""
+def anchors_of(roles: Sequence[str], target: int, times: Sequence[float] | None = None) -> list[tuple[int, float]]:
+    """[(observed index, weight)]: the observed frames on either side of `target` nearest in time,
+    weighted as linear interpolation weights them (one frame, weight 1, when the target has observed
+    frames on one side only). Frame 0 is always observed, so there is at least one."""
     positions = list(times) if times is not None else list(range(len(roles)))
     observed = [i for i, role in enumerate(roles) if role == "observed"]
-    return min(observed, key=lambda i: (abs(positions[i] - positions[target]), i > target, abs(i - target)))
+    before = max((i for i in observed if i < target), default=None)
+    after = min((i for i in observed if i > target), default=None)
+    if before is None or after is None:
+        return [(before if after is None else after, 1.0)]
+    span = positions[after] - positions[before]
+    weight_after = (positions[target] - positions[before]) / span
+    return [(before, 1.0 - weight_after), (after, weight_after)]
 
 
 def _on_grid(volume: np.ndarray, native_shape: Sequence[int]) -> sitk.Image:
