@@ -141,7 +141,7 @@ def _run(
 
     grid = tuple(engine.config.grid)
     on_grid = [resample_to_shape(f, grid) for f in frames]
-    native = _scored(frames, {i: mean[i] for i in generated}, roles)
+    native_scores = _scored(frames, {i: mean[i] for i in generated}, roles)
     model_grid = _scored(on_grid, generation.mean_on_model_grid, roles)
     through_grid = {i: score(frames[i], resample_to_shape(on_grid[i], frames[i].shape)) for i in generated}
     summary = {
@@ -156,7 +156,7 @@ def _run(
         "seconds": round(seconds, 2),
         "roles": roles,
         "native_shape": list(frames[0].shape),
-        **native,
+        **native_scores,
         "truth_through_model_grid_mean": _mean_of(through_grid),
         "model_grid": {"shape": list(grid), **model_grid},
     }
@@ -169,7 +169,7 @@ def _run(
     summary["files"] = files
     (staging / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"generated {len(generated)} frames in {seconds:.1f} s")
-    print(f"  on the native {_shape(frames[0].shape)} grid (what you see): {_versus_baselines(native)}")
+    print(f"  on the native {_shape(frames[0].shape)} grid (what you see): {_versus_baselines(native_scores)}")
     ceiling = summary["truth_through_model_grid_mean"]
     print(
         f"  on the model's {_shape(grid)} grid: {_versus_baselines(model_grid)}; the truth itself, resampled "
