@@ -16,8 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _ruff() -> list[str]:
     beside_python = Path(sys.executable).with_name("ruff")
     found = str(beside_python) if beside_python.is_file() else shutil.which("ruff")
-    if found is None:
-        pytest.skip("ruff is not installed (pip install -e '.[test]' installs it)")
+    assert found is not None, "ruff is not installed: pip install -e '.[test]' installs the pinned version"
     return [found]
 
 
