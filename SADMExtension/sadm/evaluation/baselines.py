@@ -23,13 +23,15 @@ def _observed(roles: Sequence[str]) -> list[int]:
     return [i for i, role in enumerate(roles) if role == OBSERVED]
 
 
+def reference_index(roles: Sequence[str], target: int) -> int:
+    """The last observed frame before `target`: what copy-last returns and the change is measured from."""
+    return max(i for i in range(target) if roles[i] == OBSERVED)
+
+
 def copy_last(frames: np.ndarray, roles: Sequence[str], times: Sequence[float]) -> dict[int, np.ndarray]:
     """{target: the last observed frame before it}."""
-    observed = _observed(roles)
     return {
-        target: frames[max(i for i in observed if i < target)].copy()
-        for target, role in enumerate(roles)
-        if role != OBSERVED
+        target: frames[reference_index(roles, target)].copy() for target, role in enumerate(roles) if role != OBSERVED
     }
 
 

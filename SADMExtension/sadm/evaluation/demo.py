@@ -17,10 +17,9 @@ from sadm.data.resample import resample_to_shape
 from sadm.data.writers import write_sequence, write_volume
 from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER
 from sadm.errors import CheckpointError
-from sadm.evaluation.baselines import BASELINES
+from sadm.evaluation.baselines import BASELINES, reference_index
 from sadm.evaluation.held_out import held_out_cardiac_sequence
 from sadm.evaluation.metrics import score
-from sadm.evaluation.runner import reference_index
 from sadm.generation.engine import Engine
 from sadm.generation.request import SamplingOptions, build_request
 from sadm.networks.sadm import SADM

@@ -12,7 +12,7 @@ import numpy as np
 
 from sadm.data.resample import resample_to_shape
 from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER
-from sadm.evaluation.baselines import Baseline
+from sadm.evaluation.baselines import Baseline, reference_index
 from sadm.evaluation.metrics import score
 from sadm.evaluation.settings import setting_runs
 from sadm.generation.request import OBSERVED, build_request
@@ -102,11 +102,6 @@ class EvaluationResult:
     correlation against the truth."""
 
     rows: list[dict] = field(default_factory=list)
-
-
-def reference_index(roles: Sequence[str], target: int) -> int:
-    """The last observed frame before `target`: what copy-last returns and the change is measured from."""
-    return max(i for i in range(target) if roles[i] == OBSERVED)
 
 
 def evaluate(

@@ -19,7 +19,7 @@ from sadm.devices import describe_device, resolve_device
 from sadm.errors import GenerationCancelled
 from sadm.generation.autoregressive import autoregressive_generate
 from sadm.generation.frames import validate_frames
-from sadm.generation.native import anchors_of, resampled_draw, warped_draw
+from sadm.generation.native import anchors_of, warped_draw
 from sadm.generation.request import GenerationRequest, SamplingOptions
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import load_model
@@ -57,11 +57,11 @@ class Generation(Mapping):
     @cached_property
     def draws(self) -> dict[int, np.ndarray]:
         """{index: (samples, k, j, i)}: each draw on the input grid, as `request.sampling.native` says:
-        the nearest observed native frame warped by the draw's motion, or the draw resampled up
-        (linear resampling commutes with the intensity mapping)."""
+        the target's observed native anchors (see `anchors_of`) warped by the draw's motion and blended,
+        or the draw resampled up (linear resampling commutes with the intensity mapping)."""
         if self.request.sampling.native == "resample" or not self._anchors:
             return {
-                index: np.stack([resampled_draw(volume, self.native_shape) for volume in volumes])
+                index: np.stack([resample_to_shape(volume, self.native_shape) for volume in volumes])
                 for index, volumes in self.on_model_grid.items()
             }
         draws = {}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from sadm.data.resample import resample_to_shape
+from sadm.generation.request import OBSERVED
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def anchors_of(roles: Sequence[str], target: int, times: Sequence[float] | None 
     weighted as linear interpolation weights them (one frame, weight 1, when the target has observed
     frames on one side only). Frame 0 is always observed, so there is at least one."""
     positions = list(times) if times is not None else list(range(len(roles)))
-    observed = [i for i, role in enumerate(roles) if role == "observed"]
+    observed = [i for i, role in enumerate(roles) if role == OBSERVED]
     before = max((i for i in observed if i < target), default=None)
     after = min((i for i in observed if i > target), default=None)
     if before is None or after is None:
@@ -96,8 +96,3 @@ def warped_draw(
     (both on the model grid, in the same normalised intensities)."""
     field = motion_field(anchor_on_grid, draw_on_grid, anchor_native.shape, settings or WarpSettings())
     return warp(anchor_native, field)
-
-
-def resampled_draw(draw_on_grid: np.ndarray, native_shape: Sequence[int]) -> np.ndarray:
-    """One draw on the input grid the paper's way: the model's frame resampled up."""
-    return resample_to_shape(draw_on_grid, native_shape)
