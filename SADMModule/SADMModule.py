@@ -1,34 +1,43 @@
 """SADM in 3D Slicer: generate the missing and future frames of a longitudinal 3D image.
 
 The four classes of Slicer's scripted-module template: SADMModule (metadata), SADMModuleWidget (the
-panel: collects the inputs, shows progress, displays results), SADMModuleLogic (all the work and the
-console API, usable without the GUI) and SADMModuleTest (the self-test). The method itself lives in
-the pure-Python `sadm` engine, installed beside this file.
+panel: collects the inputs, shows progress, displays results), SADMModuleLogic (the workflow and the
+console API, usable without the GUI) and SADMModuleTest (the self-test). The work is done by the
+SADMModuleLib package beside this file (one job per module) and the pure-Python `sadm` engine.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import gc
-import importlib
 import logging
-import math
 import os
-import queue
-import re
-import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Callable
 
 import numpy as np
 import qt
+import SADMModuleLib  # noqa: F401  (first: makes the `sadm` engine importable)
 import slicer
 import vtk
+from SADMModuleLib import dependencies, inputs, models, resources, timepointtable
+from SADMModuleLib import outputs as outputNodes
+from SADMModuleLib.dependencies import TORCH_REQUIREMENT, SADMDependencyError
+from SADMModuleLib.generationrun import GenerationRun
+from SADMModuleLib.inputs import SequenceInput, parseTimes
+from SADMModuleLib.models import DEFAULT_MODEL
+from SADMModuleLib.outputs import ATTRIBUTE_PREFIX, GenerationOutputs
+from SADMModuleLib.preparedrequest import PreparedRequest
+from SADMModuleLib.resources import (
+    DEVICES,
+    SADMResourceError,
+    cpuSecondsPerStep,
+    estimateGpuMemoryBytes,
+    freeGpuMemory,
+    isOutOfMemory,
+)
+from SADMModuleLib.volumes import SADMInputError, resampleOntoGrid
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSequenceNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -41,30 +50,46 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-
-def _ensureEngineImportable() -> None:
-    """Installed extension: CMake puts the `sadm` package beside this file (already on sys.path).
-    Source checkout: the package lives in ../SADMExtension."""
-    try:
-        importlib.import_module("sadm")
-    except ImportError:
-        checkout = Path(__file__).resolve().parent.parent / "SADMExtension"
-        if (checkout / "sadm" / "__init__.py").is_file():
-            sys.path.insert(0, str(checkout))
-
-
-_ensureEngineImportable()
-
 from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER
 from sadm.defaults import DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS
 from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError
 from sadm.generation import request as engineRequest  # torch-free: the one set of request rules
 from sadm.generation.request import FUTURE, MISSING, OBSERVED, ROLES
 
-DEVICES = ("auto", "cuda", "cpu")
-DEFAULT_MODEL = "cardiac-demo"
-TORCH_REQUIREMENT = ">=2.1"
-ATTRIBUTE_PREFIX = "SADM."
+__all__ = [  # the console API and the names the tests and README use
+    "ATTRIBUTE_PREFIX",
+    "DEFAULT_MODEL",
+    "DEVICES",
+    "FUTURE",
+    "MISSING",
+    "OBSERVED",
+    "ROLES",
+    "SAMPLER_DEFAULT_STEPS",
+    "SAMPLE_DATA",
+    "TORCH_REQUIREMENT",
+    "CheckpointError",
+    "GenerationCancelled",
+    "GenerationOutputs",
+    "GenerationRun",
+    "InvalidRolesError",
+    "PreparedRequest",
+    "SADMDependencyError",
+    "SADMInputError",
+    "SADMModule",
+    "SADMModuleLogic",
+    "SADMModuleParameterNode",
+    "SADMModuleTest",
+    "SADMModuleWidget",
+    "SADMResourceError",
+    "SequenceInput",
+    "estimateGpuMemoryBytes",
+    "parseTimes",
+    "registerSampleData",
+    "resampleOntoGrid",
+]
+
+_cpuSecondsPerStep = cpuSecondsPerStep  # the name the cost-model test uses
+
 SAMPLE_DATA = (
     # (sample name, file in Resources/SampleData, SHA256 of that file)
     # Written by Testing/module/make_sample_data.py from the engine's synthetic generators.
@@ -81,18 +106,6 @@ SAMPLE_DATA = (
 )
 
 
-class SADMInputError(ValueError):
-    """The selected nodes cannot be read as one sequence of scalar volumes."""
-
-
-class SADMDependencyError(RuntimeError):
-    """A Python package SADM needs is missing; the message says how to install it."""
-
-
-class SADMResourceError(RuntimeError):
-    """The chosen device cannot run the request (no CUDA, too little GPU memory)."""
-
-
 #
 # SADMModule
 #
@@ -106,7 +119,7 @@ class SADMModule(ScriptedLoadableModule):
         self.parent.title = _("SADM Sequence Generation")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Sequences")]
         self.parent.dependencies = ["Sequences"]
-        self.parent.contributors = ["SADM for 3D Slicer contributors"]
+        self.parent.contributors = ["SADM for 3D Slicer developers (SADM for 3D Slicer project)"]
         self.parent.helpText = _("""
 Generates missing and future frames of a longitudinal 3D image (a Sequence of scalar volumes, or a
 list of volumes) with SADM, the Sequence-Aware Diffusion Model (Yoon et al., IPMI 2023).
@@ -216,11 +229,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SADMModuleLogic()
 
-        table = self.ui.timepointTable
-        table.horizontalHeader().setSectionResizeMode(0, qt.QHeaderView.ResizeToContents)
-        table.horizontalHeader().setSectionResizeMode(1, qt.QHeaderView.Stretch)
-        table.horizontalHeader().setSectionResizeMode(2, qt.QHeaderView.ResizeToContents)
-        table.verticalHeader().setVisible(False)
+        timepointtable.setUp(self.ui.timepointTable)
         self.ui.rolesHintLabel.setStyleSheet(self.HINT_STYLE)
         self.ui.progressBar.setVisible(False)
 
@@ -336,43 +345,13 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return list(self._parameterNode.roles) + [FUTURE] * self._parameterNode.futureCount
 
     def _fillTimepointTable(self) -> None:
-        names = self._inputFrameNames()
-        roles = self._allRoles()
-        table = self.ui.timepointTable
-        table.setRowCount(len(roles))
-        for row, role in enumerate(roles):
-            isInputFrame = row < len(names)
-            self._setReadOnlyItem(row, 0, str(row))
-            self._setReadOnlyItem(row, 1, names[row] if isInputFrame else _("(future)"))
-            choices = ",".join(ROLES if isInputFrame else (FUTURE,))
-            combo = table.cellWidget(row, 2)
-            if combo is None or combo.property("roleChoices") != choices:
-                # Reuse role boxes across updates; only a row whose kind changed gets a new one.
-                combo = qt.QComboBox()
-                for choice in choices.split(","):
-                    combo.addItem(choice)
-                combo.setProperty("roleChoices", choices)
-                combo.currentIndexChanged.connect(lambda *args, row=row, combo=combo: self._onRoleChanged(row, combo))
-                table.setCellWidget(row, 2, combo)
-            combo.blockSignals(True)
-            combo.setCurrentIndex(combo.findText(role))
-            combo.blockSignals(False)
-            combo.setEnabled(isInputFrame and self._run is None)
-        self._fitTableHeight(len(roles))
-
-    def _fitTableHeight(self, rows: int, maximumRows: int = 8) -> None:
-        """Show every row without an empty band below (a scroll bar beyond `maximumRows`)."""
-        table = self.ui.timepointTable
-        shown = max(1, min(rows, maximumRows))
-        height = int(table.horizontalHeader().property("sizeHint").height()) + 2 * int(table.property("frameWidth"))
-        height += sum(table.rowHeight(row) for row in range(min(rows, shown))) + (shown - min(rows, shown)) * 30
-        table.setMinimumHeight(height)
-        table.setMaximumHeight(height)
-
-    def _setReadOnlyItem(self, row: int, column: int, text: str) -> None:
-        item = qt.QTableWidgetItem(text)
-        item.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
-        self.ui.timepointTable.setItem(row, column, item)
+        timepointtable.fill(
+            self.ui.timepointTable,
+            self._inputFrameNames(),
+            self._allRoles(),
+            self._run is not None,
+            self._onRoleChanged,
+        )
 
     def _showRolesHint(self) -> None:
         """Say live what the roles mean, or which rule they break, before the user presses Generate."""
@@ -551,10 +530,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ):
             section.setEnabled(not running)
         self.ui.futureCountSpinBox.setEnabled(not running)
-        for row in range(int(self.ui.timepointTable.property("rowCount"))):
-            combo = self.ui.timepointTable.cellWidget(row, 2)
-            if combo is not None and row < len(self._parameterNode.roles):
-                combo.setEnabled(not running)
+        timepointtable.setRoleBoxesEnabled(self.ui.timepointTable, len(self._parameterNode.roles), not running)
         if running:
             self.ui.progressBar.setVisible(True)
             self.ui.progressBar.setRange(0, 0)
@@ -628,136 +604,9 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
-@dataclass
-class SequenceInput:
-    """The input as the Logic understood it: its frames in order, and how they are indexed."""
-
-    name: str
-    frameNodes: list  # scalar volume nodes: data nodes of the sequence, or the listed volumes
-    sequenceNode: vtkMRMLSequenceNode | None
-    indexName: str = "frame"
-    indexUnit: str = ""
-    indexValues: list[str] = field(default_factory=list)
-    numericIndex: bool = True
-    explicitTimes: bool = False  # index values are times the caller gave (console `times=`)
-
-
-@dataclass
-class PreparedRequest:
-    """Everything a run needs, read from the scene on the main thread (arrays are copies), so the
-    worker thread never touches MRML: the engine's one `PreparedRequest` (roles, times, sampling)
-    plus the frames and what the outputs need from the scene."""
-
-    input: SequenceInput
-    request: engineRequest.GenerationRequest
-    frames: list  # np.ndarray (k, j, i) on frame 0's grid for observed frames, None otherwise
-    resampled: set[int]
-    geometry: vtkMRMLScalarVolumeNode  # detached node holding frame 0's origin, spacing, directions
-    transformNodeID: str | None
-    modelFolder: str
-    modelName: str
-    device: str
-    indexValues: list[str]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def roles(self) -> tuple[str, ...]:
-        return self.request.roles
-
-    @property
-    def targets(self) -> list[int]:
-        return self.request.targets
-
-    @property
-    def times(self) -> tuple[float, ...] | None:
-        return self.request.times
-
-    @property
-    def sampling(self) -> engineRequest.SamplingOptions:
-        return self.request.sampling
-
-
-class GenerationOutputs(list):
-    """The nodes one run added, as a list (so `for n in outputs: slicer.mrmlScene.RemoveNode(n)`
-    undoes it) with named parts: volumes (one per generated frame, index order), stdMaps (samples > 1),
-    sequence (observed + generated frames), inputSequence (the list input, as a sequence), browser,
-    and the browser's proxy nodes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.volumes: list = []
-        self.stdMaps: list = []
-        self.sequence = None
-        self.inputSequence = None
-        self.browser = None
-        self.outputProxy = None
-        self.inputProxy = None
-
-
-class GenerationRun:
-    """One generation on a worker thread. The main thread calls `poll()` (from a QTimer) to receive
-    progress and the outcome, and creates nodes itself; nothing here touches the scene."""
-
-    def __init__(self, logic: SADMModuleLogic, request: PreparedRequest) -> None:
-        self.request = request
-        self.outcome: str | None = None  # "done" | "cancelled" | "failed"
-        self.result = None
-        self.error: BaseException | None = None
-        self.seconds = 0.0
-        self._logic = logic
-        self._cancel = threading.Event()
-        self._events: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._work, name="SADM generation", daemon=True)
-
-    def start(self) -> GenerationRun:
-        self._thread.start()
-        return self
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    @property
-    def finished(self) -> bool:
-        return self.outcome is not None
-
-    @property
-    def cancelRequested(self) -> bool:
-        return self._cancel.is_set()
-
-    def poll(self) -> list[tuple]:
-        """Events since the last poll: ("progress", (done, total, frame)), then ("done" | "cancelled" | "failed", payload)."""
-        events = []
-        while True:
-            try:
-                kind, payload = self._events.get_nowait()
-            except queue.Empty:
-                return events
-            events.append((kind, payload))
-            if kind == "done":
-                self.outcome, self.result = kind, payload
-            elif kind in ("cancelled", "failed"):
-                self.outcome, self.error = kind, payload
-
-    def _work(self) -> None:
-        started = time.monotonic()
-        try:
-            result = self._logic.runRequest(
-                self.request, progress=lambda *step: self._events.put(("progress", step)), cancel=self._cancel
-            )
-            self.seconds = time.monotonic() - started
-            self._events.put(("done", result))
-        except GenerationCancelled as error:
-            self._events.put(("cancelled", error))
-        except BaseException as error:  # reported on the main thread; never lost in a worker
-            logging.exception("SADM generation failed")
-            self._events.put(("failed", error))
-
-
 class SADMModuleLogic(ScriptedLoadableModuleLogic):
-    """All the work: read the input nodes, run the engine, create the output nodes.
+    """The workflow: read the input nodes, run the engine, create the output nodes (SADMModuleLib
+    does each step).
 
     Console use (the same path the panel takes):
 
@@ -825,211 +674,39 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         """Run a prepared request on a worker thread (the panel's path)."""
         return GenerationRun(self, request).start()
 
-    # --- dependencies -----------------------------------------------------------------------
+    # --- dependencies (SADMModuleLib.dependencies) ------------------------------------------
 
-    @staticmethod
-    def missingPackages() -> list[str]:
-        """Import names of the packages the engine needs that cannot be imported."""
-        missing = []
-        for name in ("torch", "safetensors", "einops", "SimpleITK"):
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                missing.append(name)
-        return missing
+    missingPackages = staticmethod(dependencies.missingPackages)
+    _requirementsFor = staticmethod(dependencies.requirementsFor)
 
     def checkDependencies(self) -> None:
         """Raise with the exact fix when a package is missing (the console path; the panel installs)."""
-        missing = self.missingPackages()
-        if "torch" in missing:
-            raise SADMDependencyError(
-                "PyTorch is not installed. Install the PyTorch extension from the Extensions Manager, then run "
-                f"`import PyTorchUtils; PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True, "
-                f"torchVersionRequirement='{TORCH_REQUIREMENT}')` in the Python console (or press Generate in the SADM "
-                "panel, which offers to do it), and restart Slicer."
-            )
-        if missing:
-            raise SADMDependencyError(
-                f"the Python package(s) {', '.join(missing)} are not installed; run "
-                f"`slicer.util.pip_install('{' '.join(self._requirementsFor(missing))}')` in the Python console "
-                "(or press Generate in the SADM panel, which offers to do it)."
-            )
+        dependencies.checkDependencies()
 
     def installDependencies(self, askConfirmation: bool = True) -> None:
         """Install what is missing, with consent: torch through the PyTorch extension, the rest with pip."""
-        missing = self.missingPackages()
-        if "torch" in missing:
-            self._installTorch(askConfirmation)
-            missing.remove("torch")
-        if missing:
-            requirements = self._requirementsFor(missing)
-            try:
-                try:
-                    from slicer.packaging import pip_ensure  # Slicer >= 5.12: asks, installs, offers a restart
-                except ImportError:
-                    pip_ensure = None
-                if pip_ensure is not None:
-                    pip_ensure(requirements, requester="SADM", prompt_install=askConfirmation)
-                else:
-                    if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                        _("SADM needs the Python packages {packages}. Install them now with pip?").format(
-                            packages=", ".join(requirements)
-                        )
-                    ):
-                        raise SADMDependencyError(
-                            f"installation of {', '.join(requirements)} was declined; SADM cannot run without them"
-                        )
-                    slicer.util.pip_install(" ".join(requirements))
-            except SADMDependencyError:
-                raise
-            except Exception as error:
-                raise SADMDependencyError(
-                    f"installing {', '.join(requirements)} failed ({error}). Run "
-                    f"`slicer.util.pip_install('{' '.join(requirements)}')` in the Python console, check the "
-                    "network or proxy settings, and restart Slicer."
-                ) from error
-        self.checkDependencies()
+        dependencies.installDependencies(askConfirmation)
 
-    def _installTorch(self, askConfirmation: bool) -> None:
-        try:
-            import PyTorchUtils
-        except ModuleNotFoundError as error:
-            raise SADMDependencyError(
-                "PyTorch is not installed and the PyTorch extension is missing: install the 'PyTorch' extension "
-                "from the Extensions Manager, restart Slicer, and press Generate again."
-            ) from error
-        try:
-            torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
-                askConfirmation=askConfirmation, torchVersionRequirement=TORCH_REQUIREMENT
-            )
-        except Exception as error:
-            raise SADMDependencyError(
-                f"installing PyTorch failed ({error}). Open the PyTorch Util module, install PyTorch "
-                f"{TORCH_REQUIREMENT} there, and restart Slicer."
-            ) from error
-        if torch is None:
-            raise SADMDependencyError(
-                f"PyTorch was not installed (declined). SADM needs PyTorch {TORCH_REQUIREMENT}: install it from the "
-                "PyTorch Util module, then press Generate again."
-            )
+    # --- input (SADMModuleLib.inputs) -------------------------------------------------------
 
-    @staticmethod
-    def _requirementsFor(importNames: Sequence[str]) -> list[str]:
-        """pip requirement lines (Resources/requirements.txt) for the given import names."""
-        path = Path(__file__).resolve().parent / "Resources" / "requirements.txt"
-        lines = (
-            [line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
-            if path.is_file()
-            else []
-        )
-        lines = [line for line in lines if line]
-        chosen = []
-        for name in importNames:
-            match = next((line for line in lines if re.split(r"[<>=!~\[; ]", line)[0].lower() == name.lower()), name)
-            chosen.append(match)
-        return chosen
-
-    # --- input ------------------------------------------------------------------------------
-
-    @staticmethod
-    def frameNames(inputSequenceOrVolumes) -> list[str]:
-        """Names of the input's frames, for the timepoint table (empty when nothing is selected)."""
-        if inputSequenceOrVolumes is None:
-            return []
-        if isinstance(inputSequenceOrVolumes, slicer.vtkMRMLNode):
-            if inputSequenceOrVolumes.IsA("vtkMRMLSequenceNode"):
-                sequence = inputSequenceOrVolumes
-                unit = f" {sequence.GetIndexUnit()}" if sequence.GetIndexUnit() else ""
-                return [
-                    f"{sequence.GetName()} [{sequence.GetNthIndexValue(i)}{unit}]"
-                    for i in range(sequence.GetNumberOfDataNodes())
-                ]
-            return [inputSequenceOrVolumes.GetName()]
-        return [node.GetName() if node is not None else "(none)" for node in inputSequenceOrVolumes]
+    frameNames = staticmethod(inputs.frameNames)
 
     def readInput(self, inputSequenceOrVolumes) -> SequenceInput:
         """Understand the input: its frames (scalar volumes only), name and index values."""
-        if inputSequenceOrVolumes is None or (
-            not isinstance(inputSequenceOrVolumes, slicer.vtkMRMLNode) and len(inputSequenceOrVolumes) == 0
-        ):
-            raise SADMInputError(
-                "no input selected: choose a Sequence node of scalar volumes, or a list of scalar volume nodes "
-                "(one per timepoint)"
-            )
-        if isinstance(inputSequenceOrVolumes, slicer.vtkMRMLNode) and inputSequenceOrVolumes.IsA("vtkMRMLSequenceNode"):
-            sequence = inputSequenceOrVolumes
-            frames = [sequence.GetNthDataNode(i) for i in range(sequence.GetNumberOfDataNodes())]
-            if not frames:
-                raise SADMInputError(
-                    f"sequence {sequence.GetName()!r} has no items; it needs at least one observed volume"
-                )
-            sequenceInput = SequenceInput(
-                name=sequence.GetName(),
-                frameNodes=frames,
-                sequenceNode=sequence,
-                indexName=sequence.GetIndexName() or "frame",
-                indexUnit=sequence.GetIndexUnit() or "",
-                indexValues=[sequence.GetNthIndexValue(i) for i in range(len(frames))],
-                numericIndex=sequence.GetIndexType() == vtkMRMLSequenceNode.NumericIndex,
-            )
-            if sequenceInput.numericIndex and not all(_isNumber(v) for v in sequenceInput.indexValues):
-                sequenceInput.numericIndex = False
-        else:
-            volumes = (
-                [inputSequenceOrVolumes]
-                if isinstance(inputSequenceOrVolumes, slicer.vtkMRMLNode)
-                else list(inputSequenceOrVolumes)
-            )
-            sequenceInput = SequenceInput(
-                name=_commonName([v.GetName() if v is not None else "" for v in volumes]),
-                frameNodes=volumes,
-                sequenceNode=None,
-                indexValues=[str(i) for i in range(len(volumes))],
-            )
-        for position, node in enumerate(sequenceInput.frameNodes):
-            _checkScalarVolume(node, position)
-        return sequenceInput
+        return inputs.readInput(inputSequenceOrVolumes)
 
-    # --- models -----------------------------------------------------------------------------
+    # --- models (SADMModuleLib.models) ------------------------------------------------------
 
-    @staticmethod
-    def availableModels() -> dict:
-        """Bundled model names -> folders; empty when the engine cannot be imported yet (no torch)."""
-        try:
-            from sadm.storage.registry import available_models
-        except ImportError:
-            return {}
-        return available_models()
-
-    @staticmethod
-    def resolveModel(model: str):
-        """(folder, config) of a bundled model name or a model folder; CheckpointError says why not."""
-        from sadm.storage.checkpoint import read_config
-        from sadm.storage.registry import resolve_model
-
-        if not model:
-            raise CheckpointError("no model selected: choose a bundled model or load a model folder")
-        folder = resolve_model(model)
-        return folder, read_config(folder)
+    availableModels = staticmethod(models.availableModels)
+    resolveModel = staticmethod(models.resolveModel)
 
     def modelProblem(self, model: str) -> str | None:
         """Why `model` cannot be used, or None (cheap: reads config.json only)."""
-        try:
-            self.resolveModel(model)
-        except (CheckpointError, ImportError) as error:
-            return str(error)
-        return None
+        return models.modelProblem(model)
 
     def rolesProblem(self, roles: Sequence[str], model: str) -> str | None:
-        """The rule `roles` break for `model`, or None; quiet when the engine is not importable yet."""
-        maxFrames = None
-        with contextlib.suppress(CheckpointError, ImportError):
-            maxFrames = self.resolveModel(model)[1].max_frames
-        try:
-            engineRequest.validate_roles(roles, maxFrames)
-        except InvalidRolesError as error:
-            return str(error)
-        return None
+        """The rule `roles` break for `model` (the engine's `validate_roles`), or None."""
+        return models.rolesProblem(roles, model)
 
     # --- request ----------------------------------------------------------------------------
 
@@ -1055,7 +732,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         request = engineRequest.build_request(
             roles,
             len(sequenceInput.frameNodes),
-            input_times=_inputTimes(sequenceInput),
+            input_times=inputs.inputTimes(sequenceInput),
             times=times,
             sampler=sampler,
             steps=steps,
@@ -1065,10 +742,10 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             native=native,
         )
         if times is not None:
-            sequenceInput = _withTimes(sequenceInput, request.times)
+            sequenceInput = inputs.withTimes(sequenceInput, request.times)
         modelFolder, config = self.resolveModel(model)
         request.positions_for(config.max_frames, config.attention.time_embedding, f"model {model}")
-        frames, resampled, notes = self._observedFrames(sequenceInput, list(request.roles))
+        frames, resampled, notes = inputs.observedFrames(sequenceInput, list(request.roles))
         resolvedDevice = self.resolveDevice(device)
         if resolvedDevice.startswith("cuda"):
             self._checkGpuMemory(modelFolder, config, request.sampling.samples, resolvedDevice)
@@ -1085,117 +762,26 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             modelFolder=str(modelFolder),
             modelName=str(model) if not os.path.isdir(str(model)) else Path(model).name,
             device=resolvedDevice,
-            indexValues=_outputIndexValues(sequenceInput, request),
+            indexValues=inputs.outputIndexValues(sequenceInput, request),
             notes=notes,
         )
 
-    def _observedFrames(self, sequenceInput: SequenceInput, roles: list[str]):
-        """Copies of the observed frames on frame 0's grid; frames on another grid are resampled."""
-        reference = sequenceInput.frameNodes[0]
-        frames, resampled, notes = [], set(), []
-        for index, role in enumerate(roles):
-            node = sequenceInput.frameNodes[index] if index < len(sequenceInput.frameNodes) else None
-            if role != OBSERVED:
-                frames.append(None)
-                continue
-            difference = _gridDifference(node, reference) if index > 0 else None
-            if difference is None:
-                frames.append(np.array(slicer.util.arrayFromVolume(node), copy=True))
-                continue
-            frames.append(resampleOntoGrid(node, reference, index))
-            resampled.add(index)
-            notes.append(
-                f"Frame {index} ({node.GetName()}) is on another voxel grid than frame 0 ({reference.GetName()}): "
-                f"{difference}. It was resampled onto frame 0's grid (linear interpolation)."
-            )
-        return frames, resampled, notes
+    # --- device (SADMModuleLib.resources) ---------------------------------------------------
 
-    # --- device -----------------------------------------------------------------------------
-
-    @staticmethod
-    def resolveDevice(device: str) -> str:
-        """ "auto" -> cuda / mps / cpu; an unusable explicit choice raises with what to do."""
-        from sadm.devices import resolve_device
-
-        name = str(device).strip().lower()
-        if name not in DEVICES and not re.fullmatch(r"cuda:\d+|mps", name):
-            raise SADMResourceError(f"device {device!r} is unknown; choose 'auto', 'cuda', 'cuda:<index>' or 'cpu'")
-        try:
-            return str(resolve_device(name))
-        except RuntimeError as error:
-            raise SADMResourceError(
-                f"{error}. In Slicer, open the PyTorch Util module and reinstall PyTorch with the CUDA computation "
-                "backend that matches your NVIDIA driver (check the driver with nvidia-smi), or set Device to 'auto' "
-                "or 'cpu'."
-            ) from error
+    resolveDevice = staticmethod(resources.resolveDevice)
 
     def describeDevice(
         self, device: str = "auto", model: str = DEFAULT_MODEL, targets: int = 1, steps: int = 50, samples: int = 1
     ) -> str:
         """One line for the panel: what will run, with free GPU memory or the expected CPU time."""
-        if "torch" in self.missingPackages():
-            return _("PyTorch is not installed: Generate will offer to install it (PyTorch extension).")
-        import torch
-
-        try:
-            resolved = self.resolveDevice(device)
-        except SADMResourceError as error:
-            if str(device).startswith("cuda") and not torch.cuda.is_available():
-                return _(
-                    "CUDA is not available to PyTorch {version} (CUDA build: {build}): reinstall PyTorch with CUDA in "
-                    "the PyTorch Util module, or choose auto / cpu."
-                ).format(version=torch.__version__, build=torch.version.cuda or "none")
-            return str(error)
-
-        if resolved.startswith("cuda"):
-            index = torch.device(resolved).index or 0
-            free, _total = torch.cuda.mem_get_info(index)
-            return _("CUDA: {name}, {free:.1f} GB free").format(
-                name=torch.cuda.get_device_name(index), free=free / 2**30
-            )
-        if resolved == "mps":
-            return _("Apple MPS")
-        seconds = self.estimateSeconds(model, resolved, targets, steps, samples)
-        expected = _("expect ~{seconds}").format(seconds=_formatDuration(seconds)) if seconds else _("time unknown")
-        return _("CPU ({threads} threads) — slow, {expected}").format(
-            threads=torch.get_num_threads(), expected=expected
-        )
+        return resources.describeDevice(device, model, targets, steps, samples, self._secondsPerStep)
 
     def estimateSeconds(self, model: str, device: str, targets: int, steps: int, samples: int) -> float | None:
         """Rough run time: measured speed of this model on this device, else a CPU cost model."""
-        try:
-            folder, config = self.resolveModel(model)
-        except (CheckpointError, ImportError):
-            return None
-        perStep = self._secondsPerStep.get((str(Path(folder).resolve()), device))
-        if perStep is None:
-            import torch
-
-            # the default native path also redraws each target's anchor in the same batch: about twice the work
-            redraw = 2.0 if DEFAULT_NATIVE_PATH == "warp" else 1.0
-            perStep = redraw * _cpuSecondsPerStep(config, torch.get_num_threads())
-        return perStep * steps * targets * samples
+        return resources.estimateSeconds(model, device, targets, steps, samples, self._secondsPerStep)
 
     def _checkGpuMemory(self, modelFolder, config, samples: int, device: str) -> None:
-        """Refuse before starting when even a low estimate does not fit in the free GPU memory."""
-        import torch
-
-        index = torch.device(device).index or 0
-        free, total = torch.cuda.mem_get_info(index)
-        needed = estimateGpuMemoryBytes(modelFolder, config, samples)
-        if needed > free:
-            perSample = estimateGpuMemoryBytes(modelFolder, config, 2) - estimateGpuMemoryBytes(modelFolder, config, 1)
-            fitting = int((free - estimateGpuMemoryBytes(modelFolder, config, 0)) // max(perSample, 1))
-            advice = (
-                f"Lower Samples to {fitting} or less, close other programs that use the GPU, or set Device to "
-                "'cpu' (slower)."
-                if fitting >= 1
-                else "Even one sample does not fit: close other programs that use the GPU, or set Device to 'cpu' (slower)."
-            )
-            raise SADMResourceError(
-                f"this run needs about {needed / 2**30:.1f} GB of GPU memory but {torch.cuda.get_device_name(index)} has "
-                f"{free / 2**30:.1f} GB free of {total / 2**30:.1f} GB. {advice}"
-            )
+        resources.checkGpuMemory(modelFolder, config, samples, device)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -1206,7 +792,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         with self._engineLock:
             if self._engineKey != key:
                 self._engine, self._engineKey = None, None
-                _freeGpuMemory()
+                freeGpuMemory()
                 from sadm.generation.engine import Engine
 
                 self._engine = Engine.load(modelFolder, device)
@@ -1222,8 +808,8 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         except GenerationCancelled:
             raise
         except Exception as error:
-            if _isOutOfMemory(error):
-                _freeGpuMemory()
+            if isOutOfMemory(error):
+                freeGpuMemory()
                 raise SADMResourceError(
                     f"the GPU ran out of memory while generating {request.sampling.samples} sample(s); the memory was "
                     f"freed. Lower Samples (now {request.sampling.samples}), close other programs that use the GPU, or set Device to "
@@ -1235,363 +821,16 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         self._secondsPerStep[(str(Path(request.modelFolder).resolve()), request.device)] = perStep
         return result
 
-    # --- outputs ----------------------------------------------------------------------------
+    # --- outputs (SADMModuleLib.outputs) ----------------------------------------------------
 
     def createOutputNodes(self, request: PreparedRequest, result) -> GenerationOutputs:
         """Main thread: one volume per generated frame (+ std maps), the output sequence and its
         browser. If anything fails, every node added so far is removed again."""
-        outputs = GenerationOutputs()
-        try:
-            self._addVolumes(request, result, outputs)
-            self._addSequences(request, outputs)
-            self._addBrowser(request, outputs)
-        except Exception:
-            for node in reversed(outputs):
-                _removeWithDisplayAndStorage(node)
-            raise
-        with contextlib.suppress(AttributeError):  # no sequence toolbar (Slicer started without main window)
-            slicer.modules.sequences.toolBar().setActiveBrowserNode(outputs.browser)
-        return outputs
-
-    def _addVolumes(self, request: PreparedRequest, result, outputs: GenerationOutputs) -> None:
-        name = request.input.name
-        statistic = "mean" if request.sampling.samples > 1 else "sample"
-        for index in request.targets:
-            volume = self._addVolume(f"{name}_SADM_t{index}", result.mean[index], request, index, statistic)
-            outputs.volumes.append(volume)
-            outputs.append(volume)
-        if result.std is not None:
-            for index in request.targets:
-                stdMap = self._addVolume(f"{name}_SADM_t{index}_std", result.std[index], request, index, "std")
-                outputs.stdMaps.append(stdMap)
-                outputs.append(stdMap)
-
-    def _addVolume(self, name: str, array: np.ndarray, request: PreparedRequest, index: int, statistic: str):
-        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
-        volume.CopyOrientation(request.geometry)
-        slicer.util.updateVolumeFromArray(volume, np.ascontiguousarray(array, dtype=np.float32))
-        if request.transformNodeID:
-            volume.SetAndObserveTransformNodeID(request.transformNodeID)
-        volume.CreateDefaultDisplayNodes()
-        self._tag(volume, request, {"Timepoint": str(index), "Role": request.roles[index], "Statistic": statistic})
-        return volume
-
-    def _tag(self, node, request: PreparedRequest, extra: dict | None = None) -> None:
-        """Record how a node was made, so a saved scene says which model and settings produced it."""
-        attributes = {
-            "Generated": "true",
-            "Model": request.modelName,
-            "ModelFolder": request.modelFolder,
-            "Device": request.device,
-            "Sampler": request.sampling.sampler,
-            "Steps": str(request.sampling.steps),
-            "Guidance": "model default" if request.sampling.guidance is None else f"{request.sampling.guidance:g}",
-            "Seed": str(request.sampling.seed),
-            "Samples": str(request.sampling.samples),
-            "Input": request.input.name,
-            "Roles": ",".join(request.roles),
-        }
-        attributes.update(extra or {})
-        for key, value in attributes.items():
-            node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
-
-    def _addSequences(self, request: PreparedRequest, outputs: GenerationOutputs) -> None:
-        """The output sequence (observed + generated frames in order) and, for a volume-list input, the
-        input as a sequence so that one browser shows both at the same timepoint."""
-        source = request.input
-        sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{source.name}_SADM")
-        outputs.append(sequence)
-        outputs.sequence = sequence
-        _copyIndexing(sequence, source)
-        generated = dict(zip(request.targets, outputs.volumes))
-        for index, value in enumerate(request.indexValues):
-            if index in generated:
-                frame = generated[index]
-            elif index in request.resampled:
-                frame = vtkMRMLScalarVolumeNode()  # detached: never enters the scene
-                frame.SetName(f"{source.frameNodes[index].GetName()}_resampled")
-                frame.CopyOrientation(request.geometry)
-                slicer.util.updateVolumeFromArray(frame, request.frames[index].astype(np.float32))
-            else:
-                frame = source.frameNodes[index]
-            sequence.SetDataNodeAtValue(frame, value)  # a deep copy: the input node is only read
-        self._tag(sequence, request)
-        if source.sequenceNode is None:
-            inputSequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{source.name}_SADM_input")
-            outputs.append(inputSequence)
-            outputs.inputSequence = inputSequence
-            _copyIndexing(inputSequence, source)
-            for node, value in zip(source.frameNodes, source.indexValues):
-                inputSequence.SetDataNodeAtValue(node, value)
-
-    def _addBrowser(self, request: PreparedRequest, outputs: GenerationOutputs) -> None:
-        browser = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", f"{request.input.name}_SADM_browser")
-        outputs.append(browser)
-        outputs.browser = browser
-        browser.SetAndObserveMasterSequenceNodeID(outputs.sequence.GetID())
-        comparison = request.input.sequenceNode or outputs.inputSequence
-        if comparison is not None and (request.input.numericIndex or request.input.sequenceNode is None):
-            browser.AddSynchronizedSequenceNodeID(comparison.GetID())
-            # Show the input as it is: never write proxy edits back, never add items to it.
-            browser.SetSaveChanges(comparison, False)
-            browser.SetMissingItemMode(comparison, slicer.vtkMRMLSequenceBrowserNode.MissingItemCreateFromPrevious)
-        browser.SetSelectedItemNumber(request.targets[0])
-        slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
-        outputs.outputProxy = browser.GetProxyNode(outputs.sequence)
-        if request.transformNodeID and outputs.outputProxy is not None:
-            outputs.outputProxy.SetAndObserveTransformNodeID(request.transformNodeID)  # where frame 0 is shown
-        outputs.inputProxy = browser.GetProxyNode(comparison) if comparison is not None else None
-        for proxy in (outputs.outputProxy, outputs.inputProxy):
-            if proxy is not None and proxy not in outputs:
-                outputs.append(proxy)
+        return outputNodes.createOutputNodes(request, result)
 
     def showResult(self, outputs: GenerationOutputs) -> None:
         """Side-by-side layout: the input (Red) and the generated sequence (Yellow) at the same timepoint."""
-        layoutManager = slicer.app.layoutManager() if hasattr(slicer.app, "layoutManager") else None
-        if layoutManager is None:
-            return  # no views (Slicer without main window)
-        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
-        views = {"Red": outputs.inputProxy or outputs.outputProxy, "Yellow": outputs.outputProxy}
-        for composite in slicer.util.getNodesByClass("vtkMRMLSliceCompositeNode"):
-            volume = views.get(composite.GetLayoutName())
-            if volume is not None:
-                composite.SetBackgroundVolumeID(volume.GetID())
-                composite.SetForegroundVolumeID(None)
-        slicer.util.resetSliceViews()
-
-
-#
-# Helpers (module level so the Logic reads as the workflow)
-#
-
-
-def _removeWithDisplayAndStorage(node) -> None:
-    """Remove a node and the display/storage nodes it brought into the scene."""
-    if node is None or node.GetScene() is None:
-        return
-    dependents = []
-    for getCount, getNth in (
-        ("GetNumberOfDisplayNodes", "GetNthDisplayNode"),
-        ("GetNumberOfStorageNodes", "GetNthStorageNode"),
-    ):
-        if hasattr(node, getCount):
-            dependents += [getattr(node, getNth)(i) for i in range(getattr(node, getCount)())]
-    slicer.mrmlScene.RemoveNode(node)
-    for dependent in dependents:
-        if dependent is not None and dependent.GetScene() is not None:
-            slicer.mrmlScene.RemoveNode(dependent)
-
-
-def _isNumber(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
-
-
-def _commonName(names: list[str]) -> str:
-    """ "heart_t0", "heart_t1" -> "heart": the shared prefix without a trailing frame counter."""
-    names = [n for n in names if n]
-    if not names:
-        return "SADM"
-    prefix = os.path.commonprefix(names) if len(names) > 1 else names[0]  # noqa: RUF071  (characters, not paths)
-    stem = re.sub(r"(?:[\s_\-.]+(?:t|tp|frame|time|timepoint))?[\s_\-.]*\d*$", "", prefix, flags=re.IGNORECASE)
-    return stem or names[0]
-
-
-def _checkScalarVolume(node, position: int) -> None:
-    """Frames must be single-component scalar volumes with voxels (not label maps, not RGB)."""
-    if node is None:
-        raise SADMInputError(f"frame {position} is empty (no node); remove it or select a scalar volume")
-    name, kind = node.GetName(), node.GetClassName()
-    if node.IsA("vtkMRMLLabelMapVolumeNode"):
-        raise SADMInputError(
-            f"frame {position} ({name}) is a label map ({kind}); SADM generates intensity images: give scalar "
-            "volumes (Volumes module > Volume information > Convert to scalar volume)"
-        )
-    if (
-        not node.IsA("vtkMRMLScalarVolumeNode")
-        or node.IsA("vtkMRMLVectorVolumeNode")
-        or node.IsA("vtkMRMLTensorVolumeNode")
-    ):
-        raise SADMInputError(
-            f"frame {position} ({name}) is a {kind}, not a scalar volume; give single-component scalar volumes "
-            "(convert RGB/vector images with the Vector to Scalar Volume module)"
-        )
-    image = node.GetImageData()
-    if image is None or image.GetNumberOfPoints() == 0:
-        raise SADMInputError(f"frame {position} ({name}) has no voxels; load its image first")
-    if image.GetNumberOfScalarComponents() != 1:
-        raise SADMInputError(
-            f"frame {position} ({name}) has {image.GetNumberOfScalarComponents()} components per voxel; "
-            "SADM needs one (use the Vector to Scalar Volume module)"
-        )
-
-
-def _ijkToWorld(node) -> vtk.vtkMatrix4x4:
-    """IJK -> world RAS of a volume, through its parent transform when it has a linear one."""
-    matrix = vtk.vtkMatrix4x4()
-    node.GetIJKToRASMatrix(matrix)
-    parent = node.GetParentTransformNode()
-    if parent is not None:
-        if not parent.IsTransformToWorldLinear():
-            raise SADMInputError(
-                f"{node.GetName()} is under the non-linear transform {parent.GetName()}; it cannot be resampled onto "
-                "frame 0's grid here: harden the transform first (Transforms module > Apply transform)"
-            )
-        toWorld = vtk.vtkMatrix4x4()
-        parent.GetMatrixTransformToWorld(toWorld)
-        vtk.vtkMatrix4x4.Multiply4x4(toWorld, matrix, matrix)
-    return matrix
-
-
-def _gridDifference(node, reference) -> str | None:
-    """How the voxel grid of `node` differs from `reference` in world space, or None if it is the same."""
-    dims, referenceDims = node.GetImageData().GetDimensions(), reference.GetImageData().GetDimensions()
-    if tuple(dims) != tuple(referenceDims):
-        return f"size {'×'.join(map(str, dims))} vs {'×'.join(map(str, referenceDims))} voxels (i×j×k)"
-    spacing, referenceSpacing = np.array(node.GetSpacing()), np.array(reference.GetSpacing())
-    if not np.allclose(spacing, referenceSpacing, rtol=1e-5, atol=1e-8):
-        return f"spacing {_mm(spacing)} vs {_mm(referenceSpacing)} mm"
-    matrix, referenceMatrix = (
-        slicer.util.arrayFromVTKMatrix(_ijkToWorld(node)),
-        slicer.util.arrayFromVTKMatrix(_ijkToWorld(reference)),
-    )
-    tolerance = 1e-4 * float(referenceSpacing.max())
-    if not np.allclose(matrix[:3, :3], referenceMatrix[:3, :3], atol=tolerance):
-        return "different axis directions"
-    if not np.allclose(matrix[:3, 3], referenceMatrix[:3, 3], atol=tolerance):
-        return f"origin {_mm(matrix[:3, 3])} vs {_mm(referenceMatrix[:3, 3])} mm (RAS)"
-    return None
-
-
-def _mm(values) -> str:
-    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
-
-
-def resampleOntoGrid(node, reference, position: int = 0) -> np.ndarray:
-    """`node`'s voxels sampled (linearly) on `reference`'s voxel grid, as a (k, j, i) float32 copy.
-    Refuses when the two volumes do not overlap in space."""
-    referenceToWorld = _ijkToWorld(reference)
-    worldToNode = vtk.vtkMatrix4x4()
-    vtk.vtkMatrix4x4.Invert(_ijkToWorld(node), worldToNode)
-    referenceToNode = vtk.vtkMatrix4x4()
-    vtk.vtkMatrix4x4.Multiply4x4(worldToNode, referenceToWorld, referenceToNode)
-    dims = reference.GetImageData().GetDimensions()
-    nodeDims = node.GetImageData().GetDimensions()
-    corners = np.array([[i, j, k, 1.0] for i in (0, dims[0] - 1) for j in (0, dims[1] - 1) for k in (0, dims[2] - 1)])
-    mapped = corners @ slicer.util.arrayFromVTKMatrix(referenceToNode).T
-    low, high = mapped[:, :3].min(axis=0), mapped[:, :3].max(axis=0)
-    if np.any(high < -0.5) or np.any(low > np.array(nodeDims) - 0.5):
-        raise SADMInputError(
-            f"frame {position} ({node.GetName()}) does not overlap frame 0 ({reference.GetName()}) in space, so it "
-            "cannot be resampled onto frame 0's grid; check the volumes' origins and transforms"
-        )
-    image = vtk.vtkImageData()
-    image.ShallowCopy(node.GetImageData())
-    image.SetOrigin(0, 0, 0)
-    image.SetSpacing(1, 1, 1)
-    reslice = vtk.vtkImageReslice()
-    reslice.SetInputData(image)
-    reslice.SetResliceAxes(referenceToNode)
-    reslice.SetInterpolationModeToLinear()
-    reslice.SetOutputScalarType(vtk.VTK_FLOAT)
-    reslice.SetOutputOrigin(0, 0, 0)
-    reslice.SetOutputSpacing(1, 1, 1)
-    reslice.SetOutputExtent(0, dims[0] - 1, 0, dims[1] - 1, 0, dims[2] - 1)
-    reslice.SetBackgroundLevel(float(image.GetScalarRange()[0]))
-    reslice.Update()
-    from vtk.util.numpy_support import vtk_to_numpy
-
-    voxels = vtk_to_numpy(reslice.GetOutput().GetPointData().GetScalars())
-    return np.array(voxels.reshape(dims[2], dims[1], dims[0]), dtype=np.float32, copy=True)
-
-
-parseTimes = engineRequest.parse_times  # the panel's Times field
-
-
-def _inputTimes(sequenceInput: SequenceInput) -> list[float] | None:
-    """The input frames' own times: a sequence's numeric index values (a volume list carries none)."""
-    if sequenceInput.sequenceNode is None or not sequenceInput.numericIndex:
-        return None
-    return [float(v) for v in sequenceInput.indexValues]
-
-
-def _withTimes(sequenceInput: SequenceInput, times) -> SequenceInput:
-    """The input indexed by the caller's times (they also label the future timepoints)."""
-    return dataclasses.replace(
-        sequenceInput,
-        indexValues=[f"{t:.10g}" for t in times],
-        numericIndex=True,
-        explicitTimes=True,
-        indexName=sequenceInput.indexName if sequenceInput.sequenceNode is not None else "time",
-    )
-
-
-def _outputIndexValues(sequenceInput: SequenceInput, request) -> list[str]:
-    """Index values of the output: the input's, then the request's times of the future timepoints
-    (the engine's one rule for continuing the input's times); a numeric index without times (a
-    volume list) continues by the same rule, a text index gets "future k"."""
-    length = len(request.roles)
-    values = list(sequenceInput.indexValues)[:length]
-    if len(values) == length:
-        return values
-    extended = request.times
-    if extended is None and sequenceInput.numericIndex:
-        extended = engineRequest.extend_times([float(v) for v in values], length)
-    if extended is not None:
-        return values + [f"{t:.10g}" for t in extended[len(values) :]]
-    return values + [f"future {k}" for k in range(1, length - len(values) + 1)]
-
-
-def _copyIndexing(sequence, sequenceInput: SequenceInput) -> None:
-    sequence.SetIndexName(sequenceInput.indexName)
-    sequence.SetIndexUnit(sequenceInput.indexUnit)
-    sequence.SetIndexType(
-        vtkMRMLSequenceNode.NumericIndex if sequenceInput.numericIndex else vtkMRMLSequenceNode.TextIndex
-    )
-
-
-def estimateGpuMemoryBytes(modelFolder, config, samples: int) -> int:
-    """A deliberately low estimate (weights + the largest live activations) so it never refuses a run
-    that would fit; the OOM handler covers the rest."""
-    weights = Path(modelFolder) / "model.safetensors"
-    weightBytes = weights.stat().st_size if weights.exists() else 0
-    voxels = int(np.prod(config.grid))
-    batch = 2 * samples  # conditional + unconditional pass of classifier-free guidance
-    activations = batch * voxels * config.unet.channels[0] * 2 * 6  # bf16, a few full-resolution maps alive
-    frames = samples * config.max_frames * voxels * 4
-    return int(weightBytes + activations + frames + 200 * 2**20)  # + CUDA kernels and allocator slack
-
-
-def _cpuSecondsPerStep(config, threads: int) -> float:
-    """Cost model of one guided denoising step on a CPU: the UNet's 3×3×3 convolutions, two passes
-    (classifier-free guidance), ~2 GMAC/s per thread (measured with the tiny preset on 2 threads)."""
-    voxels = float(np.prod(config.grid))
-    macs = 0.0
-    for level, channels in enumerate(config.unet.channels):
-        macs += (voxels / 8**level) * channels * channels * 27 * (2 * config.unet.num_res_blocks + 1)
-    return 0.02 + 2 * macs / (2e9 * max(1, threads))
-
-
-def _formatDuration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _isOutOfMemory(error: BaseException) -> bool:
-    name = type(error).__name__
-    return name == "OutOfMemoryError" or ("out of memory" in str(error).lower() and isinstance(error, RuntimeError))
-
-
-def _freeGpuMemory() -> None:
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
+        outputNodes.showResult(outputs)
 
 
 #

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+import SADMModuleLib.outputs
 import slicer
 import torch
 import vtk
@@ -258,7 +259,7 @@ def test_failure_while_adding_outputs_removes_what_was_added(scene, logic, tiny_
     def broken_browser(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(logic, "_addBrowser", broken_browser)
+    monkeypatch.setattr(SADMModuleLib.outputs, "addBrowser", broken_browser)
     with pytest.raises(RuntimeError, match="disk full"):
         logic.createOutputNodes(request, result)
     assert node_ids() == before

@@ -109,7 +109,9 @@ def test_every_parameter_widget_in_the_ui_names_a_parameter_node_field():
 def test_panel_code_uses_only_qt_api_shared_by_pythonqt_and_pyside():
     """PythonQt exposes Qt properties as attributes, so getters such as text() must not be called;
     old-style string connects and PySide-only names do not exist in PySide / PythonQt respectively."""
-    source = (MODULE_DIR / "SADMModule.py").read_text(encoding="utf-8")
+    sources = [MODULE_DIR / "SADMModule.py", *sorted((MODULE_DIR / "SADMModuleLib").glob("*.py"))]
+    assert len(sources) > 2  # the panel and every Lib file
+    source = "\n".join(path.read_text(encoding="utf-8") for path in sources)
     property_getters = (
         r"\.(text|value|currentText|currentIndex|count|rowCount|columnCount|checked|enabled|visible|"
         r"toolTip|minimum|maximum|format|styleSheet|sizeHint|title|collapsed)\(\)"
@@ -196,6 +198,9 @@ def test_cmake_files_follow_the_extension_template_and_list_existing_files():
     }
     listed = {r.replace("${MODULE_NAME}", "SADMModule").removeprefix("Resources/") for r in resources}
     assert shipped == listed  # nothing in Resources/ is forgotten by the installer
+    scripts = re.search(r"set\(MODULE_PYTHON_SCRIPTS(.*?)\)", module, re.S).group(1).split()
+    python_files = {p.relative_to(MODULE_DIR).as_posix() for p in MODULE_DIR.rglob("*.py")}
+    assert {s.replace("${MODULE_NAME}", "SADMModule") for s in scripts} == python_files  # every Lib file installed
 
 
 def test_installed_layout_imports_the_engine_beside_the_module(tmp_path):
@@ -210,7 +215,8 @@ def test_installed_layout_imports_the_engine_beside_the_module(tmp_path):
     probe = (
         f"import sys; sys.path[:0] = [{str(installed)!r}, {str(Path(__file__).parent)!r}]\n"
         f"import slicerharness; slicerharness.MODULE_DIR = __import__('pathlib').Path({str(installed)!r}); slicerharness.install()\n"
-        "import SADMModule, sadm; print(sadm.__file__); print(SADMModule.__file__)\n"
+        "import SADMModule, SADMModuleLib, sadm\n"
+        "print(SADMModuleLib.__file__); print(sadm.__file__); print(SADMModule.__file__)\n"
     )
     lines = subprocess.run(
         [sys.executable, "-c", probe],
@@ -220,6 +226,7 @@ def test_installed_layout_imports_the_engine_beside_the_module(tmp_path):
         cwd=tmp_path,
         env={"PYTHONNOUSERSITE": "1", "QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"},
     ).stdout.split()
+    assert lines[-3] == str(installed / "SADMModuleLib" / "__init__.py")
     assert lines[-2] == str(installed / "sadm" / "__init__.py")
     assert lines[-1] == str(installed / "SADMModule.py")
 

@@ -1,0 +1,186 @@
+"""The results in the scene: one volume per generated frame (+ std maps), the output sequence, its
+browser beside the input, and the side-by-side layout. Main thread only."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import slicer
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSequenceNode
+
+from SADMModuleLib.inputs import SequenceInput
+from SADMModuleLib.preparedrequest import PreparedRequest
+
+ATTRIBUTE_PREFIX = "SADM."
+
+
+class GenerationOutputs(list):
+    """The nodes one run added, as a list (so `for n in outputs: slicer.mrmlScene.RemoveNode(n)`
+    undoes it) with named parts: volumes (one per generated frame, index order), stdMaps (samples > 1),
+    sequence (observed + generated frames), inputSequence (the list input, as a sequence), browser,
+    and the browser's proxy nodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.volumes: list = []
+        self.stdMaps: list = []
+        self.sequence = None
+        self.inputSequence = None
+        self.browser = None
+        self.outputProxy = None
+        self.inputProxy = None
+
+
+def createOutputNodes(request: PreparedRequest, result) -> GenerationOutputs:
+    """Main thread: one volume per generated frame (+ std maps), the output sequence and its
+    browser. If anything fails, every node added so far is removed again."""
+    outputs = GenerationOutputs()
+    try:
+        addVolumes(request, result, outputs)
+        addSequences(request, outputs)
+        addBrowser(request, outputs)
+    except Exception:
+        for node in reversed(outputs):
+            removeWithDisplayAndStorage(node)
+        raise
+    with contextlib.suppress(AttributeError):  # no sequence toolbar (Slicer started without main window)
+        slicer.modules.sequences.toolBar().setActiveBrowserNode(outputs.browser)
+    return outputs
+
+
+def addVolumes(request: PreparedRequest, result, outputs: GenerationOutputs) -> None:
+    name = request.input.name
+    statistic = "mean" if request.sampling.samples > 1 else "sample"
+    for index in request.targets:
+        volume = addVolume(f"{name}_SADM_t{index}", result.mean[index], request, index, statistic)
+        outputs.volumes.append(volume)
+        outputs.append(volume)
+    if result.std is not None:
+        for index in request.targets:
+            stdMap = addVolume(f"{name}_SADM_t{index}_std", result.std[index], request, index, "std")
+            outputs.stdMaps.append(stdMap)
+            outputs.append(stdMap)
+
+
+def addVolume(name: str, array: np.ndarray, request: PreparedRequest, index: int, statistic: str):
+    volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    volume.CopyOrientation(request.geometry)
+    slicer.util.updateVolumeFromArray(volume, np.ascontiguousarray(array, dtype=np.float32))
+    if request.transformNodeID:
+        volume.SetAndObserveTransformNodeID(request.transformNodeID)
+    volume.CreateDefaultDisplayNodes()
+    tag(volume, request, {"Timepoint": str(index), "Role": request.roles[index], "Statistic": statistic})
+    return volume
+
+
+def tag(node, request: PreparedRequest, extra: dict | None = None) -> None:
+    """Record how a node was made, so a saved scene says which model and settings produced it."""
+    attributes = {
+        "Generated": "true",
+        "Model": request.modelName,
+        "ModelFolder": request.modelFolder,
+        "Device": request.device,
+        "Sampler": request.sampling.sampler,
+        "Steps": str(request.sampling.steps),
+        "Guidance": "model default" if request.sampling.guidance is None else f"{request.sampling.guidance:g}",
+        "Seed": str(request.sampling.seed),
+        "Samples": str(request.sampling.samples),
+        "Input": request.input.name,
+        "Roles": ",".join(request.roles),
+    }
+    attributes.update(extra or {})
+    for key, value in attributes.items():
+        node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
+
+
+def addSequences(request: PreparedRequest, outputs: GenerationOutputs) -> None:
+    """The output sequence (observed + generated frames in order) and, for a volume-list input, the
+    input as a sequence so that one browser shows both at the same timepoint."""
+    source = request.input
+    sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{source.name}_SADM")
+    outputs.append(sequence)
+    outputs.sequence = sequence
+    copyIndexing(sequence, source)
+    generated = dict(zip(request.targets, outputs.volumes))
+    for index, value in enumerate(request.indexValues):
+        if index in generated:
+            frame = generated[index]
+        elif index in request.resampled:
+            frame = vtkMRMLScalarVolumeNode()  # detached: never enters the scene
+            frame.SetName(f"{source.frameNodes[index].GetName()}_resampled")
+            frame.CopyOrientation(request.geometry)
+            slicer.util.updateVolumeFromArray(frame, request.frames[index].astype(np.float32))
+        else:
+            frame = source.frameNodes[index]
+        sequence.SetDataNodeAtValue(frame, value)  # a deep copy: the input node is only read
+    tag(sequence, request)
+    if source.sequenceNode is None:
+        inputSequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{source.name}_SADM_input")
+        outputs.append(inputSequence)
+        outputs.inputSequence = inputSequence
+        copyIndexing(inputSequence, source)
+        for node, value in zip(source.frameNodes, source.indexValues):
+            inputSequence.SetDataNodeAtValue(node, value)
+
+
+def addBrowser(request: PreparedRequest, outputs: GenerationOutputs) -> None:
+    browser = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", f"{request.input.name}_SADM_browser")
+    outputs.append(browser)
+    outputs.browser = browser
+    browser.SetAndObserveMasterSequenceNodeID(outputs.sequence.GetID())
+    comparison = request.input.sequenceNode or outputs.inputSequence
+    if comparison is not None and (request.input.numericIndex or request.input.sequenceNode is None):
+        browser.AddSynchronizedSequenceNodeID(comparison.GetID())
+        # Show the input as it is: never write proxy edits back, never add items to it.
+        browser.SetSaveChanges(comparison, False)
+        browser.SetMissingItemMode(comparison, slicer.vtkMRMLSequenceBrowserNode.MissingItemCreateFromPrevious)
+    browser.SetSelectedItemNumber(request.targets[0])
+    slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
+    outputs.outputProxy = browser.GetProxyNode(outputs.sequence)
+    if request.transformNodeID and outputs.outputProxy is not None:
+        outputs.outputProxy.SetAndObserveTransformNodeID(request.transformNodeID)  # where frame 0 is shown
+    outputs.inputProxy = browser.GetProxyNode(comparison) if comparison is not None else None
+    for proxy in (outputs.outputProxy, outputs.inputProxy):
+        if proxy is not None and proxy not in outputs:
+            outputs.append(proxy)
+
+
+def showResult(outputs: GenerationOutputs) -> None:
+    """Side-by-side layout: the input (Red) and the generated sequence (Yellow) at the same timepoint."""
+    layoutManager = slicer.app.layoutManager() if hasattr(slicer.app, "layoutManager") else None
+    if layoutManager is None:
+        return  # no views (Slicer without main window)
+    layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+    views = {"Red": outputs.inputProxy or outputs.outputProxy, "Yellow": outputs.outputProxy}
+    for composite in slicer.util.getNodesByClass("vtkMRMLSliceCompositeNode"):
+        volume = views.get(composite.GetLayoutName())
+        if volume is not None:
+            composite.SetBackgroundVolumeID(volume.GetID())
+            composite.SetForegroundVolumeID(None)
+    slicer.util.resetSliceViews()
+
+
+def removeWithDisplayAndStorage(node) -> None:
+    """Remove a node and the display/storage nodes it brought into the scene."""
+    if node is None or node.GetScene() is None:
+        return
+    dependents = []
+    for getCount, getNth in (
+        ("GetNumberOfDisplayNodes", "GetNthDisplayNode"),
+        ("GetNumberOfStorageNodes", "GetNthStorageNode"),
+    ):
+        if hasattr(node, getCount):
+            dependents += [getattr(node, getNth)(i) for i in range(getattr(node, getCount)())]
+    slicer.mrmlScene.RemoveNode(node)
+    for dependent in dependents:
+        if dependent is not None and dependent.GetScene() is not None:
+            slicer.mrmlScene.RemoveNode(dependent)
+
+
+def copyIndexing(sequence, sequenceInput: SequenceInput) -> None:
+    sequence.SetIndexName(sequenceInput.indexName)
+    sequence.SetIndexUnit(sequenceInput.indexUnit)
+    sequence.SetIndexType(
+        vtkMRMLSequenceNode.NumericIndex if sequenceInput.numericIndex else vtkMRMLSequenceNode.TextIndex
+    )
