@@ -141,12 +141,11 @@ IPMI 2023. This module follows the 3D Slicer scripted-module template.
 
 
 def registerSampleData() -> None:
-    """Add the synthetic cardiac and brain sequences shipped with the module to Sample Data."""
+    """Add the synthetic cardiac and brain sequences shipped with the module to Sample Data, in its
+    "SADM" category (a source's category; Sample Data has no call to declare one)."""
     import SampleData
 
     resources = Path(__file__).resolve().parent / "Resources"
-    if hasattr(SampleData.SampleDataLogic, "registerCustomSampleDataCategory"):
-        SampleData.SampleDataLogic.registerCustomSampleDataCategory("SADM", title=_("SADM"))
     for sampleName, fileName, checksum in SAMPLE_DATA:
         path = resources / "SampleData" / fileName
         if not path.is_file():
@@ -160,7 +159,8 @@ def registerSampleData() -> None:
             fileNames=fileName,
             checksums=f"SHA256:{checksum}",
             nodeNames=sampleName,
-            loadFileTypes="SequenceFile",
+            # `loadFileType`: the one spelling Slicer 5.6 (its only one) and 5.8+ (deprecated alias) accept.
+            loadFileType="SequenceFile",
         )
 
 
@@ -247,26 +247,27 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelSelector.activated.connect(self._onModelActivated)
         self.ui.samplerSelector.activated.connect(self._onSamplerActivated)
         self.ui.generateButton.clicked.connect(self.onGenerateButton)
+        self.ui.timesLineEdit.textChanged.connect(self._onTimesEdited)
 
         self._fillModelSelector()
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        """Stop the run and unbind the widgets: a deleted panel must not be written to by the parameter node."""
         if self._run is not None:
             self._run.cancel()
             self._run.wait(timeout=5.0)
             self._run = None
         self._pollTimer.stop()
+        self.setParameterNode(None)
         self.removeObservers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
 
     def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGuiFromParameterNode)
+        """The bindings stay while the panel exists (connected once per parameter node), so the
+        settings are exactly as left when the user comes back."""
 
     def onSceneStartClose(self, caller, event) -> None:
         if self._run is not None:
@@ -285,14 +286,34 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._parameterNode.inputSequence = firstSequence
 
     def setParameterNode(self, inputParameterNode: SADMModuleParameterNode | None) -> None:
+        """Bind the widgets to `inputParameterNode` once; the same node again changes nothing."""
+        if (
+            self._parameterNode is not None
+            and inputParameterNode is not None
+            and self._parameterNode.parameterNode is inputParameterNode.parameterNode
+        ):
+            return
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGuiFromParameterNode)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            # connectParametersToGui returns its tag in every Slicer release (connectGui only from 5.10),
+            # so disconnectGui really unbinds. Times is not bound: its line-edit connector rewrites the
+            # text on every change in 5.6/5.8, moving the cursor (see _onTimesEdited).
+            self._parameterNodeGuiTag = self._parameterNode.connectParametersToGui(self._boundWidgets())
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGuiFromParameterNode)
             self._updateGuiFromParameterNode()
+
+    def _boundWidgets(self) -> dict:
+        """Parameter name -> widget, from the SlicerParameterName property set in the .ui file."""
+        widgets = {}
+        for widget in vars(self.ui).values():
+            name = widget.property("SlicerParameterName")
+            if name and name != "times":
+                widgets[str(name)] = widget
+        return widgets
 
     # --- parameter node -> GUI -------------------------------------------------------------
 
@@ -317,6 +338,8 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 widget.setVisible(parameters.useVolumeList)
             self._checkVolumesInSelector(parameters.inputVolumes)
             self._fillTimepointTable()
+            if str(self.ui.timesLineEdit.property("text")) != parameters.times:
+                self.ui.timesLineEdit.setText(parameters.times)  # only a change from elsewhere moves the cursor
             self._selectModelInSelector(parameters.model)
             self._showRolesHint()
             self._showDeviceInfo()
@@ -454,6 +477,11 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             roles[row] = str(combo.property("currentText"))
             self._parameterNode.roles = roles
 
+    def _onTimesEdited(self, *args) -> None:
+        if self._updatingGui or not self._parameterNode:
+            return
+        self._parameterNode.times = str(self.ui.timesLineEdit.property("text"))
+
     def _onModelActivated(self, *args) -> None:
         selector = self.ui.modelSelector
         model = selector.itemData(int(selector.property("currentIndex")))
@@ -530,7 +558,8 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ):
             section.setEnabled(not running)
         self.ui.futureCountSpinBox.setEnabled(not running)
-        timepointtable.setRoleBoxesEnabled(self.ui.timepointTable, len(self._parameterNode.roles), not running)
+        inputFrames = len(self._parameterNode.roles) if self._parameterNode else 0
+        timepointtable.setRoleBoxesEnabled(self.ui.timepointTable, inputFrames, not running)
         if running:
             self.ui.progressBar.setVisible(True)
             self.ui.progressBar.setRange(0, 0)
@@ -552,9 +581,13 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._pollTimer.stop()
         self._run = None
-        if self._parameterNode is None:
-            return  # the scene was closed while running; the run was cancelled and nothing is added
         self._setRunning(False)
+        if self._parameterNode is None:
+            # The scene was closed while running (the module need not be entered): the run was
+            # cancelled, nothing is added, and the panel is ready for the next scene.
+            self.ui.progressBar.setVisible(False)
+            self._showStatus(_("Cancelled: the scene was closed. No node was added."))
+            return
         if run.outcome == "done" and not run.cancelRequested:
             self._finishRun(run)
         elif run.outcome == "cancelled" or run.cancelRequested:  # a run may finish just as Cancel is pressed

@@ -50,7 +50,7 @@ def test_startup_registers_both_sample_sequences_with_matching_checksums(scene):
 
     SADMModule.SADMModule(slicerharness.module_parent())
     slicer.app.startupCompleted.emit()
-    assert SampleData.categories["SADM"] == "SADM"
+    assert {SampleData.sources[name].category for name, _, _ in SADMModule.SAMPLE_DATA} == {"SADM"}
     for name, file_name, checksum in SADMModule.SAMPLE_DATA:
         source = SampleData.sources[name]
         path = MODULE_DIR / "Resources" / "SampleData" / file_name

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,23 +13,18 @@ from slicer_scenes import SHAPE, blob_frames, ijk_to_ras, node_ids, oblique_geom
 
 import SADMModule
 from SADMModule import FUTURE, MISSING, OBSERVED
+from slicerharness import eventloop
 
 
 def settle(qapp, rounds: int = 3) -> None:
     """Run the event loop a little, including deferred deletes, as Slicer's main loop would."""
     for _ in range(rounds):
-        qapp.processEvents()
-        qapp.sendPostedEvents(None, qt.QEvent.DeferredDelete)
+        eventloop.process_events()
 
 
 def wait_until(qapp, condition, timeout: float = 120.0, on_tick=None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the panel did not get there in time"
-        settle(qapp, 1)
-        if on_tick:
-            on_tick()
-        time.sleep(0.01)
+    """Wait as Slicer's main thread does: event loop passes, idling with the GIL held (no time.sleep)."""
+    eventloop.wait_until(condition, timeout, on_tick)
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import slicer
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtCore import Signal
 
+from . import versions
+
 
 class LayoutManager:
     """Switches the view arrangement of the scene's layout node, as qSlicerLayoutManager does."""
@@ -103,38 +105,63 @@ def make_sample_data_module() -> types.ModuleType:
     """The Sample Data module: a registry of sources, and loading of local (file://) sources."""
     module = types.ModuleType("SampleData")
     module.sources = {}
-    module.categories = {}
+
+    def record(category, sampleName, uris, fileNames, nodeNames, thumbnailFileName, loadFileTypes, checksums):
+        module.sources[sampleName] = types.SimpleNamespace(
+            category=category,
+            sampleName=sampleName,
+            uris=uris,
+            fileNames=fileNames,
+            nodeNames=nodeNames,
+            thumbnailFileName=thumbnailFileName,
+            loadFileTypes=loadFileTypes,
+            checksums=checksums,
+        )
+
+    # SampleDataLogic.registerCustomSampleDataSource, parameter for parameter as at each tag
+    # (Modules/Scripted/SampleData/SampleData.py): 5.6 knows only `loadFileType`.
+    def register_5_6(
+        category="Custom",
+        sampleName=None,
+        uris=None,
+        fileNames=None,
+        nodeNames=None,
+        customDownloader=None,
+        thumbnailFileName=None,
+        loadFileType="VolumeFile",
+        loadFiles=None,
+        loadFileProperties={},  # noqa: B006  (Slicer's own signature)
+        checksums=None,
+    ) -> None:
+        record(category, sampleName, uris, fileNames, nodeNames, thumbnailFileName, loadFileType, checksums)
+
+    def register_5_8(
+        category="Custom",
+        sampleName=None,
+        uris=None,
+        fileNames=None,
+        nodeNames=None,
+        customDownloader=None,
+        thumbnailFileName=None,
+        loadFileTypes=None,
+        loadFiles=None,
+        loadFileProperties={},  # noqa: B006  (Slicer's own signature)
+        checksums=None,
+        loadFileType=None,
+    ) -> None:
+        if (loadFileType is not None) and (loadFileTypes is not None):
+            raise ValueError("loadFileType and loadFileTypes cannot be specified at the same time")
+        if (loadFileType is not None) and (loadFileTypes is None):
+            loadFileTypes = loadFileType
+        record(category, sampleName, uris, fileNames, nodeNames, thumbnailFileName, loadFileTypes, checksums)
 
     class SampleDataLogic:
-        @staticmethod
-        def registerCustomSampleDataCategory(category, title=None) -> None:
-            module.categories[category] = title or category
+        """No release has registerCustomSampleDataCategory: a category is just the source's `category`."""
 
         @staticmethod
-        def registerCustomSampleDataSource(
-            category="Custom",
-            sampleName=None,
-            uris=None,
-            fileNames=None,
-            nodeNames=None,
-            customDownloader=None,
-            thumbnailFileName=None,
-            loadFileTypes=None,
-            loadFiles=None,
-            loadFileProperties={},  # noqa: B006  (Slicer's own signature)
-            checksums=None,
-            loadFileType=None,
-        ) -> None:
-            module.sources[sampleName] = types.SimpleNamespace(
-                category=category,
-                sampleName=sampleName,
-                uris=uris,
-                fileNames=fileNames,
-                nodeNames=nodeNames,
-                thumbnailFileName=thumbnailFileName,
-                loadFileTypes=loadFileTypes or loadFileType,
-                checksums=checksums,
-            )
+        def registerCustomSampleDataSource(*args, **kwargs) -> None:
+            register = register_5_8 if versions.at_least("5.8") else register_5_6
+            register(*args, **kwargs)
 
         def downloadSample(self, sampleName):
             return _load_source(module.sources[sampleName])

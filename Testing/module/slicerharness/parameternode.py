@@ -1,21 +1,39 @@
 """A thin `slicer.parameterNodeWrapper`: typed properties stored in a vtkMRMLScriptedModuleNode, and
-connectGui for the widget kinds the SADM panel binds (check box, spin boxes, choice combo box, node
-selector). Storage follows Slicer's serializers (lists as `name.len` + `name.<i>`, nodes as
-references) so a scene written here reads the same in Slicer."""
+connectGui for the widget kinds the SADM panel binds (check box, spin boxes, choice combo box, line
+edit, node selector). Storage follows Slicer's serializers (lists as `name.len` + `name.<i>`, nodes
+as references) so a scene written here reads the same in Slicer.
+
+Binding follows Base/Python/slicer/parameterNodeWrapper/wrapper.py and guiConnectors.py at the
+modelled release (see versions.py): `connectGui` returns None in 5.6/5.8 and the tag in 5.10, every
+connect adds a ModifiedEvent observer that is never removed, `disconnectGui` only detaches the
+connectors of a known tag, a combo box connector clears and refills its box when created (old
+connectors still bound to it see that), and the line-edit connector rewrites its text on every
+update in 5.6/5.8. Writing to a widget whose C++ object is gone fails as PythonQt does ("Trying to
+set property ... on a destroyed ... object"); each such write is recorded in DESTROYED_WRITES."""
 
 from __future__ import annotations
 
 import dataclasses
 import types
 import typing
+import weakref
 
+import shiboken6
 import slicer
 import vtk
 from PySide6 import QtWidgets
 
+from . import versions
 from .mrmlwidgets import qMRMLNodeComboBox
 
 PARAMETER_PROPERTY = "SlicerParameterName"
+DESTROYED_WRITES: list[str] = []  # PythonQt's message for every write to a destroyed widget
+_CONNECTORS: weakref.WeakSet = weakref.WeakSet()
+
+
+def bound_connectors(widget) -> int:
+    """How many parameter bindings (of any wrapper) still listen to `widget`."""
+    return sum(1 for c in list(_CONNECTORS) if c._callback is not None and c.widget is widget)
 
 
 @dataclasses.dataclass
@@ -90,6 +108,8 @@ class _Connector:
 
     def __init__(self, widget, datatype, extras: list) -> None:
         self.widget = widget
+        self._callback = None
+        _CONNECTORS.add(self)
         self.choices = next((e.choices for e in extras if isinstance(e, Choice)), None)
         within = next((e for e in extras if isinstance(e, WithinRange)), None)
         if isinstance(widget, QtWidgets.QComboBox) and not isinstance(widget, qMRMLNodeComboBox):
@@ -115,6 +135,19 @@ class _Connector:
             return w.textChanged
         return w.valueChanged
 
+    def on_changed(self, callback) -> None:
+        """GuiConnector.onChanged: connect the widget's signal, or disconnect it for None."""
+        if callback is None:
+            if self._callback is not None and shiboken6.isValid(self.widget):
+                self.signal().disconnect(self._changed)
+        else:
+            self.signal().connect(self._changed)
+        self._callback = callback
+
+    def _changed(self, *_) -> None:
+        if self._callback:
+            self._callback()
+
     def read(self):
         w = self.widget
         if isinstance(w, qMRMLNodeComboBox):
@@ -129,6 +162,10 @@ class _Connector:
 
     def write(self, value) -> None:
         w = self.widget
+        if not shiboken6.isValid(w):
+            message = f"Trying to set property on a destroyed {type(w).__name__} object"
+            DESTROYED_WRITES.append(message)
+            raise AttributeError(message)
         if isinstance(w, qMRMLNodeComboBox):
             w.setCurrentNode(value)
         elif isinstance(w, QtWidgets.QComboBox):
@@ -136,7 +173,8 @@ class _Connector:
         elif isinstance(w, QtWidgets.QCheckBox):
             w.setChecked(bool(value))
         elif isinstance(w, QtWidgets.QLineEdit):
-            if w.text() != value:  # setText moves the cursor: only when the value really changed
+            # setText moves the cursor to the end: 5.10 writes only a changed value, 5.6/5.8 always.
+            if not versions.at_least("5.10") or w.text() != value:
                 w.setText(value)
         else:
             w.setValue(value)
@@ -155,7 +193,7 @@ def parameterNodeWrapper(cls):
 
     def __init__(self, parameterNode) -> None:
         self.parameterNode = parameterNode
-        self._guis: dict[int, tuple[dict, int]] = {}
+        self._guis: dict[int, dict] = {}
         self._next_tag = 0
         self._updating_gui = False
         with slicer.util.NodeModify(parameterNode):
@@ -163,35 +201,41 @@ def parameterNodeWrapper(cls):
                 if not serializer.is_in(parameterNode, name):
                     serializer.write(parameterNode, name, default)
 
-    def connectGui(self, gui) -> int:
+    def connectGui(self, gui):
         widgets = (
             gui.__dict__.values() if not isinstance(gui, QtWidgets.QWidget) else gui.findChildren(QtWidgets.QWidget)
         )
-        connectors = {}
+        mapping = {}
         for widget in widgets:
             name = widget.property(PARAMETER_PROPERTY) if hasattr(widget, "property") else None
             if name:
-                datatype, extras, _, _ = fields[name]
-                connectors[name] = _Connector(widget, datatype, extras)
-        for name, connector in connectors.items():
-            connector.write(getattr(self, name))
-            connector.signal().connect(_gui_to_parameter(self, name, connector))
+                mapping[name] = widget
+        tag = self.connectParametersToGui(mapping)
+        return tag if versions.at_least("5.10") else None  # 5.6/5.8: `_connectGui` drops the tag
+
+    def connectParametersToGui(self, mapping: dict) -> int:
+        connectors = {}
+        for name, widget in mapping.items():
+            datatype, extras, _, _ = fields[name]
+            connectors[name] = _Connector(widget, datatype, extras)
         tag = self._next_tag
         self._next_tag += 1
-        observer = self.parameterNode.AddObserver(vtk.vtkCommand.ModifiedEvent, lambda caller, event: _update_gui(self))
-        self._guis[tag] = (connectors, observer)
+        self._guis[tag] = connectors
+        for name, connector in connectors.items():
+            connector.write(getattr(self, name))
+            connector.on_changed(_gui_to_parameter(self, name, connector))
+        # Slicer adds one observer per connect and never removes it (wrapper.py, all three releases).
+        self.parameterNode.AddObserver(vtk.vtkCommand.ModifiedEvent, lambda caller, event: _update_gui(self))
         return tag
 
     def disconnectGui(self, tag) -> None:
-        connectors, observer = self._guis.pop(tag, ({}, None))
-        for connector in connectors.values():
-            connector.widget = None
-        if observer is not None:
-            self.parameterNode.RemoveObserver(observer)
+        for connector in self._guis.pop(tag, {}).values():
+            connector.on_changed(None)
 
     cls.__init__ = __init__
     cls.allParameters = fields
     cls.connectGui = connectGui
+    cls.connectParametersToGui = connectParametersToGui
     cls.disconnectGui = disconnectGui
     cls.AddObserver = lambda self, event, callback, priority=0.0: self.parameterNode.AddObserver(
         event, callback, priority
@@ -215,9 +259,10 @@ def _make_property(name: str) -> property:
 
 
 def _gui_to_parameter(wrapper, name: str, connector: _Connector):
-    def changed(*_) -> None:
-        if connector.widget is not None and not wrapper._updating_gui:
-            setattr(wrapper, name, connector.read())
+    def changed() -> None:
+        with slicer.util.NodeModify(wrapper.parameterNode):
+            if not wrapper._updating_gui:
+                setattr(wrapper, name, connector.read())
 
     return changed
 
@@ -227,9 +272,9 @@ def _update_gui(wrapper) -> None:
         return
     wrapper._updating_gui = True
     try:
-        for connectors, _ in wrapper._guis.values():
-            for name, connector in connectors.items():
-                if connector.widget is not None:
+        with slicer.util.NodeModify(wrapper.parameterNode):
+            for connectors in list(wrapper._guis.values()):
+                for name, connector in connectors.items():
                     connector.write(getattr(wrapper, name))
     finally:
         wrapper._updating_gui = False
