@@ -21,6 +21,7 @@ LAYERS = [
     {"generation"},
     {"evaluation"},
     {"training"},
+    {"serving"},
     {"cli"},
 ]
 """Bottom to top. A module may import its own layer and any layer below."""

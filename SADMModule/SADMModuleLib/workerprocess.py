@@ -1,0 +1,353 @@
+"""Generation in a long-lived worker process (`python -m sadm.serving`), kept warm between runs.
+
+Slicer's main thread holds Python's GIL (PythonQt runs without thread support), so a worker thread
+only runs while the main thread waits; a separate process runs at full speed whatever the GUI does.
+As SlicerMONAIAuto3DSeg's BackgroundProcess does (MONAIAuto3DSegLib/process.py: `sys.executable`,
+i.e. PythonSlicer inside Slicer, and a thread that blocks in `readline` feeding a queue that a QTimer
+drains), reader threads turn the worker's JSON lines into a queue; blocking reads release the GIL
+and work on Windows, where pipes cannot be non-blocking. No Qt and no scene here: `WorkerRun.poll()`
+yields the events of SADMModuleLib.generationrun.GenerationRun, and the main thread makes nodes.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import sadm
+import sadm.errors
+from sadm.errors import GenerationCancelled
+from sadm.serving import protocol
+
+STARTUP_TIMEOUT_S = 120.0
+"""How long the worker may take to import torch and say `ready` (a cold start on a slow disk)."""
+STDERR_LINES = 20
+"""The worker's last stderr lines kept for the message when it stops unexpectedly."""
+
+
+class WorkerError(RuntimeError):
+    """The worker reported an error that is not one of the engine's own (e.g. out of memory)."""
+
+
+class WorkerCrashed(WorkerError):
+    """The worker process ended during a run; the next run starts a new one."""
+
+
+class WorkerProcess:
+    """One warm `python -m sadm.serving` process. Start runs with `WorkerRun(worker, request).start()`;
+    call `shutdown()` when the scene closes or Slicer quits."""
+
+    def __init__(self, python: str | None = None, env: dict[str, str] | None = None) -> None:
+        """python: the interpreter (in Slicer, `sys.executable` is PythonSlicer). env: the worker's
+        environment (default: this process's), with the `sadm` engine put on PYTHONPATH."""
+        self.python = python or sys.executable
+        self.env = dict(os.environ if env is None else env)
+        engineRoot = str(Path(sadm.__file__).resolve().parent.parent)
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (engineRoot, self.env.get("PYTHONPATH")) if p)
+        self.env["PYTHONUNBUFFERED"] = "1"
+        self._process: subprocess.Popen | None = None
+        self._events: queue.Queue = queue.Queue()
+        self._stderr: collections.deque = collections.deque(maxlen=STDERR_LINES)
+        self._ready = False
+        self._writeLock = threading.Lock()
+        self._nextId = 0
+        self.activeRun: WorkerRun | None = None
+        self.starts = 0
+        self.loads = 0  # model loads by the current worker, as its last `ready` / `result` said
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def ensureStarted(self) -> None:
+        """Start the worker unless a live one is there (after a crash, a fresh one)."""
+        if self.running:
+            return
+        self._discard()
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        self._process = subprocess.Popen(
+            [self.python, "-m", "sadm.serving"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            creationflags=flags,
+        )
+        self._events = queue.Queue()
+        self._stderr.clear()
+        self._ready = False
+        self.starts += 1
+        process, events = self._process, self._events
+        threading.Thread(target=self._readStdout, args=(process, events), name="SADM worker", daemon=True).start()
+        threading.Thread(target=self._readStderr, args=(process,), name="SADM worker log", daemon=True).start()
+
+    def newId(self) -> int:
+        self._nextId += 1
+        return self._nextId
+
+    def send(self, message: dict) -> None:
+        """Write one command line; a worker that has gone is reported by the reader as `exited`."""
+        process = self._process
+        if process is None or process.stdin is None:
+            return
+        with self._writeLock:
+            try:
+                process.stdin.write(protocol.encode(message))
+                process.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                pass  # the stdout reader sees the end of the process and reports it
+
+    def nextEvent(self, timeout: float | None) -> dict | None:
+        """The next protocol event (None when none came within `timeout`; 0: do not block)."""
+        try:
+            if timeout is not None and timeout <= 0:
+                event = self._events.get_nowait()
+            else:
+                event = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if event.get("event") == "ready":
+            self._ready = True
+        if "loads" in event:
+            self.loads = event["loads"]
+        return event
+
+    def crashMessage(self, returncode: int | None) -> str:
+        """What happened to the worker, in words, with its last stderr lines."""
+        if returncode is not None and returncode < 0:
+            try:
+                how = f"was killed by {signal.Signals(-returncode).name}"
+            except ValueError:
+                how = f"was killed by signal {-returncode}"
+            if -returncode == getattr(signal, "SIGKILL", 9):
+                how += " (often the system running out of memory)"
+        else:
+            how = f"stopped with exit code {returncode}"
+        text = f"the SADM worker process {how}; no node was added. Press Generate again to start a new one."
+        tail = [line for line in self._stderr if line.strip()][-5:]
+        return text + ("\nIts last messages:\n" + "\n".join(tail) if tail else "")
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """End the worker: ask it, then kill it if it does not go within `timeout`."""
+        process = self._process
+        if process is None:
+            return
+        if self.activeRun is not None and not self.activeRun.finished:
+            self.activeRun.cancel()
+        self.send({"command": "shutdown"})
+        try:
+            if process.stdin is not None:
+                process.stdin.close()
+        except OSError:
+            pass
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self._discard()
+
+    def _discard(self) -> None:
+        self._process = None
+        self._ready = False
+
+    def _readStdout(self, process: subprocess.Popen, events: queue.Queue) -> None:
+        for line in process.stdout:
+            if not line.strip():
+                continue
+            try:
+                events.put(protocol.decode(line))
+            except ValueError:
+                logging.warning(f"SADM worker: not a protocol line: {line.rstrip()[:200]}")
+        events.put({"event": "exited", "returncode": process.wait()})
+
+    def _readStderr(self, process: subprocess.Popen) -> None:
+        for line in process.stderr:
+            self._stderr.append(line.rstrip())
+            logging.debug(f"SADM worker: {line.rstrip()}")
+
+
+class WorkerGeneration:
+    """The worker's result as the Logic reads it (`mean`, `std`, {frame: array} on the input grid)."""
+
+    def __init__(self, request, mean: dict[int, object], std: dict[int, object] | None) -> None:
+        self.request = request
+        self.mean = mean
+        self.std = std
+
+    def __getitem__(self, index: int):
+        return self.mean[index]
+
+    def __iter__(self):
+        return iter(self.mean)
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+
+class WorkerRun:
+    """One generation in the warm worker, with GenerationRun's interface: `start()`, `cancel()`,
+    `wait(timeout)`, `finished`, `cancelRequested`, `outcome`, `result`, `error`, `seconds`, and
+    `poll()` -> [("progress", (done, total, frame)) ..., ("done" | "cancelled" | "failed", payload)]."""
+
+    def __init__(self, worker: WorkerProcess, request) -> None:
+        """request: the Logic's PreparedRequest (frames, engine request, modelFolder, device)."""
+        self.request = request
+        self.outcome: str | None = None
+        self.result: WorkerGeneration | None = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self._worker = worker
+        self._cancelRequested = False
+        self._pending: list[tuple] = []
+        self._id: int | None = None
+        self._folder: Path | None = None
+        self._started = 0.0
+        self._startDeadline = 0.0
+
+    def start(self) -> WorkerRun:
+        worker = self._worker
+        if worker.activeRun is not None and not worker.activeRun.finished:
+            raise RuntimeError("a generation is already running in the SADM worker; cancel it or wait for it")
+        worker.activeRun = self
+        self._started = time.monotonic()
+        try:
+            worker.ensureStarted()
+            self._startDeadline = self._started + STARTUP_TIMEOUT_S
+            self._folder = Path(tempfile.mkdtemp(prefix="SADMWorker"))
+            framePaths = []
+            for index, frame in enumerate(self.request.frames):
+                if frame is None:
+                    framePaths.append(None)
+                else:
+                    framePaths.append(protocol.save_array(self._folder / f"frame{index}.npy", frame))
+            self._id = worker.newId()
+            worker.send(
+                {
+                    "command": "generate",
+                    "id": self._id,
+                    "model": str(self.request.modelFolder),
+                    "device": str(self.request.device),
+                    "request": protocol.request_to_json(self.request.request),
+                    "frames": framePaths,
+                    "output": str(self._folder / "result"),
+                }
+            )
+        except Exception as error:
+            self._finish("failed", error)
+        return self
+
+    def cancel(self) -> None:
+        """Stop the run within one denoising step; the worker stays warm."""
+        if self._cancelRequested or self.finished:
+            self._cancelRequested = True
+            return
+        self._cancelRequested = True
+        self._worker.send({"command": "cancel", "id": self._id})
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the run has finished or `timeout` seconds passed (None: until finished)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.finished:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            self._pump(0.5 if left is None else min(left, 0.5))
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def cancelRequested(self) -> bool:
+        return self._cancelRequested
+
+    def poll(self) -> list[tuple]:
+        """Events since the last poll (never blocks)."""
+        while not self.finished and self._pump(0):
+            pass
+        events, self._pending = self._pending, []
+        return events
+
+    def _pump(self, timeout: float) -> bool:
+        """Handle at most one worker event; False when none came."""
+        event = self._worker.nextEvent(timeout)
+        if event is None:
+            if not self._worker._ready and time.monotonic() > self._startDeadline and not self.finished:
+                self._worker.shutdown(timeout=1.0)
+                self._finish(
+                    "failed",
+                    WorkerCrashed(f"the SADM worker did not start within {STARTUP_TIMEOUT_S:.0f} s; it was stopped"),
+                )
+            return False
+        kind = event.get("event")
+        if kind == "exited":
+            self._worker._discard()
+            self._finish("failed", WorkerCrashed(self._worker.crashMessage(event.get("returncode"))))
+            return True
+        if event.get("id") != self._id:
+            return True  # ready, or the end of an earlier run
+        if kind == "progress":
+            self._pending.append(("progress", (event["done"], event["total"], event["frame"])))
+        elif kind == "result":
+            try:
+                self.result = self._readResult(event)
+                self.seconds = time.monotonic() - self._started
+                self._finish("done", self.result)
+            except Exception as error:
+                self._finish("failed", WorkerError(f"the worker's result could not be read: {error}"))
+        elif kind == "cancelled":
+            self._finish("cancelled", GenerationCancelled(event.get("message", "generation was cancelled")))
+        elif kind == "error":
+            self._finish("failed", _exceptionFor(event))
+        return True
+
+    def _readResult(self, event: dict) -> WorkerGeneration:
+        mean = {int(index): protocol.load_array(path) for index, path in event["mean"].items()}
+        std = event.get("std")
+        if std is not None:
+            std = {int(index): protocol.load_array(path) for index, path in std.items()}
+        return WorkerGeneration(self.request.request, mean, std)
+
+    def _finish(self, outcome: str, payload) -> None:
+        if self.finished:
+            return
+        self.outcome = outcome
+        if outcome == "done":
+            self.result = payload
+        else:
+            self.error = payload
+        self._pending.append((outcome, payload))
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        if self._worker.activeRun is self:
+            self._worker.activeRun = None
+
+
+def _exceptionFor(event: dict) -> BaseException:
+    """The engine's own exception type for its errors (same message as in-process); else WorkerError."""
+    message = event.get("message", "the SADM worker failed")
+    errorType = getattr(sadm.errors, str(event.get("type")), None)
+    if isinstance(errorType, type) and issubclass(errorType, sadm.errors.SADMError):
+        return errorType(message)
+    if event.get("type") in ("ValueError", "TypeError"):
+        return ValueError(message)
+    return WorkerError(message)

@@ -1,0 +1,189 @@
+"""Generation in the warm worker process (`python -m sadm.serving` driven by
+SADMModuleLib.workerprocess): the same frames as the in-process engine, the model kept loaded, cancel,
+a killed worker, the engine's own errors, and a stdout that carries only protocol lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import torch
+from SADMModuleLib.workerprocess import WorkerCrashed, WorkerGeneration, WorkerProcess, WorkerRun
+
+from sadm.errors import GenerationCancelled, InvalidRolesError
+from sadm.generation.engine import Engine
+from sadm.generation.request import GenerationRequest, SamplingOptions
+from sadm.serving import protocol
+
+WAIT_S = 300  # a generous limit for a stuck worker, never a timing assertion
+
+
+@dataclass
+class Request:
+    """What WorkerRun reads from the Logic's PreparedRequest."""
+
+    request: GenerationRequest
+    frames: list
+    modelFolder: str
+    device: str = "cpu"
+    notes: list = field(default_factory=list)
+
+    @property
+    def targets(self) -> list[int]:
+        return self.request.targets
+
+
+def frames(count: int = 3) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [rng.normal(100.0, 20.0, (6, 12, 10)).astype(np.float32) for _ in range(count)]
+
+
+def request_for(model: str, roles=("observed", "missing", "observed", "future"), steps: int = 3, **sampling) -> Request:
+    request = GenerationRequest(tuple(roles), None, SamplingOptions(sampler="ddim", steps=steps, seed=5, **sampling))
+    observed = frames(len(roles))
+    return Request(request, [f if r == "observed" else None for f, r in zip(observed, roles)], model)
+
+
+@pytest.fixture
+def worker():
+    """A worker on this interpreter, with the test process's thread count (same float reductions)."""
+    process = WorkerProcess(sys.executable, env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
+    yield process
+    process.shutdown()
+
+
+def run(worker: WorkerProcess, request: Request) -> tuple[WorkerRun, list[tuple]]:
+    generation = WorkerRun(worker, request).start()
+    generation.wait(WAIT_S)
+    assert generation.finished, "the worker did not answer"
+    return generation, generation.poll()
+
+
+def wait_for_progress(generation: WorkerRun) -> list[tuple]:
+    events = []
+    for _ in range(WAIT_S * 10):
+        events += generation.poll()
+        if events:
+            return events
+        generation.wait(0.1)
+    raise AssertionError("no progress event came")
+
+
+def test_the_worker_generates_the_in_process_engines_frames(worker, tiny_model):
+    request = request_for(tiny_model, samples=2)
+    generation, events = run(worker, request)
+    expected = Engine.load(tiny_model, "cpu").generate(request.frames, request.request)
+
+    assert generation.outcome == "done", generation.error
+    assert events[-1] == ("done", generation.result)
+    assert isinstance(generation.result, WorkerGeneration)
+    assert sorted(generation.result.mean) == [1, 3]
+    for index in (1, 3):
+        assert np.array_equal(generation.result.mean[index], expected.mean[index])
+        assert np.array_equal(generation.result.std[index], expected.std[index])
+    progress = [payload for kind, payload in events if kind == "progress"]
+    assert progress[-1] == (6, 6, 3) and len(progress) == 6
+
+
+def test_the_worker_stays_warm_between_runs(worker, tiny_model):
+    first, _ = run(worker, request_for(tiny_model))
+    pid = worker.pid
+    second, _ = run(worker, request_for(tiny_model, steps=2))
+    assert first.outcome == second.outcome == "done"
+    assert worker.pid == pid and worker.starts == 1
+    assert worker.loads == 1
+
+
+def test_cancel_stops_a_long_run_and_the_worker_serves_the_next(worker, tiny_model):
+    long = WorkerRun(worker, request_for(tiny_model, steps=100_000)).start()
+    wait_for_progress(long)
+    long.cancel()
+    long.wait(WAIT_S)
+    assert long.outcome == "cancelled" and long.cancelRequested
+    assert isinstance(long.error, GenerationCancelled)
+    assert long.poll()[-1][0] == "cancelled"
+
+    pid = worker.pid
+    after, _ = run(worker, request_for(tiny_model))
+    assert after.outcome == "done" and worker.pid == pid
+
+
+def test_a_killed_worker_is_reported_and_the_next_run_starts_a_new_one(worker, tiny_model):
+    long = WorkerRun(worker, request_for(tiny_model, steps=100_000)).start()
+    wait_for_progress(long)
+    killed = worker.pid
+    os.kill(killed, signal.SIGKILL)
+    long.wait(WAIT_S)
+    events = long.poll()
+
+    assert long.outcome == "failed" and events[-1] == ("failed", long.error)
+    assert isinstance(long.error, WorkerCrashed)
+    assert "killed by SIGKILL" in str(long.error) and "Generate again" in str(long.error)
+
+    after, _ = run(worker, request_for(tiny_model))
+    assert after.outcome == "done"
+    assert worker.pid != killed and worker.starts == 2
+
+
+def test_a_request_the_engine_refuses_gives_its_own_error(worker, tiny_model):
+    """Seven frames for a model built for six: the engine's type and words, the worker still up."""
+    roles = ("observed",) * 6 + ("future",)
+    request = request_for(tiny_model, roles=roles)
+    with pytest.raises(InvalidRolesError) as in_process:
+        Engine.load(tiny_model, "cpu").generate(request.frames, request.request)
+
+    refused, events = run(worker, request)
+    assert refused.outcome == "failed" and events[-1][0] == "failed"
+    assert type(refused.error) is InvalidRolesError
+    assert str(refused.error) == str(in_process.value)
+    assert run(worker, request_for(tiny_model))[0].outcome == "done"
+
+
+def worker_lines(tiny_model, tmp_path, commands: list[dict], prelude: str = "") -> tuple[list[str], str]:
+    """The raw stdout lines and stderr of a worker fed `commands` (then shutdown)."""
+    code = f"from sadm.serving import worker\nchannel = worker.claim_stdout()\n{prelude}\n"
+    code += "import sys, threading\nw = worker.Worker(channel)\n"
+    code += "threading.Thread(target=w.read_commands, args=(sys.stdin,), daemon=True).start()\nsys.exit(w.serve())\n"
+    feed = "".join(protocol.encode(c) for c in [*commands, {"command": "shutdown"}])
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=feed, capture_output=True, text=True, timeout=WAIT_S, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines(), done.stderr
+
+
+def test_stdout_carries_only_protocol_lines(tiny_model, tmp_path):
+    """Prints, C-level writes and warnings of the engine go to stderr; stdout stays parseable."""
+    frame = protocol.save_array(tmp_path / "frame0.npy", frames(1)[0])
+    generate = {
+        "command": "generate",
+        "id": 1,
+        "model": tiny_model,
+        "device": "cpu",
+        "request": protocol.request_to_json(request_for(tiny_model, roles=("observed", "future")).request),
+        "frames": [frame, None],
+        "output": str(tmp_path / "out"),
+    }
+    prelude = "print('a stray print')\nimport os\nos.write(1, b'a C-level write\\n')"
+    stdout, stderr = worker_lines(tiny_model, tmp_path, [generate, {"command": "nonsense", "id": 2}], prelude)
+
+    events = [json.loads(line) for line in stdout]
+    assert [e["event"] for e in events] == ["ready", "progress", "progress", "progress", "result", "error"]
+    assert "a stray print" in stderr and "a C-level write" in stderr
+    assert events[-2]["loads"] == 1 and np.load(events[-2]["mean"]["1"], allow_pickle=False).shape == (6, 12, 10)
+    assert events[-1]["type"] == "ProtocolError"
+
+
+def test_bad_roles_on_the_wire_get_the_engines_message(tiny_model, tmp_path):
+    generate = {"command": "generate", "id": 1, "model": tiny_model, "request": {"roles": ["missing"]}, "frames": []}
+    stdout, _ = worker_lines(tiny_model, tmp_path, [generate])
+    error = json.loads(stdout[-1])
+    with pytest.raises(InvalidRolesError) as engine:
+        GenerationRequest(("missing",))
+    assert error == {"event": "error", "id": 1, "type": "InvalidRolesError", "message": str(engine.value)}
