@@ -76,7 +76,8 @@ def wait_for_progress(generation: WorkerRun) -> list[tuple]:
 
 
 def test_the_worker_generates_the_in_process_engines_frames(worker, tiny_model):
-    request = request_for(tiny_model, samples=2)
+    """Resampled up, so that every draw reaches the output (an untrained model's warp moves nothing)."""
+    request = request_for(tiny_model, samples=2, native="resample")
     generation, events = run(worker, request)
     expected = Engine.load(tiny_model, "cpu").generate(request.frames, request.request)
 
