@@ -127,3 +127,36 @@ def test_no_write_to_destroyed_widgets_after_a_panel_is_cleaned_up(scene, qapp, 
     parameters.times = "1, 2"
     parameters.sampler = "ancestral"
     assert parameternode.DESTROYED_WRITES == []
+
+
+def test_the_harness_waits_like_slicers_main_thread_holding_the_gil():
+    """The harness's idle keeps the GIL as Slicer's event loop does: a Python thread that runs while
+    the main thread sleeps in time.sleep (which releases the GIL) gets nothing done during it."""
+    import sys
+    import threading
+    import time
+
+    counter = [0]
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            counter[0] += 1
+
+    worker = threading.Thread(target=count, daemon=True)
+    interval = sys.getswitchinterval()
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while counter[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # releases the GIL: the worker runs
+        assert counter[0] > 0
+        sys.setswitchinterval(10.0)  # no forced hand-over: only a GIL-releasing call lets the worker in
+        before = counter[0]
+        eventloop.hold_gil_idle(50_000)
+        holding = counter[0] - before
+    finally:
+        sys.setswitchinterval(interval)
+        stop.set()
+        worker.join()
+    assert holding == 0

@@ -6,6 +6,10 @@ wheel (real MRML scene, nodes, storage, slicer.util array helpers) gains the GUI
 uses: slicer.app, qMRML node selectors, ScriptedLoadableModule, parameterNodeWrapper, i18n, the
 sequences module and Sample Data. `new_scene()` gives every test a fresh scene laid out like
 Slicer's (layout node, Red/Yellow/Green slice composite nodes, sequences logic).
+
+Where Slicer 5.6, 5.8 and 5.10 differ in what the module touches, the stand-ins follow the release
+set in `versions.py` (Slicer's source at each tag; see Testing/module/README.md). `eventloop.py`
+waits as Slicer's main thread does, holding the GIL.
 """
 
 from __future__ import annotations
