@@ -4,7 +4,7 @@ the warm worker process (SADMModuleLib.workerprocess) and (c) through the thread
 both polled the way the panel's QTimer polls them between stretches of pure-Python work. The model
 load is outside every timing. Usage (the issue asks for b/a <= 1.1):
 
-    OMP_NUM_THREADS=1 python Testing/benchmarks/worker_busy_gil.py --steps 5 --repeats 3
+    OMP_NUM_THREADS=1 python Testing/benchmarks/worker_busy_gil.py --steps 5 --repeats 3 [--hold c]
 """
 
 from __future__ import annotations
@@ -26,6 +26,34 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "Testing" / "module"), str(ROOT / "SADMModule")]
 
 POLL_INTERVAL_S = 0.1  # the panel's QTimer interval
+HOLD = {"mode": "python", "c_call_size": 0}
+"""How the main thread is busy: "python", a pure-Python loop (the eval loop lets other threads in at
+every switch interval), or "c", one long C call per poll that keeps the GIL throughout, as Slicer's
+main thread does while Qt runs its event loop (PythonQt without thread support)."""
+
+
+def stay_busy(seconds: float) -> None:
+    """Keep the GIL busy for about `seconds`, the way HOLD says."""
+    until = time.perf_counter() + seconds
+    if HOLD["mode"] == "c":
+        while time.perf_counter() < until:
+            sum(range(HOLD["c_call_size"]))  # a C loop: no thread switch until it returns
+        return
+    while time.perf_counter() < until:
+        pass  # pure Python
+
+
+def calibrate_c_call(seconds: float) -> int:
+    """The size of `sum(range(n))` that keeps the GIL about `seconds` on this machine."""
+    size = 100_000
+    while True:
+        started = time.perf_counter()
+        sum(range(size))
+        if time.perf_counter() - started >= seconds / 2:
+            return size
+        size *= 2
+
+
 WORKER_SLICE_S = 0.02  # the panel's run.wait() per poll (SADMModuleWidget.WORKER_SLICE_S)
 ROLES = ("observed", "missing", "observed", "future")
 
@@ -55,9 +83,7 @@ print(json.dumps(times))
 """
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     while busy and child.poll() is None:
-        until = time.perf_counter() + POLL_INTERVAL_S
-        while time.perf_counter() < until:
-            pass
+        stay_busy(POLL_INTERVAL_S)
     stdout, _ = child.communicate()
     if child.returncode:
         raise RuntimeError(f"the engine process failed with exit code {child.returncode}")
@@ -89,10 +115,7 @@ def busy_until_finished(run, slice_s: float) -> float:
     """Poll `run` as the panel does, keeping the GIL busy with pure Python in between; wall seconds."""
     started = time.perf_counter()
     while not run.finished:
-        until = time.perf_counter() + POLL_INTERVAL_S
-        counter = 0
-        while time.perf_counter() < until:
-            counter += 1  # pure Python: holds the GIL, as Slicer's main thread does
+        stay_busy(POLL_INTERVAL_S)
         if slice_s:
             run.wait(timeout=slice_s)
         run.poll()
@@ -149,11 +172,15 @@ def main() -> None:
     parser.add_argument("--shape", default="10,64,64", help="input frame shape k,j,i")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-thread", action="store_true", help="skip (c), the slow one")
+    parser.add_argument("--hold", choices=("python", "c"), default="python", help="how the main thread keeps the GIL")
     args = parser.parse_args()
+    HOLD["mode"] = args.hold
+    HOLD["c_call_size"] = calibrate_c_call(POLL_INTERVAL_S)
     shape = tuple(int(n) for n in args.shape.split(","))
 
     results = {"model": args.model, "steps": args.steps, "shape": shape, "roles": ROLES}
     results["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS")
+    results["hold"] = args.hold
     timings = {"a_own_process": own_process(args.model, args.steps, shape, args.repeats)}
     timings["a_own_process_beside_busy_loop"] = own_process(args.model, args.steps, shape, args.repeats, busy=True)
     timings["b_worker_busy_gil"] = through_worker(args.model, args.steps, shape, args.repeats, 0.0)
