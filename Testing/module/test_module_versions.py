@@ -130,7 +130,7 @@ def test_no_write_to_destroyed_widgets_after_a_panel_is_cleaned_up(scene, qapp, 
 
 
 def test_the_harness_waits_like_slicers_main_thread_holding_the_gil():
-    """The harness's idle keeps the GIL as Slicer's event loop does: a Python thread that runs while
+    """The harness's idle keeps the GIL as Slicer's event loop does: a Python thread that runs whenever
     the main thread sleeps in time.sleep (which releases the GIL) gets nothing done during it."""
     import sys
     import threading
@@ -142,21 +142,22 @@ def test_the_harness_waits_like_slicers_main_thread_holding_the_gil():
     def count() -> None:
         while not stop.is_set():
             counter[0] += 1
+            time.sleep(0.001)  # hands the GIL back itself: no forced switch is ever needed
 
-    worker = threading.Thread(target=count, daemon=True)
     interval = sys.getswitchinterval()
-    worker.start()
+    sys.setswitchinterval(10.0)  # no forced hand-over: only a GIL-releasing call lets the other thread in
+    worker = threading.Thread(target=count, daemon=True)
     try:
+        worker.start()
         deadline = time.monotonic() + 30
-        while counter[0] == 0 and time.monotonic() < deadline:
+        while counter[0] < 3 and time.monotonic() < deadline:
             time.sleep(0.01)  # releases the GIL: the worker runs
-        assert counter[0] > 0
-        sys.setswitchinterval(10.0)  # no forced hand-over: only a GIL-releasing call lets the worker in
+        assert counter[0] >= 3
         before = counter[0]
-        eventloop.hold_gil_idle(50_000)
+        eventloop.hold_gil_idle(200_000)
         holding = counter[0] - before
     finally:
-        sys.setswitchinterval(interval)
         stop.set()
         worker.join()
+        sys.setswitchinterval(interval)
     assert holding == 0
