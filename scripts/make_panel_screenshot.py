@@ -4,8 +4,9 @@
     .venv/bin/python scripts/make_panel_screenshot.py --out /tmp/panel.png --model cardiac-demo
 
 The panel runs in the test harness (Testing/module/slicerharness: the real MRML scene of the
-slicer-core wheel, PySide6 offscreen in place of PythonQt) on the module's own cardiac sample data
-(ED→ES of a synthetic cine subject), with one timepoint missing and two future ones. The tests never
+slicer-core wheel, PySide6 offscreen in place of PythonQt) with the bundled `cardiac-demo` model on the
+bundled sample sequence a user gets from Sample Data (SADMCardiacSynthetic: ED→ES of a synthetic cine
+subject), with one timepoint missing and two future ones. The tests never
 write here; run this by hand when the panel changes and commit the picture.
 """
 
@@ -33,25 +34,18 @@ def render(out: Path, model: str, steps: int | None, samples: int, timeout_s: fl
 
     slicerharness.install()
     import qt
+    import SampleData
     import slicer
-    from make_sample_data import cardiac_frames
-    from slicer_scenes import sequence_node
 
     import SADMModule
     from SADMModule import FUTURE, MISSING
 
     slicerharness.new_scene()
-    volumes, spacing, origin, direction, (index_name, index_unit, times) = cardiac_frames()
-    heart = sequence_node(
-        list(volumes[:frames]),
-        "heart",
-        index_values=times[:frames],
-        index_name=index_name,
-        index_unit=index_unit,
-        spacing=spacing,
-        origin=origin,
-        directions=direction,
-    )
+    SADMModule.registerSampleData()
+    heart = SampleData.SampleDataLogic().downloadSample(SADMModule.SAMPLE_DATA[0][0])  # the bundled .seq.nrrd
+    if frames is not None:
+        for item in reversed(range(frames, heart.GetNumberOfDataNodes())):
+            heart.RemoveDataNodeAtValue(heart.GetNthIndexValue(item))
     widget = SADMModule.SADMModuleWidget()
     qapp = slicer.app.qapp
     widget.parent.resize(430, 960)
