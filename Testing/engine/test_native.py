@@ -98,9 +98,10 @@ def test_resample_is_the_papers_path_and_warp_starts_from_the_native_anchor(tiny
 
 
 @pytest.mark.parametrize("context", ["causal", "bidirectional"])
-def test_the_anchor_is_redrawn_from_the_same_noise_and_state_with_the_anchor_hidden(context):
-    """Beside target 2 the model also draws frame 1 (its anchor) as it would draw it with frame 1
-    hidden — exactly what generating frame 1 first would give — and target 2's own draw is unchanged."""
+def test_the_anchor_is_redrawn_from_the_targets_context_and_noise_at_the_anchors_position(context):
+    """Beside the last frame the model also draws the frame that frame's context gives at its anchor's
+    position: exactly the last frame's draw with its position replaced by the anchor's, from the same
+    noise; the last frame's own draw is unchanged. Also with frame 0 the only observed frame."""
     import torch
 
     from sadm.generation.autoregressive import autoregressive_generate
@@ -108,18 +109,28 @@ def test_the_anchor_is_redrawn_from_the_same_noise_and_state_with_the_anchor_hid
 
     torch.manual_seed(0)
     model = SADM(preset("tiny").updated({"max_frames": 3, "attention": {"context": context}})).eval()
-    sequence = torch.rand(1, 3, *preset("tiny").grid)
-    positions = torch.arange(3, dtype=torch.float32)
+    with torch.no_grad():  # zero-initialised output layers would make c ignore positions and frames
+        for parameter in model.parameters():
+            parameter.add_(0.2 * torch.randn_like(parameter))
+    frames = torch.rand(1, 3, *preset("tiny").grid)
     options = Options(sampler="ddim", steps=3)
 
-    def run(roles, **extra):
+    def run(sequence, roles, positions=None, **extra):
         generator = torch.Generator().manual_seed(5)
-        return autoregressive_generate(model, sequence, roles, positions, options, generator=generator, **extra)
+        at = torch.arange(len(roles), dtype=torch.float32) if positions is None else torch.tensor(positions)
+        return autoregressive_generate(model, sequence, roles, at, options, generator=generator, **extra)
 
-    redraws = {}
-    with_anchor = run(["observed", "observed", "future"], anchors={2: [1]}, anchor_draws=redraws)
-    plain = run(["observed", "observed", "future"])
-    torch.testing.assert_close(with_anchor[:, 2], plain[:, 2], rtol=1e-4, atol=1e-5)
-    first = run(["observed", "missing", "future"])  # frame 1 drawn first, from the same noise
-    torch.testing.assert_close(redraws[2][0], first[:, 1], rtol=1e-4, atol=1e-5)
-    assert not torch.allclose(redraws[2][0], sequence[:, 1], atol=1e-2)  # a draw, not the observed frame
+    cases = (  # (roles, the anchor redrawn beside the last frame, the positions that ask for it there)
+        (["observed", "observed", "future"], 1, (0.0, 1.0, 1.0)),
+        (["observed", "future"], 0, (0.0, 0.0)),  # one observed frame: its redraw needs nothing hidden
+    )
+    for roles, anchor, asked in cases:
+        target = len(roles) - 1
+        sequence = frames[:, : len(roles)]
+        redraws = {}
+        with_anchor = run(sequence, roles, anchors={target: [anchor]}, anchor_draws=redraws)
+        plain = run(sequence, roles)
+        torch.testing.assert_close(with_anchor, plain, rtol=0, atol=1e-3)
+        at_anchor = run(sequence, roles, positions=asked)  # the last frame asked for at the anchor's position
+        torch.testing.assert_close(redraws[target][0], at_anchor[:, target], rtol=0, atol=1e-3)  # batched vs alone
+        assert (redraws[target][0] - plain[:, target]).abs().max() > 1e-2  # the position asked for matters

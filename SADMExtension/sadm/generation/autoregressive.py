@@ -37,10 +37,11 @@ def autoregressive_generate(
     already generated frames as images, frames still to generate as zero volumes.
     `on_step(frame_index, step)` runs after every denoising step (it may raise to cancel).
 
-    `anchors` {target: observed indices}: alongside each such target, also draw each anchor a as the
-    model would draw it from the same state with a hidden, from the same noise, in the same batch;
-    the draws go into `anchor_draws` {target: (anchors, N, D, H, W)}. The two draws differ by what the model
-    thinks changes between a and the target, not by its style (see sadm.generation.native).
+    `anchors` {target: observed indices}: alongside each such target, also draw the frame the
+    target's own context X̃ gives at each anchor a's position (its index or time), from the same noise,
+    in the same batch; the draws go into `anchor_draws` {target: (anchors, N, D, H, W)}. The two draws
+    share everything but the position asked for, so they differ by what the model thinks changes
+    between a and the target, not by its style (see sadm.generation.native).
     """
     device = sequence.device
     draws = sequence.shape[0]
@@ -63,9 +64,7 @@ def autoregressive_generate(
         redrawn = list(anchors.get(index, ())) if anchors is not None and anchor_draws is not None else []
         conditioning = _conditioning(model, filled, index, positions)
         for anchor in redrawn:
-            hidden = filled.clone()
-            hidden[:, anchor] = 0.0  # as a frame still to generate: a zero volume that keeps its position
-            conditioning = torch.cat([conditioning, _conditioning(model, hidden, anchor, positions)])
+            conditioning = torch.cat([conditioning, _conditioning(model, filled, index, positions, positions[anchor])])
         if not model.is_diffusion:
             if redrawn:
                 anchor_draws[index] = conditioning[draws:, 0].clamp(0.0, 1.0).unflatten(0, (len(redrawn), draws))
@@ -92,12 +91,16 @@ def autoregressive_generate(
     return filled
 
 
-def _conditioning(model: SADM, filled: torch.Tensor, target: int, positions: torch.Tensor) -> torch.Tensor:
-    """c = Aθ(X̃) for `target` from the sequence as it stands."""
+def _conditioning(
+    model: SADM, filled: torch.Tensor, target: int, positions: torch.Tensor, at: torch.Tensor | None = None
+) -> torch.Tensor:
+    """c = Aθ(X̃) for `target` from the sequence as it stands, asking for the frame at position `at`
+    (default: the target's own)."""
     draws, length = filled.shape[:2]
+    at = positions[target] if at is None else at
     members = context_indices(length, target, model.config.attention.context)
     mask = torch.ones(draws, len(members), dtype=torch.bool, device=filled.device)
     with autocast(filled.device):
         return model.condition(
-            filled[:, members], mask, positions[members].expand(draws, len(members)), positions[target].expand(draws)
+            filled[:, members], mask, positions[members].expand(draws, len(members)), at.expand(draws)
         ).float()

@@ -51,8 +51,9 @@ class Generation(Mapping):
         self._anchors = anchors or {}  # {observed index: (native frame, as the model saw it on its grid)}
         self._intensity = intensity
         self.anchor_draws = anchor_draws or {}
-        """{target: (anchors, samples, *config.grid)} in [0, 1]: the model's own draws of the target's
-        anchors, from the same noise (what the warp measures the motion against)."""
+        """{target: (anchors, samples, *config.grid)} in [0, 1]: the model's draws at the target's
+        anchors' positions from the target's own context and noise (what the warp measures the motion
+        against)."""
 
     @cached_property
     def draws(self) -> dict[int, np.ndarray]:
@@ -203,9 +204,8 @@ class Engine:
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("generation was cancelled before it started")
         anchors, anchor_draws = None, {}
-        if sampling.native == "warp" and self.model.is_diffusion and len(request.observed) > 1:
-            # Redraw the anchors beside each target (sadm.generation.native). With one observed frame
-            # there is nothing to redraw it from, and the motion is measured against the anchor itself.
+        if sampling.native == "warp":
+            # Beside each target, the model's draw at each anchor's position (sadm.generation.native).
             anchors = {index: [a for a, _ in anchors_of(roles, index, request.times)] for index in generated}
         filled = autoregressive_generate(
             self.model,

@@ -2,18 +2,18 @@
 frame warped by the motion the model drew.
 
 The model works on a coarse grid, so its frame resampled to the input grid cannot hold the input's
-detail. Cardiac motion and brain ageing are mostly deformation: registering the anchor — the
-observed frame nearest in time to the target, as the model saw it on its grid — to the model's draw
-gives a smooth displacement field that the coarse grid does resolve; upsampled, it warps the native
-anchor, which keeps every native detail. A missing frame between two observed ones blends both
+detail. Cardiac motion and brain ageing are mostly deformation: the anchor is the observed frame
+nearest in time to the target; registering the model's draw at the anchor's position to its draw at
+the target's gives a smooth displacement field that the coarse grid does resolve; upsampled, it warps
+the native anchor, which keeps every native detail. A missing frame between two observed ones blends both
 anchors, each warped by its own motion, with linear interpolation's weights. Each target is warped
 from observed frames, never from a generated one, so no frame is resampled twice. A model that
 draws no change gives the anchors back (copy-last, or linear interpolation between two).
 
-The motion is measured between two draws of the model that share their noise — the target's, and
-the anchor's own redraw with the anchor hidden — so that what differs is what the model thinks
-changes, not how its frames look beside a real one (texture, blur). With the anchor the only
-observed frame there is nothing to redraw it from, and the motion is measured against the anchor.
+The motion is measured between two draws of the model that share their noise and their context X̃
+and differ only in the position asked for — the target's, and the anchor's (its index or time) — so
+that what differs is what the model thinks changes between the two, not how its frames look beside a
+real one (texture, blur). This holds with a single observed frame too.
 """
 
 from __future__ import annotations
