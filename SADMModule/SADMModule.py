@@ -38,6 +38,7 @@ from SADMModuleLib.resources import (
     isOutOfMemory,
 )
 from SADMModuleLib.volumes import SADMInputError, resampleOntoGrid
+from SADMModuleLib.workerprocess import WorkerProcess, WorkerRun
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSequenceNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -82,6 +83,7 @@ __all__ = [  # the console API and the names the tests and README use
     "SADMModuleWidget",
     "SADMResourceError",
     "SequenceInput",
+    "WorkerRun",
     "estimateGpuMemoryBytes",
     "parseTimes",
     "registerSampleData",
@@ -259,6 +261,8 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._run.wait(timeout=5.0)
             self._run = None
         self._pollTimer.stop()
+        if self.logic is not None:
+            self.logic.shutdownWorker()  # Slicer cleans module widgets up when it quits
         self.setParameterNode(None)
         self.removeObservers()
 
@@ -272,6 +276,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         if self._run is not None:
             self._run.cancel()  # its nodes would land in the next scene
+        self.logic.shutdownWorker()  # its model and memory go with the scene
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -572,8 +577,9 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._pollTimer.stop()
             return
         # Where the embedding keeps the GIL while Qt idles, Python threads only run while the main
-        # thread runs Python: give the worker a guaranteed slice (free if it runs anyway).
-        run.wait(timeout=self.WORKER_SLICE_S)
+        # thread runs Python: give a worker thread a guaranteed slice (a worker process needs none).
+        if isinstance(run, GenerationRun):
+            run.wait(timeout=self.WORKER_SLICE_S)
         for kind, payload in run.poll():
             if kind == "progress":
                 self._showProgress(run.request, *payload)
@@ -653,6 +659,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         self._engineKey = None
         self._engineLock = threading.Lock()
         self._secondsPerStep: dict[tuple[str, str], float] = {}
+        self._worker: WorkerProcess | None = None
 
     def getParameterNode(self) -> SADMModuleParameterNode:
         return SADMModuleParameterNode(super().getParameterNode())
@@ -703,9 +710,24 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             self.showResult(outputs)
         return outputs
 
-    def startGeneration(self, request: PreparedRequest) -> GenerationRun:
-        """Run a prepared request on a worker thread (the panel's path)."""
-        return GenerationRun(self, request).start()
+    useWorkerProcess = True
+    """The panel's runs go to a warm worker process (SADMModuleLib.workerprocess): Slicer's main
+    thread keeps Python's GIL, so a worker thread would run only while the GUI waits. False: a
+    thread in this process (SADMModuleLib.generationrun), as the console API's own path."""
+
+    def startGeneration(self, request: PreparedRequest) -> GenerationRun | WorkerRun:
+        """Run a prepared request in the background (the panel's path); poll() the run for events."""
+        if not self.useWorkerProcess:
+            return GenerationRun(self, request).start()
+        if self._worker is None:
+            self._worker = WorkerProcess()
+        return WorkerRun(self._worker, request).start()
+
+    def shutdownWorker(self) -> None:
+        """End the worker process, if one runs (scene closed, module cleaned up, Slicer quitting)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown()
 
     # --- dependencies (SADMModuleLib.dependencies) ------------------------------------------
 

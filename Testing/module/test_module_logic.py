@@ -215,7 +215,9 @@ def test_cancel_stops_within_a_step_and_adds_no_node(scene, logic, tiny_model):
     assert node_ids() == before
 
 
-def test_worker_thread_reports_progress_and_nodes_are_created_on_the_main_thread(scene, logic, tiny_model):
+@pytest.mark.parametrize("process", [True, False], ids=["worker process", "worker thread"])
+def test_a_background_run_reports_progress_and_nodes_are_created_on_the_main_thread(scene, logic, tiny_model, process):
+    logic.useWorkerProcess = process
     sequence = sequence_node(blob_frames(2), "heart")
     request = logic.prepareRequest(sequence, [OBSERVED, MISSING, FUTURE], model=tiny_model, steps=3)
     before = node_ids()
@@ -231,6 +233,14 @@ def test_worker_thread_reports_progress_and_nodes_are_created_on_the_main_thread
     assert run.outcome == "done" and set(run.result) == {1, 2}
     outputs = logic.createOutputNodes(request, run.result)
     assert len(outputs.volumes) == 2 and node_ids() > before
+    assert isinstance(run, SADMModule.WorkerRun if process else SADMModule.GenerationRun)
+    if process:
+        worker = logic._worker
+        assert worker.running and worker.loads == 1
+        logic.startGeneration(request).wait(timeout=120)
+        assert logic._worker is worker and worker.loads == 1  # warm: the model stayed loaded
+        logic.shutdownWorker()
+        assert not worker.running and logic._worker is None
 
 
 def test_cuda_out_of_memory_is_explained_and_leaves_the_scene_unchanged(scene, logic, tiny_model, monkeypatch):

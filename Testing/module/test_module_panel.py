@@ -311,6 +311,7 @@ def test_closing_the_scene_during_a_run_cancels_it_and_adds_nothing(panel, qapp,
     assert slicer.util.getNodesByClass("vtkMRMLSequenceNode") == []
     assert panel.ui.statusLabel.text() == "Cancelled. No node was added; the scene is as before."
     assert panel._parameterNode is not None and panel._parameterNode.inputSequence is None
+    assert panel.logic._worker is None  # the worker process ended with the scene
 
 
 def test_missing_pip_package_is_installed_only_with_consent(panel, qapp, scene, monkeypatch):
