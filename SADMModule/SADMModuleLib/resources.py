@@ -98,7 +98,10 @@ def checkGpuMemory(modelFolder, config, samples: int, device: str) -> None:
     import torch
 
     index = torch.device(device).index or 0
-    free, total = torch.cuda.mem_get_info(index)
+    driverFree, total = torch.cuda.mem_get_info(index)
+    # cudaMemGetInfo counts what PyTorch's caching allocator keeps reserved from an earlier run as used,
+    # yet this process reuses it: without adding it back a second run is refused (torch.cuda memory docs).
+    free = driverFree + torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
     needed = estimateGpuMemoryBytes(modelFolder, config, samples)
     if needed > free:
         perSample = estimateGpuMemoryBytes(modelFolder, config, 2) - estimateGpuMemoryBytes(modelFolder, config, 1)
