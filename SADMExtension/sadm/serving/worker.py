@@ -129,6 +129,15 @@ class Worker:
             self.send("result", id=request_id, loads=self.loads, seconds=seconds, device=str(engine.device), **paths)
         finally:
             self._current = None
+            release_cached_memory()
+
+
+def release_cached_memory() -> None:
+    """Hand PyTorch's cached CUDA blocks back after each request, keeping the model loaded, so that
+    Slicer's volume rendering on the same GPU gets the memory while the worker waits."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _write_result(result, output: Path) -> dict:
