@@ -18,20 +18,58 @@ class SADMDependencyError(RuntimeError):
     """A Python package SADM needs is missing; the message says how to install it."""
 
 
+def torchProblem() -> str | None:
+    """Why the installed torch cannot be used (too old, or its DLLs fail to load), or None.
+    Torch < 2.1 lacks `scaled_dot_product_attention`; a Windows DLL error is an OSError, not an ImportError."""
+    try:
+        import torch
+    except ImportError:
+        return None  # missing: missingPackages() reports it
+    except OSError as error:
+        return (
+            f"PyTorch is installed but cannot be loaded ({error}). Reinstall it from the PyTorch Util module "
+            f"(PyTorch {TORCH_REQUIREMENT}) and restart Slicer."
+        )
+    installed = str(getattr(torch, "__version__", "0")).split("+")[0]
+    if _versionTuple(installed) < _versionTuple(TORCH_REQUIREMENT.lstrip(">=")):
+        return (
+            f"PyTorch {installed} is installed but SADM needs PyTorch {TORCH_REQUIREMENT}. Update it: "
+            f"`import PyTorchUtils; PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True, "
+            f"torchVersionRequirement='{TORCH_REQUIREMENT}')` in the Python console, then restart Slicer."
+        )
+    return None
+
+
+def _versionTuple(version: str) -> tuple[int, ...]:
+    """Leading numeric parts of a version string ("2.0.1rc1" -> (2, 0, 1))."""
+    parts = []
+    for part in version.split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+    return tuple(parts)
+
+
 def missingPackages() -> list[str]:
-    """Import names of the packages the engine needs that cannot be imported."""
+    """Import names of the packages the engine needs that cannot be imported (or, for torch, used)."""
     missing = []
     for name in ("torch", "safetensors", "einops", "SimpleITK"):
         try:
             importlib.import_module(name)
-        except ImportError:
+        except (ImportError, OSError):
             missing.append(name)
+    if "torch" not in missing and torchProblem() is not None:
+        missing.insert(0, "torch")
     return missing
 
 
 def checkDependencies() -> None:
     """Raise with the exact fix when a package is missing (the console path; the panel installs)."""
     missing = missingPackages()
+    problem = torchProblem()
+    if problem is not None:
+        raise SADMDependencyError(problem)
     if "torch" in missing:
         raise SADMDependencyError(
             "PyTorch is not installed. Install the PyTorch extension from the Extensions Manager, then run "

@@ -13,7 +13,7 @@ from slicer.i18n import tr as _
 
 from sadm.defaults import DEFAULT_NATIVE_PATH
 from sadm.errors import CheckpointError
-from SADMModuleLib.dependencies import missingPackages
+from SADMModuleLib.dependencies import missingPackages, torchProblem
 from SADMModuleLib.models import DEFAULT_MODEL, resolveModel
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -51,6 +51,9 @@ def describeDevice(
     """One line for the panel: what will run, with free GPU memory or the expected CPU time.
     measured: seconds per step by (model folder, device), from earlier runs."""
     if "torch" in missingPackages():
+        problem = torchProblem()  # too old, or its DLLs fail to load: say which, never raise here
+        if problem is not None:
+            return problem
         return _("PyTorch is not installed: Generate will offer to install it (PyTorch extension).")
     import torch
 
