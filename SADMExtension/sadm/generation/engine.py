@@ -40,7 +40,7 @@ class Generation(Mapping):
         request: GenerationRequest,
         on_model_grid: dict[int, np.ndarray],
         native_shape: tuple[int, ...],
-        anchors: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+        anchors: dict[int, np.ndarray] | None = None,
         intensity: IntensityRange | None = None,
         anchor_draws: dict[int, np.ndarray] | None = None,
     ):
@@ -48,7 +48,7 @@ class Generation(Mapping):
         self.on_model_grid = on_model_grid
         """{index: (samples, *config.grid)} in the observed frames' intensities."""
         self.native_shape = tuple(native_shape)
-        self._anchors = anchors or {}  # {observed index: (native frame, as the model saw it on its grid)}
+        self._anchors = anchors or {}  # {observed index: its native frame}
         self._intensity = intensity
         self.anchor_draws = anchor_draws or {}
         """{target: (anchors, samples, *config.grid)} in [0, 1]: the model's draws at the target's
@@ -68,15 +68,13 @@ class Generation(Mapping):
         draws = {}
         for index, volumes in self.on_model_grid.items():
             anchors = anchors_of(self.request.roles, index, self.request.times)
-            redraws = self.anchor_draws.get(index)
+            redraws = self.anchor_draws[index]
             warped = []
             for n, volume in enumerate(volumes):
                 draw = self._intensity.normalize(volume)
                 frame = np.zeros(self.native_shape, np.float64)
                 for slot, (anchor, weight) in enumerate(anchors):
-                    native, on_grid = self._anchors[anchor]
-                    reference = on_grid if redraws is None else redraws[slot, n]
-                    frame += weight * warped_draw(native, reference, draw)
+                    frame += weight * warped_draw(self._anchors[anchor], redraws[slot, n], draw)
                 warped.append(frame.astype(np.float32))
             draws[index] = np.stack(warped)
         return draws
@@ -222,9 +220,6 @@ class Engine:
             index: np.stack([intensity.denormalize(filled[n, index].numpy()) for n in range(sampling.samples)])
             for index in generated
         }
-        observed = {
-            index: (np.asarray(frames[index], dtype=np.float32), sequence[0, index].numpy())
-            for index in request.observed
-        }
+        observed = {index: np.asarray(frames[index], dtype=np.float32) for index in request.observed}
         redraws = {index: volumes.cpu().numpy() for index, volumes in anchor_draws.items()}
         return Generation(request, on_model_grid, native_shape, observed, intensity, redraws)

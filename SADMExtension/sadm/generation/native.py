@@ -92,7 +92,8 @@ def warped_draw(
     draw_on_grid: np.ndarray,
     settings: WarpSettings | None = None,
 ) -> np.ndarray:
-    """One draw on the input grid: the native anchor moved by the motion from the anchor to the draw
-    (both on the model grid, in the same normalised intensities)."""
+    """One draw on the input grid: the native anchor moved by the motion from `anchor_on_grid` (the
+    model's draw at the anchor's position) to the draw, both on the model grid in the same normalised
+    intensities."""
     field = motion_field(anchor_on_grid, draw_on_grid, anchor_native.shape, settings or WarpSettings())
     return warp(anchor_native, field)
