@@ -33,7 +33,6 @@ from SADMModuleLib.resources import (
     DEVICES,
     SADMResourceError,
     cpuSecondsPerStep,
-    estimateGpuMemoryBytes,
     freeGpuMemory,
     isOutOfMemory,
 )
@@ -84,7 +83,6 @@ __all__ = [  # the console API and the names the tests and README use
     "SADMResourceError",
     "SequenceInput",
     "WorkerRun",
-    "estimateGpuMemoryBytes",
     "parseTimes",
     "registerSampleData",
     "resampleOntoGrid",
@@ -535,6 +533,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     seed=parameters.seed,
                     samples=parameters.samples,
                     times=parseTimes(parameters.times),
+                    inProcess=not self.logic.useWorkerProcess,
                 )
             except (SADMError, SADMInputError, SADMDependencyError, SADMResourceError, ValueError) as error:
                 self._showStatus(str(error), error=True)
@@ -546,9 +545,13 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _runningMessage(self, request) -> str:
         targets = ", ".join(str(i) for i in request.targets)
+        device = request.device
+        if device == "auto":
+            facts = self.logic.deviceFacts
+            device = resources.resolveWithFacts(device, facts) if facts else _("the best device the worker finds")
         lines = [
             _("Generating t = {targets} with {model} on {device}…").format(
-                targets=targets, model=request.modelName, device=request.device
+                targets=targets, model=request.modelName, device=device
             )
         ]
         return "\n".join(lines + request.notes)
@@ -594,6 +597,8 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.setVisible(False)
             self._showStatus(_("Cancelled: the scene was closed. No node was added."))
             return
+        if isinstance(run, WorkerRun) and run.outcome == "done":
+            self.logic.recordSpeed(run.request, run.device, run.generateSeconds)
         if run.outcome == "done" and not run.cancelRequested:
             self._finishRun(run)
         elif run.outcome == "cancelled" or run.cancelRequested:  # a run may finish just as Cancel is pressed
@@ -778,10 +783,12 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         samples=1,
         times=None,
         native=DEFAULT_NATIVE_PATH,
+        inProcess=True,
     ) -> PreparedRequest:
         """Check everything before any work, in the order a user would fix it, and copy the frames.
         Roles, times and sampling options go through the engine's `build_request`, the rules
-        `sadm generate` applies too."""
+        `sadm generate` applies too. inProcess=False (the panel's worker runs): the device is only
+        named here; the worker resolves it and checks its memory, so this process never imports torch."""
         self.checkDependencies()
         sequenceInput = self.readInput(inputSequenceOrVolumes)
         request = engineRequest.build_request(
@@ -801,9 +808,12 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         modelFolder, config = self.resolveModel(model)
         request.positions_for(config.max_frames, config.attention.time_embedding, f"model {model}")
         frames, resampled, notes = inputs.observedFrames(sequenceInput, list(request.roles))
-        resolvedDevice = self.resolveDevice(device)
-        if resolvedDevice.startswith("cuda"):
-            self._checkGpuMemory(modelFolder, config, request.sampling.samples, resolvedDevice)
+        if inProcess:
+            resolvedDevice = self.resolveDevice(device)
+            if resolvedDevice.startswith("cuda"):
+                self._checkGpuMemory(modelFolder, config, request.sampling.samples, resolvedDevice)
+        else:
+            resolvedDevice = resources.checkDeviceName(device)
         reference = sequenceInput.frameNodes[0]
         geometry = vtkMRMLScalarVolumeNode()
         geometry.CopyOrientation(reference)
@@ -829,11 +839,32 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         self, device: str = "auto", model: str = DEFAULT_MODEL, targets: int = 1, steps: int = 50, samples: int = 1
     ) -> str:
         """One line for the panel: what will run, with free GPU memory or the expected CPU time."""
-        return resources.describeDevice(device, model, targets, steps, samples, self._secondsPerStep)
+        return resources.describeDevice(device, model, targets, steps, samples, self._secondsPerStep, self.deviceFacts)
+
+    @property
+    def deviceFacts(self) -> dict | None:
+        """What the process that runs the engine can use (sadm.devices.device_facts): the worker's, from
+        its last run; this process's once it has run the engine itself; None before any run."""
+        if self._worker is not None and self._worker.deviceFacts is not None:
+            return self._worker.deviceFacts
+        if self._engine is not None:
+            from sadm.devices import device_facts
+
+            return device_facts()
+        return None
 
     def estimateSeconds(self, model: str, device: str, targets: int, steps: int, samples: int) -> float | None:
         """Rough run time: measured speed of this model on this device, else a CPU cost model."""
-        return resources.estimateSeconds(model, device, targets, steps, samples, self._secondsPerStep)
+        threads = (self.deviceFacts or {}).get("threads")
+        return resources.estimateSeconds(model, device, targets, steps, samples, self._secondsPerStep, threads)
+
+    def recordSpeed(self, request: PreparedRequest, device: str, seconds: float | None) -> None:
+        """Remember the seconds per denoising step a run took (model load excluded) for the estimates."""
+        if not seconds or not device:
+            return
+        sampling = request.sampling
+        perStep = seconds / max(1, sampling.steps * len(request.targets) * sampling.samples)
+        self._secondsPerStep[(str(Path(request.modelFolder).resolve()), device)] = perStep
 
     def _checkGpuMemory(self, modelFolder, config, samples: int, device: str) -> None:
         resources.checkGpuMemory(modelFolder, config, samples, device)
@@ -871,9 +902,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
                     "'cpu' (slower)."
                 ) from error
             raise
-        sampling = request.sampling
-        perStep = (time.monotonic() - started) / max(1, sampling.steps * len(request.targets) * sampling.samples)
-        self._secondsPerStep[(str(Path(request.modelFolder).resolve()), request.device)] = perStep
+        self.recordSpeed(request, request.device, time.monotonic() - started)
         return result
 
     # --- outputs (SADMModuleLib.outputs) ----------------------------------------------------

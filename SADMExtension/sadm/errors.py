@@ -31,3 +31,11 @@ class GenerationCancelled(SADMError):
 
 class DataError(SADMError, ValueError):
     """A file or folder cannot be read as a longitudinal sequence (unreadable, wrong layout, bad voxels)."""
+
+
+class DeviceError(SADMError, RuntimeError):
+    """The requested device cannot be used (no CUDA in this PyTorch build, an unknown device name)."""
+
+
+class InsufficientDeviceMemoryError(DeviceError):
+    """Even a low estimate of what the run needs does not fit in the device's free memory."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 import re
+import sys
 from collections.abc import Sequence
 
 import slicer
@@ -18,26 +21,72 @@ class SADMDependencyError(RuntimeError):
     """A Python package SADM needs is missing; the message says how to install it."""
 
 
-def torchProblem() -> str | None:
-    """Why the installed torch cannot be used (too old, or its DLLs fail to load), or None.
-    Torch < 2.1 lacks `scaled_dot_product_attention`; a Windows DLL error is an OSError, not an ImportError."""
+PACKAGES = ("torch", "safetensors", "einops", "SimpleITK")
+"""Import names of what the engine needs; their distributions carry the same names."""
+
+
+def installedVersion(importName: str) -> str | None:
+    """The installed version of a package, without importing it (importing torch takes seconds and
+    may touch the GPU: the engine runs in the worker process); None when it cannot be imported.
+    An importable package without metadata (e.g. a SimpleITK built with Slicer) gives "unknown"."""
+    if importName in sys.modules:
+        module = sys.modules[importName]
+        if module is None:
+            return None  # import blocked
+        return str(getattr(module, "__version__", "unknown"))
     try:
-        import torch
-    except ImportError:
-        return None  # missing: missingPackages() reports it
-    except OSError as error:
-        return (
-            f"PyTorch is installed but cannot be loaded ({error}). Reinstall it from the PyTorch Util module "
-            f"(PyTorch {TORCH_REQUIREMENT}) and restart Slicer."
-        )
-    installed = str(getattr(torch, "__version__", "0")).split("+")[0]
-    if _versionTuple(installed) < _versionTuple(TORCH_REQUIREMENT.lstrip(">=")):
-        return (
-            f"PyTorch {installed} is installed but SADM needs PyTorch {TORCH_REQUIREMENT}. Update it: "
-            f"`import PyTorchUtils; PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True, "
-            f"torchVersionRequirement='{TORCH_REQUIREMENT}')` in the Python console, then restart Slicer."
-        )
+        if importlib.util.find_spec(importName) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    try:
+        return importlib.metadata.version(importName)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def minimumVersions() -> dict[str, str]:
+    """The lower bound SADM needs of each package (Resources/requirements.txt, and torch's)."""
+    minimums = {"torch": TORCH_REQUIREMENT.lstrip(">=")}
+    for line in _requirementLines():
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*>=\s*([0-9][0-9.]*)", line)
+        if match is None:
+            raise ValueError(f"requirements.txt: {line!r} is not of the form name>=version")
+        minimums[match.group(1)] = match.group(2)
+    return minimums
+
+
+def tooOld(importName: str) -> tuple[str, str] | None:
+    """(installed, needed) when an installed package is older than SADM needs, else None."""
+    installed = installedVersion(importName)
+    needed = minimumVersions().get(importName)
+    if installed in (None, "unknown") or needed is None:
+        return None
+    if _versionTuple(installed.split("+")[0]) < _versionTuple(needed):
+        return installed, needed
     return None
+
+
+def torchProblem() -> str | None:
+    """Why the installed torch cannot be used (too old), or None. Torch < 2.1 lacks
+    `scaled_dot_product_attention`. That its DLLs load is seen where it is imported, in the worker
+    (`torchLoadProblem`)."""
+    old = tooOld("torch")
+    if old is None:
+        return None
+    return (
+        f"PyTorch {old[0]} is installed but SADM needs PyTorch {TORCH_REQUIREMENT}. Update it: "
+        f"`import PyTorchUtils; PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True, "
+        f"torchVersionRequirement='{TORCH_REQUIREMENT}')` in the Python console, then restart Slicer."
+    )
+
+
+def torchLoadProblem(error: object) -> str:
+    """PyTorch is installed but `import torch` failed (on Windows a DLL that fails to load: an OSError)."""
+    return (
+        f"PyTorch is installed but cannot be loaded ({error}). Reinstall it from the PyTorch Util module "
+        f"(PyTorch {TORCH_REQUIREMENT}) and restart Slicer."
+    )
 
 
 def _versionTuple(version: str) -> tuple[int, ...]:
@@ -52,20 +101,12 @@ def _versionTuple(version: str) -> tuple[int, ...]:
 
 
 def missingPackages() -> list[str]:
-    """Import names of the packages the engine needs that cannot be imported (or, for torch, used)."""
-    missing = []
-    for name in ("torch", "safetensors", "einops", "SimpleITK"):
-        try:
-            importlib.import_module(name)
-        except (ImportError, OSError):
-            missing.append(name)
-    if "torch" not in missing and torchProblem() is not None:
-        missing.insert(0, "torch")
-    return missing
+    """Import names of the packages the engine needs that are not installed or too old (nothing is imported)."""
+    return [name for name in PACKAGES if installedVersion(name) is None or tooOld(name) is not None]
 
 
 def checkDependencies() -> None:
-    """Raise with the exact fix when a package is missing (the console path; the panel installs)."""
+    """Raise with the exact fix when a package is missing or too old (the console path; the panel installs)."""
     missing = missingPackages()
     problem = torchProblem()
     if problem is not None:
@@ -78,10 +119,12 @@ def checkDependencies() -> None:
             "panel, which offers to do it), and restart Slicer."
         )
     if missing:
+        old = [f"{name} {tooOld(name)[0]}" for name in missing if tooOld(name) is not None]
+        state = f"too old ({', '.join(old)})" if len(old) == len(missing) else "not installed or too old"
         raise SADMDependencyError(
-            f"the Python package(s) {', '.join(missing)} are not installed; run "
+            f"the Python package(s) {', '.join(missing)} are {state}; run "
             f"`slicer.util.pip_install('{' '.join(requirementsFor(missing))}')` in the Python console "
-            "(or press Generate in the SADM panel, which offers to do it)."
+            "(or press Generate in the SADM panel, which offers to do it), then restart Slicer."
         )
 
 
@@ -99,7 +142,15 @@ def installDependencies(askConfirmation: bool = True) -> None:
             except ImportError:
                 pip_ensure = None
             if pip_ensure is not None:
-                pip_ensure(requirements, requester="SADM", prompt_install=askConfirmation)
+                try:
+                    pip_ensure(requirements, requester="SADM", prompt_install=askConfirmation)
+                except RuntimeError as error:
+                    # Slicer >= 5.12 says a declined prompt with this RuntimeError (slicer/packaging.py)
+                    if "declined" in str(error).lower():
+                        raise SADMDependencyError(
+                            f"installation of {', '.join(requirements)} was declined; SADM cannot run without them"
+                        ) from error
+                    raise
             else:
                 if askConfirmation and not slicer.util.confirmOkCancelDisplay(
                     _("SADM needs the Python packages {packages}. Install them now with pip?").format(
@@ -145,13 +196,17 @@ def _installTorch(askConfirmation: bool) -> None:
         )
 
 
+def _requirementLines() -> list[str]:
+    path = MODULE_DIR / "Resources" / "requirements.txt"
+    if not path.is_file():
+        return []
+    lines = [line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return [line for line in lines if line]
+
+
 def requirementsFor(importNames: Sequence[str]) -> list[str]:
     """pip requirement lines (Resources/requirements.txt) for the given import names."""
-    path = MODULE_DIR / "Resources" / "requirements.txt"
-    lines = (
-        [line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()] if path.is_file() else []
-    )
-    lines = [line for line in lines if line]
+    lines = _requirementLines()
     chosen = []
     for name in importNames:
         match = next((line for line in lines if re.split(r"[<>=!~\[; ]", line)[0].lower() == name.lower()), name)

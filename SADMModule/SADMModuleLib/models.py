@@ -22,8 +22,7 @@ def availableModels() -> dict:
 
 def resolveModel(model: str):
     """(folder, config) of a bundled model name or a model folder; CheckpointError says why not."""
-    from sadm.storage.checkpoint import read_config
-    from sadm.storage.registry import resolve_model
+    from sadm.storage.registry import read_config, resolve_model
 
     if not model:
         raise CheckpointError("no model selected: choose a bundled model or load a model folder")

@@ -4,6 +4,7 @@ the GPU memory a run needs, and recovering from running out of it."""
 from __future__ import annotations
 
 import gc
+import os
 import re
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from slicer.i18n import tr as _
 
 from sadm.defaults import DEFAULT_NATIVE_PATH
 from sadm.errors import CheckpointError
-from SADMModuleLib.dependencies import missingPackages, torchProblem
+from SADMModuleLib.dependencies import installedVersion, missingPackages, torchProblem
 from SADMModuleLib.models import DEFAULT_MODEL, resolveModel
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -23,21 +24,51 @@ class SADMResourceError(RuntimeError):
     """The chosen device cannot run the request (no CUDA, too little GPU memory)."""
 
 
-def resolveDevice(device: str) -> str:
-    """ "auto" -> cuda / mps / cpu; an unusable explicit choice raises with what to do."""
-    from sadm.devices import resolve_device
-
+def checkDeviceName(device: str) -> str:
+    """The device name, normalised; an unknown one raises (no torch needed: the worker resolves it)."""
     name = str(device).strip().lower()
     if name not in DEVICES and not re.fullmatch(r"cuda:\d+|mps", name):
         raise SADMResourceError(f"device {device!r} is unknown; choose 'auto', 'cuda', 'cuda:<index>' or 'cpu'")
+    return name
+
+
+def resolveDevice(device: str) -> str:
+    """ "auto" -> cuda / mps / cpu in this process (imports torch); an unusable choice raises with what to do."""
+    from sadm.devices import resolve_device
+    from sadm.errors import DeviceError
+
+    name = checkDeviceName(device)
     try:
         return str(resolve_device(name))
-    except RuntimeError as error:
-        raise SADMResourceError(
-            f"{error}. In Slicer, open the PyTorch Util module and reinstall PyTorch with the CUDA computation "
-            "backend that matches your NVIDIA driver (check the driver with nvidia-smi), or set Device to 'auto' "
-            "or 'cpu'."
-        ) from error
+    except DeviceError as error:
+        raise deviceProblem(error) from error
+
+
+def deviceProblem(error: BaseException) -> SADMResourceError:
+    """The engine's device error with what to do about it in Slicer."""
+    from sadm.errors import InsufficientDeviceMemoryError
+
+    if isinstance(error, InsufficientDeviceMemoryError):
+        return SADMResourceError(str(error))
+    return SADMResourceError(
+        f"{error}. In Slicer, open the PyTorch Util module and reinstall PyTorch with the CUDA computation "
+        "backend that matches your NVIDIA driver (check the driver with nvidia-smi), or set Device to 'auto' "
+        "or 'cpu'."
+    )
+
+
+def resolveWithFacts(device: str, facts: dict) -> str | None:
+    """What `device` resolves to in a process whose torch reported `facts` (sadm.devices.device_facts);
+    None when that process cannot run it."""
+    name = checkDeviceName(device)
+    if name == "auto":
+        return "cuda" if facts.get("cuda") else "mps" if facts.get("mps") else "cpu"
+    if name.startswith("cuda"):
+        index = int(name.partition(":")[2] or 0)
+        return name if index < len(facts.get("cuda") or []) else None
+    if name == "mps":
+        return name if facts.get("mps") else None
+    return name
 
 
 def describeDevice(
@@ -47,90 +78,87 @@ def describeDevice(
     steps: int = 50,
     samples: int = 1,
     measured: dict | None = None,
+    facts: dict | None = None,
 ) -> str:
-    """One line for the panel: what will run, with free GPU memory or the expected CPU time.
+    """One line for the panel: what will run, with free GPU memory or the expected CPU time. Imports
+    no torch: facts (sadm.devices.device_facts) come from the process that runs the engine, the warm
+    worker; before its first run the line says what the installed PyTorch is and what is checked when.
     measured: seconds per step by (model folder, device), from earlier runs."""
+    problem = torchProblem()  # too old, or it failed to load in this process: say which, never raise here
+    if problem is not None:
+        return problem
     if "torch" in missingPackages():
-        problem = torchProblem()  # too old, or its DLLs fail to load: say which, never raise here
-        if problem is not None:
-            return problem
         return _("PyTorch is not installed: Generate will offer to install it (PyTorch extension).")
-    import torch
-
     try:
-        resolved = resolveDevice(device)
+        name = checkDeviceName(device)
     except SADMResourceError as error:
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            return _(
-                "CUDA is not available to PyTorch {version} (CUDA build: {build}): reinstall PyTorch with CUDA in "
-                "the PyTorch Util module, or choose auto / cpu."
-            ).format(version=torch.__version__, build=torch.version.cuda or "none")
         return str(error)
-
+    if facts is None:
+        version = installedVersion("torch")
+        if name.startswith("cuda") and version.endswith("+cpu"):  # the local tag of PyTorch's CPU wheels
+            return _(
+                "CUDA is not available to PyTorch {version} (a CPU build): reinstall PyTorch with CUDA in the "
+                "PyTorch Util module, or choose auto / cpu."
+            ).format(version=version)
+        if name != "cpu":
+            return _(
+                "PyTorch {version}: the {device} device and its free memory are checked when Generate starts the SADM "
+                "worker."
+            ).format(version=version, device=name)
+        resolved = "cpu"
+    else:
+        resolved = resolveWithFacts(name, facts)
+    if resolved is None:
+        return _(
+            "{device} is not available to PyTorch {version} (CUDA build: {build}): reinstall PyTorch with CUDA in the "
+            "PyTorch Util module, or choose auto / cpu."
+        ).format(device=name, version=facts.get("torch"), build=facts.get("cuda_build") or "none")
     if resolved.startswith("cuda"):
-        index = torch.device(resolved).index or 0
-        free, _total = torch.cuda.mem_get_info(index)
-        return _("CUDA: {name}, {free:.1f} GB free").format(name=torch.cuda.get_device_name(index), free=free / 2**30)
+        gpu = facts["cuda"][int(resolved.partition(":")[2] or 0)]
+        return _("CUDA: {name}, {free:.1f} GB free").format(name=gpu["name"], free=gpu["free"] / 2**30)
     if resolved == "mps":
         return _("Apple MPS")
-    seconds = estimateSeconds(model, resolved, targets, steps, samples, measured)
+    threads = (facts or {}).get("threads")
+    seconds = estimateSeconds(model, resolved, targets, steps, samples, measured, threads)
     expected = _("expect ~{seconds}").format(seconds=formatDuration(seconds)) if seconds else _("time unknown")
-    return _("CPU ({threads} threads) — slow, {expected}").format(threads=torch.get_num_threads(), expected=expected)
+    if threads is None:
+        return _("CPU — slow, {expected}").format(expected=expected)
+    return _("CPU ({threads} threads) — slow, {expected}").format(threads=threads, expected=expected)
 
 
 def estimateSeconds(
-    model: str, device: str, targets: int, steps: int, samples: int, measured: dict | None = None
+    model: str,
+    device: str,
+    targets: int,
+    steps: int,
+    samples: int,
+    measured: dict | None = None,
+    threads: int | None = None,
 ) -> float | None:
-    """Rough run time: measured speed of this model on this device, else a CPU cost model."""
+    """Rough run time: measured speed of this model on this device, else a CPU cost model.
+    threads: the engine process's torch threads (default: PyTorch's own default, the physical cores)."""
     try:
         folder, config = resolveModel(model)
     except (CheckpointError, ImportError):
         return None
     perStep = (measured or {}).get((str(Path(folder).resolve()), device))
     if perStep is None:
-        import torch
-
+        threads = threads or max(1, (os.cpu_count() or 2) // 2)
         # the default native path also redraws each target's anchor in the same batch: about twice the work
         redraw = 2.0 if DEFAULT_NATIVE_PATH == "warp" else 1.0
-        perStep = redraw * cpuSecondsPerStep(config, torch.get_num_threads())
+        perStep = redraw * cpuSecondsPerStep(config, threads)
     return perStep * steps * targets * samples
 
 
 def checkGpuMemory(modelFolder, config, samples: int, device: str) -> None:
-    """Refuse before starting when even a low estimate does not fit in the free GPU memory."""
-    import torch
+    """Refuse before starting when even a low estimate does not fit (the engine's check, in this process)."""
+    from sadm.devices import check_gpu_memory
+    from sadm.errors import InsufficientDeviceMemoryError
 
-    index = torch.device(device).index or 0
-    driverFree, total = torch.cuda.mem_get_info(index)
-    # cudaMemGetInfo counts what PyTorch's caching allocator keeps reserved from an earlier run as used,
-    # yet this process reuses it: without adding it back a second run is refused (torch.cuda memory docs).
-    free = driverFree + torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
-    needed = estimateGpuMemoryBytes(modelFolder, config, samples)
-    if needed > free:
-        perSample = estimateGpuMemoryBytes(modelFolder, config, 2) - estimateGpuMemoryBytes(modelFolder, config, 1)
-        fitting = int((free - estimateGpuMemoryBytes(modelFolder, config, 0)) // max(perSample, 1))
-        advice = (
-            f"Lower Samples to {fitting} or less, close other programs that use the GPU, or set Device to "
-            "'cpu' (slower)."
-            if fitting >= 1
-            else "Even one sample does not fit: close other programs that use the GPU, or set Device to 'cpu' (slower)."
-        )
-        raise SADMResourceError(
-            f"this run needs about {needed / 2**30:.1f} GB of GPU memory but {torch.cuda.get_device_name(index)} has "
-            f"{free / 2**30:.1f} GB free of {total / 2**30:.1f} GB. {advice}"
-        )
-
-
-def estimateGpuMemoryBytes(modelFolder, config, samples: int) -> int:
-    """A deliberately low estimate (weights + the largest live activations) so it never refuses a run
-    that would fit; the OOM handler covers the rest."""
-    weights = Path(modelFolder) / "model.safetensors"
-    weightBytes = weights.stat().st_size if weights.exists() else 0
-    voxels = int(np.prod(config.grid))
-    batch = 2 * samples  # conditional + unconditional pass of classifier-free guidance
-    activations = batch * voxels * config.unet.channels[0] * 2 * 6  # bf16, a few full-resolution maps alive
-    frames = samples * config.max_frames * voxels * 4
-    return int(weightBytes + activations + frames + 200 * 2**20)  # + CUDA kernels and allocator slack
+    try:
+        check_gpu_memory(modelFolder, config, samples, device)
+    except InsufficientDeviceMemoryError as error:
+        raise SADMResourceError(str(error)) from error
 
 
 def cpuSecondsPerStep(config, threads: int) -> float:

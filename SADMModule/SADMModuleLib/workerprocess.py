@@ -28,6 +28,8 @@ import sadm
 import sadm.errors
 from sadm.errors import GenerationCancelled
 from sadm.serving import protocol
+from SADMModuleLib.dependencies import SADMDependencyError, torchLoadProblem
+from SADMModuleLib.resources import deviceProblem
 
 STARTUP_TIMEOUT_S = 120.0
 """How long the worker may take to import torch and say `ready` (a cold start on a slow disk)."""
@@ -64,6 +66,9 @@ class WorkerProcess:
         self.activeRun: WorkerRun | None = None
         self.starts = 0
         self.loads = 0  # model loads by the current worker, as its last `ready` / `result` said
+        self.deviceFacts: dict | None = None
+        """What the worker's torch runs on (sadm.devices.device_facts), from its last result: the panel
+        describes the device from these, so Slicer's own process never imports torch."""
 
     @property
     def pid(self) -> int | None:
@@ -128,6 +133,8 @@ class WorkerProcess:
             self._ready = True
         if "loads" in event:
             self.loads = event["loads"]
+        if isinstance(event.get("facts"), dict):
+            self.deviceFacts = event["facts"]
         return event
 
     def crashMessage(self, returncode: int | None) -> str:
@@ -215,6 +222,8 @@ class WorkerRun:
         self.result: WorkerGeneration | None = None
         self.error: BaseException | None = None
         self.seconds = 0.0
+        self.device: str | None = None  # what the worker resolved the request's device to
+        self.generateSeconds: float | None = None  # the engine's own time, without a model load
         self._worker = worker
         self._cancelRequested = False
         self._pending: list[tuple] = []
@@ -311,6 +320,8 @@ class WorkerRun:
             try:
                 self.result = self._readResult(event)
                 self.seconds = time.monotonic() - self._started
+                self.device = event.get("device")
+                self.generateSeconds = event.get("generate_seconds")
                 self._finish("done", self.result)
             except Exception as error:
                 self._finish("failed", WorkerError(f"the worker's result could not be read: {error}"))
@@ -343,9 +354,14 @@ class WorkerRun:
 
 
 def _exceptionFor(event: dict) -> BaseException:
-    """The engine's own exception type for its errors (same message as in-process); else WorkerError."""
+    """The exception the in-process path raises for the same failure (the engine's own type and
+    message; the Slicer advice for devices and PyTorch); else WorkerError."""
     message = event.get("message", "the SADM worker failed")
+    if event.get("type") == "TorchLoadError":
+        return SADMDependencyError(torchLoadProblem(message))
     errorType = getattr(sadm.errors, str(event.get("type")), None)
+    if isinstance(errorType, type) and issubclass(errorType, sadm.errors.DeviceError):
+        return deviceProblem(errorType(message))
     if isinstance(errorType, type) and issubclass(errorType, sadm.errors.SADMError):
         return errorType(message)
     if event.get("type") in ("ValueError", "TypeError"):

@@ -4,7 +4,7 @@ The harness (slicerharness/) is installed before SADMModule is imported, so the 
 real MRML scene of the slicer-core wheel with PySide6 standing in for PythonQt.
 
 Every test runs against a modelled Slicer release (slicerharness/versions.py): the tests of the
-files in VERSIONED_FILES against each of 5.6, 5.8 and 5.10, the rest against 5.10 only (what they
+files in VERSIONED_FILES against each of 5.6, 5.8, 5.10 and 5.12, the rest against 5.10 only (what they
 check does not differ between releases). `--slicer-version=5.6` runs everything against one release.
 """
 

@@ -1,5 +1,6 @@
-"""Issue 19 item 7: torch is checked by version (< 2.1 lacks scaled_dot_product_attention), and a
-DLL-load OSError on `import torch` (Windows) becomes a clear message instead of escaping."""
+"""Issue 19 item 7: every package is checked by installed version against its minimum (torch < 2.1
+lacks scaled_dot_product_attention), read from metadata without importing. A DLL-load OSError on
+`import torch` (Windows) is seen by the worker: test_main_process_without_torch.py."""
 
 from __future__ import annotations
 
@@ -25,20 +26,29 @@ def test_old_torch_is_reported_with_versions_and_fix(monkeypatch, dependencies) 
     assert "2.0.1" in message and ">=2.1" in message and "installTorch" in message
 
 
-def test_dll_load_error_is_a_clear_message(monkeypatch, dependencies) -> None:
-    monkeypatch.delitem(sys.modules, "torch", raising=False)
-    real_import = __import__
-
-    def failing_import(name, *args, **kwargs):
-        if name == "torch":
-            raise OSError("[WinError 126] The specified module could not be found: c10.dll")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr("builtins.__import__", failing_import)
-    monkeypatch.setattr(dependencies.importlib, "import_module", lambda name: failing_import(name))
-    assert "torch" in dependencies.missingPackages()
-    with pytest.raises(dependencies.SADMDependencyError, match="cannot be loaded"):
+def test_old_einops_is_reported_and_its_requirement_installs_the_update(monkeypatch, dependencies) -> None:
+    monkeypatch.setitem(sys.modules, "einops", types.SimpleNamespace(__version__="0.6.1"))
+    assert dependencies.missingPackages() == ["einops"]
+    with pytest.raises(dependencies.SADMDependencyError) as caught:
         dependencies.checkDependencies()
+    message = str(caught.value)
+    assert "too old (einops 0.6.1)" in message and "pip_install('einops>=0.7')" in message
+
+
+def test_a_package_without_metadata_is_taken_as_it_is(monkeypatch, dependencies) -> None:
+    """Slicer's own SimpleITK may carry no version: importable is enough, never refused."""
+    monkeypatch.setattr(dependencies, "installedVersion", lambda name: "unknown" if name == "SimpleITK" else "99")
+    assert dependencies.missingPackages() == []
+
+
+def test_requirements_file_gives_every_minimum(dependencies) -> None:
+    assert dependencies.minimumVersions() == {"torch": "2.1", "safetensors": "0.4", "einops": "0.7"}
+
+
+def test_versions_are_read_without_importing(monkeypatch, dependencies) -> None:
+    monkeypatch.delitem(sys.modules, "einops", raising=False)
+    assert dependencies.installedVersion("einops") is not None
+    assert "einops" not in sys.modules
 
 
 def test_current_torch_passes(monkeypatch, dependencies) -> None:

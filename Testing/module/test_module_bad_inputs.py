@@ -13,6 +13,7 @@ import slicer
 import vtk
 from slicer_scenes import blob_frames, node_ids, oblique_geometry, sequence_node, volume_node
 
+from sadm.devices import estimate_gpu_memory_bytes
 from SADMModule import (
     FUTURE,
     MISSING,
@@ -22,7 +23,6 @@ from SADMModule import (
     SADMDependencyError,
     SADMInputError,
     SADMResourceError,
-    estimateGpuMemoryBytes,
 )
 
 
@@ -287,7 +287,7 @@ def test_gpu_memory_estimate_refuses_what_cannot_fit(heart, logic, tiny_model, m
     from sadm.storage.checkpoint import read_config
 
     config = read_config(tiny_model)
-    free = estimateGpuMemoryBytes(tiny_model, config, 5)  # room for exactly five samples
+    free = estimate_gpu_memory_bytes(tiny_model, config, 5)  # room for exactly five samples
     monkeypatch.setattr(logic, "resolveDevice", lambda device: "cuda")
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index=0: (free, 8 * 2**30))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Small GPU")

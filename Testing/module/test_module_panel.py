@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 import qt
 import slicer
@@ -14,6 +16,7 @@ from slicer_scenes import SHAPE, blob_frames, ijk_to_ras, node_ids, oblique_geom
 import SADMModule
 from SADMModule import FUTURE, MISSING, OBSERVED
 from slicerharness import eventloop
+from slicerharness.packaging import install_pip_installer
 
 
 def settle(qapp, rounds: int = 3) -> None:
@@ -88,7 +91,8 @@ def test_user_generates_from_a_sequence_watches_progress_then_cancels_a_second_r
     settle(qapp)
     assert [row[2] for row in table_rows(panel)] == [OBSERVED, MISSING, OBSERVED, OBSERVED, FUTURE, FUTURE]
     assert "generating t = 1, 4, 5" in ui.rolesHintLabel.text()
-    assert ui.deviceInfoLabel.text().startswith("CPU") and "expect ~" in ui.deviceInfoLabel.text()
+    # Before the worker has run, the panel (which never imports torch) names the installed PyTorch
+    assert "checked when Generate starts the SADM worker" in ui.deviceInfoLabel.text()
     assert panel._parameterNode.roles == [OBSERVED, MISSING, OBSERVED, OBSERVED]
 
     before = node_ids()
@@ -115,6 +119,7 @@ def test_user_generates_from_a_sequence_watches_progress_then_cancels_a_second_r
         assert slicer.util.arrayFromVolume(volume).shape == SHAPE
         assert np.array_equal(ijk_to_ras(volume), ijk_to_ras(heart.GetNthDataNode(0)))
     assert "Generated heart_SADM_t1, heart_SADM_t4, heart_SADM_t5" in ui.statusLabel.text()
+    assert ui.deviceInfoLabel.text().startswith("CPU (") and "expect ~" in ui.deviceInfoLabel.text()  # the worker's
     assert slicer.app.layoutManager().layout() == slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView
     assert ui.inputSequenceSelector.currentNode() is heart  # the new sequence did not steal the selection
 
@@ -319,20 +324,31 @@ def test_missing_pip_package_is_installed_only_with_consent(panel, qapp, scene, 
     panel.ui.inputSequenceSelector.setCurrentNode(heart)
     choose(panel.ui.modelSelector, "tiny")
     panel.ui.stepsSpinBox.setValue(2)
+    # Not installed: neither importable nor in the package metadata (what Slicer 5.12's pip_check reads)
     monkeypatch.setitem(sys.modules, "einops", None)
+    realVersion = importlib.metadata.version
+    absent = {"einops"}
+
+    def version(name):
+        if name in absent:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return realVersion(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
     installed = []
 
     def pip_install(requirements):
-        installed.append(requirements)
+        installed.append(" ".join(requirements) if isinstance(requirements, list) else requirements)
         del sys.modules["einops"]  # now importable again, as after a real install
+        absent.clear()
 
-    monkeypatch.setattr(slicer.util, "pip_install", pip_install)
+    install_pip_installer(monkeypatch, pip_install)
     slicer.app.confirmAnswer = False
     try:
         panel.ui.generateButton.click()
         settle(qapp)
         assert installed == [] and panel._run is None
-        assert "installation of einops>=0.7 was declined" in panel.ui.statusLabel.text()
+        assert "installation of einops>=0.7 was declined" in panel.ui.statusLabel.text()  # 5.12: not "check network"
         assert slicer.app.messages[-1][0] == "confirm" and "einops>=0.7" in slicer.app.messages[-1][1]
     finally:
         slicer.app.confirmAnswer = True
@@ -358,6 +374,15 @@ def test_the_readme_screenshot_script_renders_the_panel_after_a_generation(scene
     spec = importlib.util.spec_from_file_location("make_panel_screenshot", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = module.render(tmp_path / "shot.png", models_on_path, steps=2, samples=1, timeout_s=120, frames=3)
+    views = tmp_path / "views.png"
+    out = module.render(
+        tmp_path / "shot.png", models_on_path, steps=2, samples=1, timeout_s=120, frames=3, views_out=views
+    )
     image = qt.QImage(str(out))
     assert image.width() == 430 and image.height() > 400
+    # The slice views, resliced by Slicer's vtkMRMLSliceLogic: input (Red) beside generated (Yellow), both showing anatomy
+    picture = np.asarray(PIL.Image.open(views).convert("L"), dtype=float)
+    half = module.VIEW_PIXELS
+    assert picture.shape == (half + 40, 2 * half + 4)
+    red, yellow = picture[40:, :half], picture[40:, half + 4 :]
+    assert red.std() > 10 and yellow.std() > 10  # not blank views

@@ -88,18 +88,29 @@ class Worker:
                     message=f"unknown command {command!r}; send generate, cancel or shutdown",
                 )
 
-    def engine_for(self, model: str, device: str):
-        """The loaded engine; loaded again only when the model folder, its weights or the device change."""
+    def _engine_key_for(self, folder: Path, device: str) -> tuple:
+        weights = folder / "model.safetensors"
+        return (str(folder.resolve()), device, weights.stat().st_mtime_ns if weights.exists() else 0)
+
+    def engine_for(self, model: str, device: str, samples: int = 1):
+        """The loaded engine; loaded again only when the model folder, its weights or the device change.
+        On CUDA the memory check runs first, so a run that cannot fit is refused before any work."""
+        _load_torch()
+        from sadm.devices import check_gpu_memory, resolve_device
         from sadm.generation.engine import Engine
+        from sadm.storage.checkpoint import read_config
         from sadm.storage.registry import resolve_model
 
         folder = resolve_model(model)
-        weights = folder / "model.safetensors"
-        key = (str(folder.resolve()), device, weights.stat().st_mtime_ns if weights.exists() else 0)
+        resolved = resolve_device(device)
+        key = self._engine_key_for(folder, str(resolved))
+        if resolved.type == "cuda":
+            loaded = key == self._engine_key  # its weights already sit in the allocated memory
+            check_gpu_memory(None if loaded else folder, read_config(folder), samples, resolved)
         if key != self._engine_key:
             self._engine, self._engine_key = None, None
             _free_device_memory()
-            self._engine = Engine.load(folder, device)
+            self._engine = Engine.load(folder, resolved)
             self._engine_key = key
             self.loads += 1
         return self._engine
@@ -112,12 +123,14 @@ class Worker:
         try:
             request = protocol.request_from_json(message["request"])
             frames = [None if path is None else protocol.load_array(path) for path in message["frames"]]
-            engine = self.engine_for(message["model"], message.get("device", "auto"))
+            engine = self.engine_for(message["model"], message.get("device", "auto"), request.sampling.samples)
 
             def progress(done: int, total: int, frame: int) -> None:
                 self.send("progress", id=request_id, done=done, total=total, frame=frame)
 
+            generating = time.monotonic()
             result = engine.generate(frames, request, progress=progress, cancel=self._cancel)
+            generate_seconds = time.monotonic() - generating
             paths = _write_result(result, Path(message["output"]))
         except GenerationCancelled as error:
             self.send("cancelled", id=request_id, message=str(error))
@@ -126,10 +139,33 @@ class Worker:
             traceback.print_exc(file=sys.stderr)
         else:
             seconds = time.monotonic() - started
-            self.send("result", id=request_id, loads=self.loads, seconds=seconds, device=str(engine.device), **paths)
+            from sadm.devices import device_facts
+
+            release_cached_memory()  # before the facts, so the free memory they report is what Slicer gets
+            self.send(
+                "result",
+                id=request_id,
+                loads=self.loads,
+                seconds=seconds,
+                generate_seconds=generate_seconds,
+                device=str(engine.device),
+                facts=device_facts(),
+                **paths,
+            )
         finally:
             self._current = None
             release_cached_memory()
+
+
+class TorchLoadError(RuntimeError):
+    """PyTorch is installed but cannot be imported (on Windows, a DLL that fails to load is an OSError)."""
+
+
+def _load_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except (ImportError, OSError) as error:
+        raise TorchLoadError(f"{type(error).__name__}: {error}") from error
 
 
 def release_cached_memory() -> None:

@@ -11,13 +11,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from sadm.config import FORMAT_VERSION, ModelConfig
+from sadm.config import ModelConfig
 from sadm.errors import CheckpointError, ConfigError
 from sadm.networks.sadm import SADM, parameter_count
 from sadm.storage.atomic import atomic_folder, atomic_path, atomic_write_bytes
-from sadm.storage.registry import CONFIG_FILE
+from sadm.storage.registry import CONFIG_FILE, WEIGHTS_FILE
+from sadm.storage.registry import read_config as read_config  # torch-free, in registry; callers use both
 
-WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
 
 
@@ -78,30 +78,6 @@ def save_model(folder: Path | str, model: SADM, model_card: str | None = None) -
     with atomic_folder(folder) as staging:
         write_model_files(staging, model, model_card)
     return Path(folder)
-
-
-def read_config(folder: Path | str) -> ModelConfig:
-    """Read and check a model folder's config.json."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"model folder {folder} does not exist or is not a folder")
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{folder} has no {CONFIG_FILE}; a model folder holds {CONFIG_FILE} + {WEIGHTS_FILE}")
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error})") from error
-    version = data.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has format_version {version!r}, but this sadm ({FORMAT_VERSION=}) reads only "
-            f"version {FORMAT_VERSION}; use the sadm release that wrote it or retrain"
-        )
-    try:
-        return ModelConfig.from_dict(data)
-    except (ConfigError, TypeError) as error:
-        raise CheckpointError(f"{path} does not describe a valid model: {error}") from error
 
 
 def describe_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> list[str]:

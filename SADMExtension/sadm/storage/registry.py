@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
-from sadm.errors import CheckpointError
+from sadm.config import FORMAT_VERSION, ModelConfig
+from sadm.errors import CheckpointError, ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sadm/
-CONFIG_FILE = "config.json"  # kept here, not imported from checkpoint, so listing models needs no torch
+CONFIG_FILE = "config.json"  # kept here, not in checkpoint, so listing models and reading configs needs no torch
+WEIGHTS_FILE = "model.safetensors"
 
 
 def model_search_path() -> list[Path]:
@@ -45,3 +49,27 @@ def resolve_model(path_or_name: str | os.PathLike) -> Path:
         f"no model folder or bundled model named {str(path_or_name)!r}; bundled models: {names} "
         f"(searched {', '.join(str(p) for p in model_search_path())})"
     )
+
+
+def read_config(folder: Path | str) -> ModelConfig:
+    """Read and check a model folder's config.json."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"model folder {folder} does not exist or is not a folder")
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{folder} has no {CONFIG_FILE}; a model folder holds {CONFIG_FILE} + {WEIGHTS_FILE}")
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error})") from error
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format_version {version!r}, but this sadm ({FORMAT_VERSION=}) reads only "
+            f"version {FORMAT_VERSION}; use the sadm release that wrote it or retrain"
+        )
+    try:
+        return ModelConfig.from_dict(data)
+    except (ConfigError, TypeError) as error:
+        raise CheckpointError(f"{path} does not describe a valid model: {error}") from error

@@ -52,7 +52,7 @@ def install() -> None:
 
     import slicer
 
-    from . import application, mrmlwidgets, parameternode, scriptedmodule
+    from . import application, mrmlwidgets, packaging, parameternode, scriptedmodule
 
     for widget_class in mrmlwidgets.WIDGET_CLASSES:
         setattr(slicer, widget_class.__name__, widget_class)
@@ -69,6 +69,7 @@ def install() -> None:
         sys.modules[name] = module
         setattr(slicer, name.split(".", 1)[1], module)
     sys.modules["SampleData"] = application.make_sample_data_module()
+    packaging.install()  # `slicer.packaging` importable from 5.12 only
     if str(MODULE_DIR) not in sys.path:
         sys.path.insert(0, str(MODULE_DIR))
     _installed = True

@@ -94,11 +94,24 @@ class SequencesModule:
 
 def _record(kind: str):
     def display(text, windowTitle=None, parent=None, **kwargs):
-        slicer.app.messages.append((kind, str(text)))
+        details = kwargs.get("detailedText")  # shown under "Show Details..." in Slicer's message box
+        slicer.app.messages.append((kind, str(text) + (f"\n{details}" if details else "")))
         logging.info("%s: %s", kind, text)
         return slicer.app.confirmAnswer if kind == "confirm" else None
 
     return display
+
+
+class _FromRelease:
+    """A static method that exists only from a given Slicer release on (AttributeError before it)."""
+
+    def __init__(self, release: str, function) -> None:
+        self.release, self.function = release, function
+
+    def __get__(self, instance, owner):
+        if not versions.at_least(self.release):
+            raise AttributeError(f"Slicer {versions.current()} has no such method (it exists from {self.release})")
+        return self.function
 
 
 def make_sample_data_module() -> types.ModuleType:
@@ -156,7 +169,11 @@ def make_sample_data_module() -> types.ModuleType:
         record(category, sampleName, uris, fileNames, nodeNames, thumbnailFileName, loadFileTypes, checksums)
 
     class SampleDataLogic:
-        """No release has registerCustomSampleDataCategory: a category is just the source's `category`."""
+        """Up to 5.10 a category is just the source's `category`; 5.12 adds registerCustomSampleDataCategory."""
+
+        registerCustomSampleDataCategory = _FromRelease(
+            "5.12", lambda category, title: module.categoryTitles.__setitem__(category, title)
+        )
 
         @staticmethod
         def registerCustomSampleDataSource(*args, **kwargs) -> None:
@@ -166,6 +183,7 @@ def make_sample_data_module() -> types.ModuleType:
         def downloadSample(self, sampleName):
             return _load_source(module.sources[sampleName])
 
+    module.categoryTitles = {}
     module.SampleDataLogic = SampleDataLogic
     module.downloadSample = lambda sampleName: SampleDataLogic().downloadSample(sampleName)
     return module

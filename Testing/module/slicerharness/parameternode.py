@@ -4,7 +4,7 @@ edit, node selector). Storage follows Slicer's serializers (lists as `name.len` 
 as references) so a scene written here reads the same in Slicer.
 
 Binding follows Base/Python/slicer/parameterNodeWrapper/wrapper.py and guiConnectors.py at the
-modelled release (see versions.py): `connectGui` returns None in 5.6/5.8 and the tag in 5.10, every
+modelled release (see versions.py): `connectGui` returns None in 5.6/5.8 and the tag from 5.10, every
 connect adds a ModifiedEvent observer that is never removed, `disconnectGui` only detaches the
 connectors of a known tag, a combo box connector clears and refills its box when created (old
 connectors still bound to it see that), and the line-edit connector rewrites its text on every
@@ -194,6 +194,7 @@ def parameterNodeWrapper(cls):
     def __init__(self, parameterNode) -> None:
         self.parameterNode = parameterNode
         self._guis: dict[int, dict] = {}
+        self._gui_observers: dict[int, int] = {}
         self._next_tag = 0
         self._updating_gui = False
         with slicer.util.NodeModify(parameterNode):
@@ -224,13 +225,16 @@ def parameterNodeWrapper(cls):
         for name, connector in connectors.items():
             connector.write(getattr(self, name))
             connector.on_changed(_gui_to_parameter(self, name, connector))
-        # Slicer adds one observer per connect and never removes it (wrapper.py, all three releases).
-        self.parameterNode.AddObserver(vtk.vtkCommand.ModifiedEvent, lambda caller, event: _update_gui(self))
+        # Slicer adds one observer per connect (wrapper.py); up to 5.10 it is never removed.
+        observer = self.parameterNode.AddObserver(vtk.vtkCommand.ModifiedEvent, lambda caller, event: _update_gui(self))
+        self._gui_observers[tag] = observer
         return tag
 
     def disconnectGui(self, tag) -> None:
         for connector in self._guis.pop(tag, {}).values():
             connector.on_changed(None)
+        if versions.at_least("5.12") and tag in self._gui_observers:  # 5.12: `_guiVtkObserverTags`
+            self.parameterNode.RemoveObserver(self._gui_observers.pop(tag))
 
     cls.__init__ = __init__
     cls.allParameters = fields
