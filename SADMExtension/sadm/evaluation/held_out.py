@@ -10,6 +10,7 @@ from sadm.data.preprocess import PreprocessParams, preprocess_sequence
 from sadm.data.readers import discover_sequences
 from sadm.data.sequence import Geometry
 from sadm.data.synthetic.cardiac import CardiacPhantom, cardiac_subject, systole_contractions
+from sadm.evaluation.blood_pool import acdc_blood_pool_rule
 from sadm.evaluation.runner import HeldOutSequence
 
 HELD_OUT_SEED = 1000  # training data use seed 0: these subjects were never seen in training
@@ -60,5 +61,8 @@ def load_held_out(data: str, engine, frames: int | None, limit: int | None) -> l
         prepared = preprocess_sequence(sequence, params)
         length = min(len(prepared.frames), config.max_frames)
         times = tuple(float(t) for t in prepared.times[:length])
-        sequences.append(HeldOutSequence(prepared.subject, prepared.frames[:length], times))
+        rule = None
+        if sequence.metadata.get("reader") == "acdc" and frames is None:  # frame 0 is ED, as acquired
+            rule = acdc_blood_pool_rule(source.paths[0], prepared.frames[0], int(sequence.metadata["ed"]))
+        sequences.append(HeldOutSequence(prepared.subject, prepared.frames[:length], times, rule))
     return sequences

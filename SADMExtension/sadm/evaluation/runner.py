@@ -13,6 +13,7 @@ import numpy as np
 from sadm.data.resample import resample_to_shape
 from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER
 from sadm.evaluation.baselines import Baseline, reference_index
+from sadm.evaluation.blood_pool import BloodPoolRule
 from sadm.evaluation.metrics import score
 from sadm.evaluation.settings import setting_runs
 from sadm.generation.request import OBSERVED, build_request
@@ -25,6 +26,7 @@ class HeldOutSequence:
     subject: str
     frames: np.ndarray
     times: tuple[float, ...]
+    blood_pool: BloodPoolRule | None = None  # cardiac with an ED label: the LV volume rule
 
 
 @dataclass(frozen=True)
@@ -135,16 +137,18 @@ def evaluate(
                         if truth is None or frames is None:
                             continue
                         for index, frame in sorted(frames.items()):
-                            result.rows.append(
-                                {
-                                    "method": method.name,
-                                    "setting": setting,
-                                    "grid": grid,
-                                    "subject": sequence.subject,
-                                    "frame": index,
-                                    **score(truth[index], frame, truth[reference_index(roles, index)]),
-                                }
-                            )
+                            row = {
+                                "method": method.name,
+                                "setting": setting,
+                                "grid": grid,
+                                "subject": sequence.subject,
+                                "frame": index,
+                                **score(truth[index], frame, truth[reference_index(roles, index)]),
+                            }
+                            if grid == "native" and sequence.blood_pool is not None:
+                                rule = sequence.blood_pool
+                                row["lv_ml"] = abs(rule.volume_ml(frame) - rule.volume_ml(truth[index]))
+                            result.rows.append(row)
                 if progress is not None:
                     progress(f"{sequence.subject} {setting} {method.name}")
     return result

@@ -1,5 +1,6 @@
 """Per-subject means, mean ± std over subjects, and the Markdown table shaped like the paper's Table 2
-(rows: methods; columns: SSIM / PSNR / NRMSE / change correlation, each 'single / missing / full'),
+(rows: methods; columns: SSIM / PSNR / NRMSE / change correlation / LV blood-pool volume error, each
+'single / missing / full'),
 one table per grid: the input's native grid (what a user sees) and the model's grid."""
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-METRICS = ("ssim", "psnr", "nrmse", "change")
-HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "nrmse": False, "change": True}
+METRICS = ("ssim", "psnr", "nrmse", "change", "lv_ml")
+HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "nrmse": False, "change": True, "lv_ml": False}
 GRIDS = ("native", "model")
 """Where a frame is scored: the input's own grid (the default everywhere) or the model's grid."""
-HEADINGS = {"ssim": "SSIM", "psnr": "PSNR", "nrmse": "NRMSE", "change": "change r"}
+HEADINGS = {"ssim": "SSIM", "psnr": "PSNR", "nrmse": "NRMSE", "change": "change r", "lv_ml": "LV blood pool |error| ml"}
+"""lv_ml: |LV blood-pool volume of the frame − of the truth| (sadm.evaluation.blood_pool), native grid,
+cardiac sequences with an ED label only."""
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
@@ -74,7 +77,7 @@ def markdown_table(
             candidates = [(lookup[(m, setting, metric)]["mean"], m) for m in methods if (m, setting, metric) in lookup]
             if candidates:
                 best[(setting, metric)] = (max if HIGHER_IS_BETTER[metric] else min)(candidates)[1]
-    digits = {"ssim": 3, "psnr": 2, "nrmse": 3, "change": 3}
+    digits = {"ssim": 3, "psnr": 2, "nrmse": 3, "change": 3, "lv_ml": 2}
     joined = " / ".join(settings)
     metrics = [m for m in METRICS if any(key[2] == m for key in lookup)]
     header = "| method | " + " | ".join(f"{HEADINGS[metric]} ({joined})" for metric in metrics) + " |"
