@@ -4,6 +4,7 @@ model folder (`sadm train --init`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -14,7 +15,7 @@ from sadm.errors import CheckpointError, ConfigError
 from sadm.generation.request import FUTURE, MISSING, OBSERVED
 from sadm.storage.checkpoint import load_model
 from sadm.training.batches import make_batch
-from sadm.training.experiment import build_trainer
+from sadm.training.experiment import build_trainer, portable_path
 from sadm.training.partitions import sample_partition
 
 
@@ -141,3 +142,23 @@ def test_init_from_a_folder_that_is_not_a_model_is_refused(blob_dataset, tiny_ex
             show_progress=False,
             training_overrides={"init_from": str(tmp_path / "nowhere")},
         )
+
+
+def test_provenance_names_files_relative_to_the_working_directory(blob_dataset, tiny_experiment, tmp_path, monkeypatch):
+    """Issue 18 audit: a card must name the repository's files, not one machine's absolute paths."""
+    build_trainer(
+        tiny_experiment, blob_dataset, tmp_path / "first", show_progress=False, training_overrides={"steps": 1}
+    ).run()
+    config = json.loads(tiny_experiment.read_text(encoding="utf-8"))
+    config["training"]["init_from"] = "first/model"
+    fine_tune = tiny_experiment.with_name("fine-tune.json")
+    fine_tune.write_text(json.dumps(config), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # as training from a repository checkout
+    second = build_trainer(str(tmp_path / "." / fine_tune.name), blob_dataset, tmp_path / "second", show_progress=False)
+    second.run()
+    provenance = load_model(tmp_path / "second" / "model").config.provenance
+    assert provenance["config_file"] == "fine-tune.json"
+    assert provenance["config_sha256"] == hashlib.sha256(fine_tune.read_bytes()).hexdigest()
+    assert provenance["init_from"] == provenance["training"]["init_from"] == "first/model"
+    assert provenance["data"] == portable_path(blob_dataset)
+    assert portable_path("/elsewhere/../elsewhere/data") == "/elsewhere/data"  # outside: absolute, normalised

@@ -3,6 +3,7 @@ ready Trainer: model config, optimisation settings, data split, output folder sa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -70,6 +71,27 @@ def _rebased(experiment: dict[str, Any], old: Path, new: Path) -> dict[str, Any]
     return experiment
 
 
+def portable_path(path: Path | str | None, base: Path | None = None) -> str | None:
+    """`path` as a model card should record it: normalised and relative to `base` (default: the
+    working directory, the repository root when training from a checkout) when it lies inside, so the
+    record names the file in the repository, not one machine's absolute path; else absolute."""
+    if path is None:
+        return None
+    resolved = Path(path).resolve()
+    base = Path(base or Path.cwd()).resolve()
+    try:
+        return resolved.relative_to(base).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def file_sha256(path: Path | str | None) -> str | None:
+    """The config file's content hash: which committed config a run used, even under another name."""
+    if path is None or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def cpu_description() -> str:
     """'<CPU model> (N logical cores)' for model cards; platform.processor() is empty on Linux."""
     name = platform.processor() or platform.machine() or "CPU"
@@ -133,11 +155,12 @@ def build_trainer(
     train_subjects, val_subjects = split_subjects(dataset.subjects, training.val_fraction, training.seed)
     provenance = {
         "command": "sadm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "config_file": str(config_path) if config_path else None,
-        "data": str(data_path),
+        "config_file": portable_path(config_path),
+        "config_sha256": file_sha256(config_path),
+        "data": portable_path(data_path),
         "train_subjects": len(train_subjects),
         "validation_subjects": val_subjects,
-        "init_from": training.init_from,
+        "init_from": portable_path(training.init_from),
         "init_steps": total_steps(read_config(training.init_from).provenance) if training.init_from else None,
         "torch": torch.__version__,
         "host": platform.node(),

@@ -369,7 +369,8 @@ class Trainer:
             "wall_seconds": round(self.wall_seconds, 1),
             "world_size": self.world.world_size,
             "device": str(self.device),
-            "training": asdict(self.config),
+            # the settings as run; init_from as the provenance names it (portable, not this machine's path)
+            "training": {**asdict(self.config), "init_from": self.provenance.get("init_from", self.config.init_from)},
         }
         model.config = replace(model.config, provenance=provenance)
         return model
