@@ -215,6 +215,8 @@ class TrainConfig:
     bf16: bool = True
     truncate_probability: float = 0.0  # Alg. 1 on random prefixes too (see train.make_batch)
     missing_rate: float | None = 0.5  # None: drawn per sequence (see roles.sample_partition)
+    previous_observed_probability: float = 0.0  # frame i−1 made observed, as at inference (make_batch)
+    anchor_target_probability: float = 0.0  # ask for an anchor's frame from i's context (make_batch)
     init_from: str | None = None  # a model folder whose weights start this run (fine-tuning)
 
     def __post_init__(self) -> None:
@@ -233,8 +235,9 @@ class TrainConfig:
             raise ConfigError(f"training.keep_every must be at least 1 (or null); got {self.keep_every}")
         if self.lr <= 0:
             raise ConfigError(f"training.lr must be positive; got {self.lr}")
-        if not 0.0 <= self.truncate_probability <= 1.0:
-            raise ConfigError(f"training.truncate_probability must lie in [0, 1]; got {self.truncate_probability}")
+        for name in ("truncate_probability", "previous_observed_probability", "anchor_target_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"training.{name} must lie in [0, 1]; got {getattr(self, name)}")
         if self.missing_rate is not None and not 0.0 <= self.missing_rate <= 1.0:
             raise ConfigError(
                 f"training.missing_rate must lie in [0, 1] or be null (drawn per sequence); got {self.missing_rate}"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from sadm.generation.context import context_indices, context_mask
+from sadm.generation.request import MISSING, OBSERVED
 from sadm.networks.sadm import SADM
 from sadm.training.partitions import sample_partition, sample_target
 
@@ -19,6 +20,8 @@ def make_batch(
     context: str = "causal",
     truncate_probability: float = 0.0,
     missing_rate: float | None = 0.5,
+    previous_observed_probability: float = 0.0,
+    anchor_target_probability: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Alg. 1 lines 3–9 for a batch of sequences.
 
@@ -31,16 +34,28 @@ def make_batch(
     trained on (a user's 7-frame cine on a 12-frame model; the *full* setting's prefixes) — without
     it every training context has L−1 slots and a shorter one is out of distribution.
     `missing_rate`: see `sample_partition`.
+    `previous_observed_probability`: how often frame i−1 is made observed (at inference it is always
+    there, observed or generated; Alg. 1's partitions leave it out most of the time).
+    `anchor_target_probability`: how often the example asks, from target i's context X̃, for the
+    frame at an anchor's position instead — the observed frame before i, or for a missing i the
+    observed one after it — as the native warp path's reference draw does (Alg. 1 never asks for a
+    position whose frame is in X̃, and never for frame 0). The image X̃ and its mask stay i's.
     Returns context (B, Lc, D, H, W), context_mask (B, Lc), positions (B, Lc),
-    target_position (B,), target (B, 1, D, H, W) in [−1, 1], target_index (B,).
+    target_position (B,), target (B, 1, D, H, W) in [−1, 1], target_index (B,) (the frame asked for).
     """
     batch, length = sequences.shape[:2]
     lengths = [length] * batch if lengths is None else [int(n) for n in lengths]
     if times is None:
         times = torch.arange(length, dtype=torch.float32).expand(batch, length)
-    targets, members, observed = [], [], []
-    if not 0.0 <= truncate_probability <= 1.0:
-        raise ValueError(f"truncate_probability must lie in [0, 1]; got {truncate_probability}")
+    members, observed = [], []
+    for name, value in (
+        ("truncate_probability", truncate_probability),
+        ("previous_observed_probability", previous_observed_probability),
+        ("anchor_target_probability", anchor_target_probability),
+    ):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1]; got {value}")
+    asked = []
     for b in range(batch):
         if (
             truncate_probability > 0
@@ -50,9 +65,17 @@ def make_batch(
             lengths[b] = int(torch.randint(2, lengths[b] + 1, (1,), generator=generator))
         roles = sample_partition(lengths[b], generator, missing_rate)
         target = sample_target(roles, generator)
-        targets.append(target)
+        if (
+            previous_observed_probability > 0
+            and float(torch.rand(1, generator=generator)) < previous_observed_probability
+        ):
+            roles[target - 1] = OBSERVED  # target ≥ 1: frame 0 is always observed
         members.append(context_indices(lengths[b], target, context))
         observed.append(context_mask(roles, target, context))
+        asked.append(target)
+        if anchor_target_probability > 0 and float(torch.rand(1, generator=generator)) < anchor_target_probability:
+            anchors = anchor_indices(roles, target, members[-1])
+            asked[-1] = anchors[int(torch.randint(0, len(anchors), (1,), generator=generator))]
     context_length = max(len(m) for m in members)
     frames = sequences.new_zeros(batch, context_length, *sequences.shape[2:])
     mask = torch.zeros(batch, context_length, dtype=torch.bool, device=sequences.device)
@@ -63,7 +86,7 @@ def make_batch(
         for slot, (k, is_observed) in enumerate(zip(indices, keep)):
             if is_observed:
                 frames[b, slot] = sequences[b, k]
-    index = torch.tensor(targets, device=sequences.device)
+    index = torch.tensor(asked, device=sequences.device)
     rows = torch.arange(batch, device=sequences.device)
     return {
         "context": frames,
@@ -73,6 +96,17 @@ def make_batch(
         "target": sequences[rows, index][:, None] * 2.0 - 1.0,
         "target_index": index,
     }
+
+
+def anchor_indices(roles: Sequence[str], target: int, members: Sequence[int]) -> list[int]:
+    """The anchors of `target` the warp path draws at: the last observed frame before it and, for a
+    missing target, the first observed one after it, where X̃ holds it (bidirectional context)."""
+    before = [k for k in range(target) if roles[k] == OBSERVED]
+    anchors = before[-1:]
+    if roles[target] == MISSING:
+        after = [k for k in range(target + 1, len(roles)) if roles[k] == OBSERVED and k in members]
+        anchors += after[:1]
+    return anchors
 
 
 def train_step(

@@ -218,6 +218,8 @@ class Trainer:
             self.model_config.attention.context,
             self.config.truncate_probability,
             self.config.missing_rate,
+            self.config.previous_observed_probability,
+            self.config.anchor_target_probability,
         )
 
     def _positions(self, times: torch.Tensor) -> torch.Tensor:
