@@ -15,7 +15,13 @@ METRICS = ("ssim", "psnr", "nrmse", "change", "lv_ml")
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "nrmse": False, "change": True, "lv_ml": False}
 GRIDS = ("native", "model")
 """Where a frame is scored: the input's own grid (the default everywhere) or the model's grid."""
-HEADINGS = {"ssim": "SSIM", "psnr": "PSNR", "nrmse": "NRMSE", "change": "change r", "lv_ml": "LV blood-pool volume error ml"}
+HEADINGS = {
+    "ssim": "SSIM",
+    "psnr": "PSNR",
+    "nrmse": "NRMSE",
+    "change": "change r",
+    "lv_ml": "LV blood-pool volume error ml",
+}
 """lv_ml: |LV blood-pool volume of the frame − of the truth| (sadm.evaluation.blood_pool), native grid,
 cardiac sequences with an ED label only."""
 
