@@ -217,6 +217,7 @@ class TrainConfig:
     missing_rate: float | None = 0.5  # None: drawn per sequence (see roles.sample_partition)
     previous_observed_probability: float = 0.0  # frame i−1 made observed, as at inference (make_batch)
     anchor_target_probability: float = 0.0  # ask for an anchor's frame from i's context (make_batch)
+    normalize_by_observed: bool = True  # examples in their observed frames' window, as at generation
     init_from: str | None = None  # a model folder whose weights start this run (fine-tuning)
 
     def __post_init__(self) -> None:

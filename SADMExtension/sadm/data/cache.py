@@ -25,7 +25,7 @@ from sadm.storage.atomic import atomic_path
 
 INDEX_FILE = "index.json"
 CACHE_FORMAT = "sadm-sequence-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: frame_ranges
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class CacheEntry:
     array_path: Path
     length: int
     times: tuple[float, ...]
+    frame_ranges: tuple[tuple[float, float], ...]  # each frame's own [low, high] in the cached window
 
     def load(self) -> np.ndarray:
         """The frames, memory-mapped read-only (never unpickled)."""
@@ -136,6 +137,7 @@ def _preprocess_into(
         "shape": list(prepared.frames.shape),
         "times": [float(t) for t in prepared.times],
         "intensity_range": [prepared.intensity.low, prepared.intensity.high],
+        "frame_ranges": prepared.frame_ranges.tolist(),
         "params": wanted_params,
         "source": fingerprint,
     }
@@ -182,7 +184,13 @@ def _write_atomically(path: Path, write: Callable) -> None:
 
 
 def _entry_of(cache_dir: Path, record: dict) -> CacheEntry:
-    return CacheEntry(record["subject"], cache_dir / record["array"], int(record["shape"][0]), tuple(record["times"]))
+    return CacheEntry(
+        record["subject"],
+        cache_dir / record["array"],
+        int(record["shape"][0]),
+        tuple(record["times"]),
+        tuple((float(low), float(high)) for low, high in record["frame_ranges"]),
+    )
 
 
 def _as_json(value: dict) -> dict:

@@ -18,7 +18,8 @@ from sadm.errors import ConfigError
 
 
 class SequenceDataset(Dataset):
-    """Cached sequences as dict(frames=(L, k, j, i) float32 in [0, 1], length=L, times=(L,), subject)."""
+    """Cached sequences as dict(frames=(L, k, j, i) float32 in [0, 1], length=L, times=(L,),
+    frame_ranges=(L, 2), subject)."""
 
     def __init__(self, entries: Sequence[CacheEntry]) -> None:
         self.entries = list(entries)
@@ -51,6 +52,7 @@ class SequenceDataset(Dataset):
             "frames": frames,
             "length": int(frames.shape[0]),
             "times": torch.tensor(entry.times, dtype=torch.float32),
+            "frame_ranges": torch.tensor(entry.frame_ranges, dtype=torch.float32).reshape(-1, 2),
             "subject": entry.subject,
         }
 
@@ -59,7 +61,7 @@ def collate_sequences(items: Sequence[dict], max_frames: int | None = None) -> d
     """Pad sequences of different lengths into one batch.
 
     Returns frames (B, Lmax, k, j, i) zero-padded, lengths (B,) int64, times (B, Lmax) (padding repeats
-    each sequence's last time), subjects list[str]. Sequences longer than `max_frames` keep their first
+    each sequence's last time), frame_ranges (B, Lmax, 2) (padding [0, 1]), subjects list[str]. Sequences longer than `max_frames` keep their first
     `max_frames` frames (frame 1 conditions everything after it, so the start is what matters).
     """
     if not items:
@@ -73,14 +75,18 @@ def collate_sequences(items: Sequence[dict], max_frames: int | None = None) -> d
     longest = max(lengths)
     frames = items[0]["frames"].new_zeros((len(items), longest, *grids.pop()))
     times = torch.zeros(len(items), longest, dtype=torch.float32)
+    ranges = torch.tensor([0.0, 1.0]).repeat(len(items), longest, 1)
     for b, (item, length) in enumerate(zip(items, lengths)):
         frames[b, :length] = item["frames"][:length]
         times[b, :length] = item["times"][:length]
         times[b, length:] = item["times"][length - 1]
+        if "frame_ranges" in item:
+            ranges[b, :length] = item["frame_ranges"][:length]
     return {
         "frames": frames,
         "lengths": torch.tensor(lengths, dtype=torch.int64),
         "times": times,
+        "frame_ranges": ranges,
         "subjects": [item["subject"] for item in items],
     }
 

@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from sadm.data.checks import check_sequence
-from sadm.data.normalize import IntensityRange
+from sadm.data.normalize import IntensityRange, frame_ranges
 from sadm.data.resample import resample_to_shape
 from sadm.data.sequence import LongitudinalSequence
 from sadm.errors import ConfigError, DataError
@@ -69,6 +69,7 @@ class PreprocessedSequence:
     times: np.ndarray  # (L,) float32: the data's times, else frame indices
     subject: str
     intensity: IntensityRange  # native window that maps to [0, 1]
+    frame_ranges: np.ndarray  # (L, 2) float32: each frame's own [low, high] in that window's units
 
 
 def preprocess_sequence(
@@ -82,13 +83,16 @@ def preprocess_sequence(
     intensity = intensity or IntensityRange.of_frames(native_frames, params.clip_percentiles)
     frames = np.stack([resample_to_shape(intensity.normalize(frame), params.grid) for frame in native_frames])
     np.clip(frames, 0.0, 1.0, out=frames)
+    ranges = frame_ranges(native_frames, intensity, params.clip_percentiles)
     times = np.asarray(sequence.times if sequence.times is not None else range(len(frames)), dtype=np.float64)
     if params.num_frames is not None:
+        # A blended frame's range is approximated by the blend of its neighbours' ranges.
+        ranges, _ = resample_in_time(ranges, times, params.num_frames)
         frames, times = resample_in_time(frames, times, params.num_frames)
         if sequence.times is None:
             times = np.arange(params.num_frames, dtype=np.float64)  # phases 0..n−1 (the paper's cardiac setting)
     return PreprocessedSequence(
-        frames.astype(np.float32, copy=False), times.astype(np.float32), sequence.subject, intensity
+        frames.astype(np.float32, copy=False), times.astype(np.float32), sequence.subject, intensity, ranges
     )
 
 

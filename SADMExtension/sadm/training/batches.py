@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from sadm.data.normalize import renormalize_to_observed
 from sadm.generation.context import context_indices, context_mask
 from sadm.generation.request import MISSING, OBSERVED
 from sadm.networks.sadm import SADM
@@ -22,6 +23,7 @@ def make_batch(
     missing_rate: float | None = 0.5,
     previous_observed_probability: float = 0.0,
     anchor_target_probability: float = 0.0,
+    frame_ranges: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Alg. 1 lines 3–9 for a batch of sequences.
 
@@ -40,6 +42,9 @@ def make_batch(
     frame at an anchor's position instead — the observed frame before i, or for a missing i the
     observed one after it — as the native warp path's reference draw does (Alg. 1 never asks for a
     position whose frame is in X̃, and never for frame 0). The image X̃ and its mask stay i's.
+    `frame_ranges` (B, L, 2) (`collate_sequences`): when given, each example is renormalised to the
+    window of its observed frames, as generation normalises a request (it never sees the targets);
+    without it the example keeps the cache's window over all frames (the paper's per-subject min–max).
     Returns context (B, Lc, D, H, W), context_mask (B, Lc), positions (B, Lc),
     target_position (B,), target (B, 1, D, H, W) in [−1, 1], target_index (B,) (the frame asked for).
     """
@@ -56,6 +61,7 @@ def make_batch(
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must lie in [0, 1]; got {value}")
     asked = []
+    prepared = sequences if frame_ranges is None else sequences.clone()
     for b in range(batch):
         if (
             truncate_probability > 0
@@ -70,6 +76,10 @@ def make_batch(
             and float(torch.rand(1, generator=generator)) < previous_observed_probability
         ):
             roles[target - 1] = OBSERVED  # target ≥ 1: frame 0 is always observed
+        if frame_ranges is not None:
+            seen = [k for k, role in enumerate(roles) if role == OBSERVED]
+            n = lengths[b]
+            prepared[b, :n] = renormalize_to_observed(sequences[b, :n], frame_ranges[b, :n].cpu(), seen)
         members.append(context_indices(lengths[b], target, context))
         observed.append(context_mask(roles, target, context))
         asked.append(target)
@@ -77,6 +87,7 @@ def make_batch(
             anchors = anchor_indices(roles, target, members[-1])
             asked[-1] = anchors[int(torch.randint(0, len(anchors), (1,), generator=generator))]
     context_length = max(len(m) for m in members)
+    sequences = prepared
     frames = sequences.new_zeros(batch, context_length, *sequences.shape[2:])
     mask = torch.zeros(batch, context_length, dtype=torch.bool, device=sequences.device)
     positions = torch.zeros(batch, context_length, dtype=torch.float32, device=sequences.device)

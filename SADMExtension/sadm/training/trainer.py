@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from sadm.config import ModelConfig, TrainConfig
 from sadm.data.dataset import collate_sequences
+from sadm.data.normalize import renormalize_to_observed
 from sadm.devices import autocast, resolve_device
 from sadm.errors import CheckpointError, ConfigError
 from sadm.generation.autoregressive import autoregressive_generate
@@ -220,6 +221,7 @@ class Trainer:
             self.config.missing_rate,
             self.config.previous_observed_probability,
             self.config.anchor_target_probability,
+            batch["frame_ranges"] if self.config.normalize_by_observed else None,
         )
 
     def _positions(self, times: torch.Tensor) -> torch.Tensor:
@@ -251,6 +253,8 @@ class Trainer:
             item = self.val_set[index]
             length = min(item["length"], self.model_config.max_frames)
             frames = item["frames"][:length]
+            if self.config.normalize_by_observed:  # the window generation would take from these roles
+                frames = renormalize_to_observed(frames, item["frame_ranges"][:length], range(length - 1))
             roles = ["observed"] * (length - 1) + ["future"]
             filled = autoregressive_generate(
                 self.ema_model,
