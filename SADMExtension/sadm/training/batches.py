@@ -79,7 +79,7 @@ def make_batch(
         if frame_ranges is not None:
             seen = [k for k, role in enumerate(roles) if role == OBSERVED]
             n = lengths[b]
-            prepared[b, :n] = renormalize_to_observed(sequences[b, :n], frame_ranges[b, :n].cpu(), seen)
+            prepared[b, :n] = renormalize_to_observed(sequences[b, :n], frame_ranges[b, :n], seen)
         members.append(context_indices(lengths[b], target, context))
         observed.append(context_mask(roles, target, context))
         asked.append(target)
