@@ -77,11 +77,57 @@ def test_the_recommendation_is_the_fastest_case_within_the_tolerance():
     assert fastest_within(records[:2], 0.01) is None
 
 
+def test_cases_cross_every_guidance_weight_and_keep_the_reference_once():
+    reference = BenchCase("ancestral", 1000)
+    cases = bench_cases(["ddim"], [10, 20], reference, [None, 0.0])
+    assert cases == [
+        reference,
+        BenchCase("ddim", 10),
+        BenchCase("ddim", 10, 0.0),
+        BenchCase("ddim", 20),
+        BenchCase("ddim", 20, 0.0),
+    ]
+    assert [c.label for c in cases[1:3]] == ["ddim 10", "ddim 10 w=0"]
+
+
+@pytest.mark.slow
+def test_each_guidance_weight_reaches_the_sampler(tiny_twelve_frame_model, tmp_path, monkeypatch):
+    import sadm.generation.autoregressive as autoregressive
+
+    used = []
+    guided = autoregressive.guided_eps_fn
+    monkeypatch.setattr(
+        autoregressive, "guided_eps_fn", lambda d, c, w, batch=True: used.append(w) or guided(d, c, w, batch)
+    )
+    out = tmp_path / "bench"
+    cases = ["--samplers", "ddim", "--steps", "1", "--guidance", "0,0.5", "--reference-steps", "1"]
+    small = ["--subjects", "1", "--repeats", "1", "--frames", "3", "--no-progress", "--device", "cpu"]
+    code = main(["bench", "--model", str(tiny_twelve_frame_model), *cases, *small, "--out", str(out)])
+    assert code == 0
+    record = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    default = preset("tiny").diffusion.guidance
+    assert [(c["sampler"], c["guidance"]) for c in record["cases"]] == [
+        ("ancestral", default),
+        ("ddim", 0.0),
+        ("ddim", 0.5),
+    ]
+    assert set(used) == {default, 0.0, 0.5}
+    assert "| ddim | 1 | 0.5 |" in (out / "bench.md").read_text(encoding="utf-8")
+
+
 def test_bad_bench_options_are_refused(tiny_twelve_frame_model, tmp_path, capsys):
     code = main(["bench", "--model", str(tiny_twelve_frame_model), "--samplers", "euler", "--out", str(tmp_path / "b")])
     assert code == 2 and "--samplers 'euler': choose from" in capsys.readouterr().err
     code = main(["bench", "--model", str(tiny_twelve_frame_model), "--steps", "10,0", "--out", str(tmp_path / "b")])
     assert code == 2 and "at least 1" in capsys.readouterr().err
+    code = main(
+        ["bench", "--model", str(tiny_twelve_frame_model), "--guidance", "0.1,-1", "--out", str(tmp_path / "b")]
+    )
+    assert code == 2 and "guidance w must be a finite number >= 0" in capsys.readouterr().err
+    code = main(
+        ["bench", "--model", str(tiny_twelve_frame_model), "--guidance", "strong", "--out", str(tmp_path / "b")]
+    )
+    assert code == 2 and "--guidance 'strong': give comma-separated numbers" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
 

@@ -51,8 +51,9 @@ def test_the_training_script_runs_each_stage_of_a_bundled_recipe_in_order(name):
     assert [c.split()[2] for c in commands] == [f"configs/{s}.json" for s in stages]
     assert all(f"--out runs/{s} " in c for c, s in zip(commands, stages))
     for stage, config in zip(stages[1:], stages):  # each later stage starts from the one before
-        init_from = read_experiment(REPO / "configs" / f"{stage}.json")["training"]["init_from"]
-        assert Path(init_from).parent.name == config
+        init_from = Path(read_experiment(REPO / "configs" / f"{stage}.json")["training"]["init_from"])
+        run = init_from.parts[init_from.parts.index("runs") + 1]  # runs/STAGE/model or runs/STAGE/checkpoints/step-N
+        assert run == config, f"{stage} starts from runs/{run}, not from the stage before it ({config})"
 
 
 def test_an_ablation_follows_the_same_stages_each_from_its_own_stage_before():
@@ -94,3 +95,20 @@ def test_every_experiment_names_a_base():
         import json
 
         assert "base" in json.loads(path.read_text()), f"{path.name}: name the recipe it varies with 'base'"
+
+
+@pytest.mark.parametrize("name", ["cardiac-demo", "brain-demo"])
+def test_a_bundled_model_names_the_committed_recipe_that_reproduces_it(name):
+    """Issue 18 audit: a card once cited a config that was not in the repository. The published
+    model's provenance names configs/NAME.json, and when it recorded the config's hash, that file is
+    still the one it was trained with (a checkout that turned LF into CRLF aside)."""
+    import hashlib
+    import json
+
+    info = json.loads((REPO / "Resources" / "Models" / name / "config.json").read_text(encoding="utf-8"))["provenance"]
+    assert info["config_file"] == f"configs/{name}.json"
+    assert info["command"].startswith(f"sadm train configs/{name}.json --out runs/{name}")
+    if info.get("config_sha256"):
+        content = (REPO / info["config_file"]).read_bytes()
+        digests = {hashlib.sha256(content).hexdigest(), hashlib.sha256(content.replace(b"\r\n", b"\n")).hexdigest()}
+        assert info["config_sha256"] in digests, f"configs/{name}.json changed since the published model was trained"

@@ -15,6 +15,7 @@ from sadm.defaults import DEFAULT_STEPS
 from sadm.evaluation.bench import BenchCase, bench_cases, fastest_within, markdown, run_bench
 from sadm.evaluation.held_out import load_held_out, synthetic_held_out
 from sadm.evaluation.runner import HeldOutSequence
+from sadm.generation.request import SamplingOptions
 from sadm.storage.atomic import atomic_folder
 
 
@@ -38,6 +39,11 @@ def add_parser(commands) -> None:
     )
     p.add_argument("--samplers", default="dpm++2m,ddim", help="comma-separated samplers to compare")
     p.add_argument("--steps", default="10,20,50,100", help="comma-separated step counts")
+    p.add_argument(
+        "--guidance",
+        help="comma-separated guidance weights w to compare, e.g. 0.1,0 (default: the model's; w = 0 "
+        "skips the unconditional pass, half the UNet work); the reference keeps the model's",
+    )
     p.add_argument("--reference-sampler", default="ancestral")
     p.add_argument("--reference-steps", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of the one-frame latency (median)")
@@ -59,9 +65,26 @@ def _samplers(text: str) -> list[str]:
     return names
 
 
+def _guidances(text: str) -> list[float]:
+    """Each weight checked by the generation request's own rule (SamplingOptions), before any work."""
+    try:
+        values = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise OptionError(f"--guidance {text!r}: give comma-separated numbers, e.g. 0.1,0") from None
+    if not values:
+        raise OptionError(f"--guidance {text!r}: give comma-separated numbers, e.g. 0.1,0")
+    for value in values:
+        try:
+            SamplingOptions(guidance=value)
+        except ValueError as error:
+            raise OptionError(f"--guidance {text!r}: {error}") from None
+    return values
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     samplers = _samplers(args.samplers)
     steps = int_list(args.steps, "--steps")
+    guidances = [None] if args.guidance is None else _guidances(args.guidance)
     if args.reference_sampler not in DEFAULT_STEPS:
         raise OptionError(
             f"--reference-sampler {args.reference_sampler!r}: choose from {', '.join(sorted(DEFAULT_STEPS))}"
@@ -82,7 +105,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if args.frames is not None:
         sequences = [HeldOutSequence(s.subject, s.frames[: args.frames], s.times[: args.frames]) for s in sequences]
     reference = BenchCase(args.reference_sampler, args.reference_steps)
-    cases = bench_cases(samplers, steps, reference)
+    cases = bench_cases(samplers, steps, reference, guidances)
 
     from tqdm import tqdm
 
@@ -113,14 +136,16 @@ def run_bench_command(args: argparse.Namespace) -> int:
         "subjects": [s.subject for s in sequences],
         "frames": len(sequences[0].frames),
         "tolerance": args.tolerance,
-        "recommended": None if best is None else {"sampler": best["sampler"], "steps": best["steps"]},
+        "recommended": None
+        if best is None
+        else {"sampler": best["sampler"], "steps": best["steps"], "guidance": best["guidance"]},
         "cases": records,
     }
     table = markdown(records)
     verdict = f"Fastest within {args.tolerance} SSIM of {reference.label}: " + (
         "none"
         if best is None
-        else f"{best['sampler']} {best['steps']} "
+        else f"{best['sampler']} {best['steps']} w={best['guidance']:g} "
         f"({best['speedup_per_frame']:.0f}× faster per frame, {best['sequence_seconds']:.1f} s per sequence)"
     )
     setup = (

@@ -23,22 +23,32 @@ from sadm.evaluation.tables import summarize
 
 @dataclass(frozen=True)
 class BenchCase:
+    """One sampler setting; `guidance` None is the model's own w (classifier-free guidance doubles
+    the UNet's batch, so w = 0 halves its work)."""
+
     sampler: str
     steps: int
+    guidance: float | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.sampler} {self.steps}"
+        return f"{self.sampler} {self.steps}" + ("" if self.guidance is None else f" w={self.guidance:g}")
 
 
-def bench_cases(samplers: Sequence[str], steps: Sequence[int], reference: BenchCase) -> list[BenchCase]:
-    """The reference first (every gap is measured to it), then every sampler × steps."""
+def bench_cases(
+    samplers: Sequence[str],
+    steps: Sequence[int],
+    reference: BenchCase,
+    guidances: Sequence[float | None] = (None,),
+) -> list[BenchCase]:
+    """The reference first (every gap is measured to it), then every sampler × steps × guidance."""
     cases = [reference]
     for sampler in samplers:
         for count in steps:
-            case = BenchCase(sampler, count)
-            if case != reference:
-                cases.append(case)
+            for guidance in guidances:
+                case = BenchCase(sampler, count, guidance)
+                if case not in cases:
+                    cases.append(case)
     return cases
 
 
@@ -53,7 +63,7 @@ def measure_case(
     engine, case: BenchCase, sequences: Sequence[HeldOutSequence], repeats: int, seed: int
 ) -> tuple[dict, list[dict]]:
     """Timings and memory of one case, and its per-frame score rows (single setting)."""
-    method = ModelMethod(case.label, engine, case.sampler, case.steps)
+    method = ModelMethod(case.label, engine, case.sampler, case.steps, case.guidance)
     first = sequences[0]
     one_frame_roles = ["observed"] * (len(first.frames) - 1) + ["future"]
     with track_peak_memory(engine.device) as peak:
@@ -84,6 +94,7 @@ def measure_case(
     record = {
         "sampler": case.sampler,
         "steps": case.steps,
+        "guidance": engine.config.diffusion.guidance if case.guidance is None else case.guidance,
         "frame_seconds": statistics.median(latencies),
         "sequence_seconds": statistics.median(sequence_seconds),
         "generated_frames": len(first.frames) - 1,
@@ -130,15 +141,15 @@ def fastest_within(records: Sequence[dict], tolerance: float = 0.01) -> dict | N
 def markdown(records: Sequence[dict]) -> str:
     """The bench table: one row per case, the reference first."""
     lines = [
-        "| sampler | steps | s/frame | s/sequence | speed-up | SSIM | PSNR | change r | SSIM gap to reference "
+        "| sampler | steps | w | s/frame | s/sequence | speed-up | SSIM | PSNR | change r | SSIM gap to reference "
         "| peak GPU GiB | peak RSS GiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         gpu = "–" if r["peak_cuda_gib"] is None else f"{r['peak_cuda_gib']:.2f}"
         rss = "–" if r["peak_rss_gib"] is None else f"{r['peak_rss_gib']:.2f}"
         lines.append(
-            f"| {r['sampler']} | {r['steps']} | {r['frame_seconds']:.3f} | {r['sequence_seconds']:.2f} | "
+            f"| {r['sampler']} | {r['steps']} | {r.get('guidance', float('nan')):g} | {r['frame_seconds']:.3f} | {r['sequence_seconds']:.2f} | "
             f"{r['speedup_per_frame']:.1f}× | {r['ssim']:.4f} | {r['psnr']:.2f} | {r.get('change', float('nan')):.3f} | "
             f"{r['ssim_gap']:+.4f} | {gpu} | {rss} |"
         )
