@@ -227,52 +227,53 @@ def test_the_card_of_a_one_stage_model_gives_the_command_that_reproduces_it_and_
     assert "| table |" in card and "- Settings (SSIM): full 0.980, missing 0.970, single 0.950" in card
 
 
+def stage(folder: Path, steps: int, hours: float, init_from: Path | None, init_steps: int | None, aux: float = 0.0):
+    provenance = {
+        "steps": steps,
+        "wall_seconds": hours * 3600,
+        "hardware": "a CPU",
+        "device": "cpu",
+        "torch": "2.13.0",
+        "command": f"sadm train something --out {folder}",
+        "train_subjects": 36,
+        "validation_subjects": ["s1"],
+        "world_size": 1,
+        "init_from": str(init_from) if init_from else None,
+        "init_steps": init_steps,
+        "training": {
+            "ema_decay": 0.999,
+            "steps": steps,
+            "batch_size": 4,
+            "grad_accumulation": 1,
+            "lr": 0.0002,
+            "truncate_probability": 0.5,
+            "missing_rate": None,
+        },
+    }
+    config = {
+        "grid": [32, 48, 32],
+        "max_frames": 5,
+        "variant": "sadm",
+        "attention": {"time_embedding": "continuous"},
+        "diffusion": {
+            "log_snr_min": -20.0,
+            "log_snr_max": 20.0,
+            "prediction": "v",
+            "p_uncond": 0.1,
+            "guidance": 0.1,
+            "conditioning_loss": aux,
+        },
+        "provenance": provenance,
+    }
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"0" * 1024)
+    return folder
+
+
 def test_the_card_of_a_three_stage_model_lists_every_stage_even_one_whose_folder_is_gone(tmp_path):
     """brain-demo: stage 1 from scratch (its run folder lost), stage 2 and stage 3 fine-tuning the one
     before; the card names each stage's config and what each run recorded, and counts all steps."""
-
-    def stage(folder: Path, steps: int, hours: float, init_from: Path | None, init_steps: int | None, aux: float = 0.0):
-        provenance = {
-            "steps": steps,
-            "wall_seconds": hours * 3600,
-            "hardware": "a CPU",
-            "device": "cpu",
-            "torch": "2.13.0",
-            "command": f"sadm train something --out {folder}",
-            "train_subjects": 36,
-            "validation_subjects": ["s1"],
-            "world_size": 1,
-            "init_from": str(init_from) if init_from else None,
-            "init_steps": init_steps,
-            "training": {
-                "ema_decay": 0.999,
-                "steps": steps,
-                "batch_size": 4,
-                "grad_accumulation": 1,
-                "lr": 0.0002,
-                "truncate_probability": 0.5,
-                "missing_rate": None,
-            },
-        }
-        config = {
-            "grid": [32, 48, 32],
-            "max_frames": 5,
-            "variant": "sadm",
-            "attention": {"time_embedding": "continuous"},
-            "diffusion": {
-                "log_snr_min": -20.0,
-                "log_snr_max": 20.0,
-                "prediction": "v",
-                "p_uncond": 0.1,
-                "guidance": 0.1,
-                "conditioning_loss": aux,
-            },
-            "provenance": provenance,
-        }
-        folder.mkdir(parents=True)
-        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
-        (folder / "model.safetensors").write_bytes(b"0" * 1024)
-        return folder
 
     runs = tmp_path / "runs"
     second = stage(runs / "brain-demo-stage2" / "model", 700, 0.6, runs / "brain-demo-stage1" / "model", 1200)
@@ -348,3 +349,29 @@ def test_a_recipe_that_does_not_reproduce_the_published_run_is_refused(tmp_path)
     model, module = _experiment_model(tmp_path, lr=5e-4)
     with pytest.raises(SystemExit, match="lr differ"):
         module.restaged_config(model, "cardiac-demo")
+
+
+def test_a_card_numbers_the_stages_by_the_recipe_when_the_earliest_runs_are_gone(tmp_path):
+    """brain-demo today: four stages in configs/, the folders of stages 1 and 2 long gone; stage 3
+    recorded that it started from stage 2 after 1900 steps."""
+    runs = tmp_path / "runs"
+    third = stage(runs / "brain-demo-stage3" / "model", 1200, 0.9, runs / "brain-demo-stage2" / "model", 1900)
+    model = stage(runs / "brain-demo" / "model", 500, 0.5, third, 3100)
+    means = scores("SADM (6000 steps)", (0.95, 0.97, 0.98), (30.0, 32.0, 34.0))
+    evaluation = write_evaluation(tmp_path / "e", means)
+    (evaluation / "table.md").write_text("| table |", encoding="utf-8")
+    bundle = publish_script().BUNDLES["brain-demo"]
+    card = model_card("brain-demo", bundle, model, evaluation, {}, None, "publish", third, stages=4)
+    assert "then the 4 stages below" in card
+    assert (
+        "- stages 1-2, from scratch and fine-tuning each stage before: "
+        "`sadm train configs/brain-demo-stage1.json --out runs/brain-demo-stage1`, "
+        "`sadm train configs/brain-demo-stage2.json --out runs/brain-demo-stage2`: 1900 steps in all"
+    ) in card
+    assert "- stage 3, fine-tuning stage 2 (`init_from`;" in card
+    assert "`sadm train configs/brain-demo-stage3.json --out runs/brain-demo-stage3`: 1200 steps, 0.9 h" in card
+    assert (
+        "- stage 4, fine-tuning stage 3" in card
+        and "`sadm train configs/brain-demo.json --out runs/brain-demo`" in card
+    )
+    assert "- stage 4 steps: 500 of the planned 500" in card and "Trained for 3600 steps in all" in card

@@ -35,21 +35,35 @@ def stage_command(name: str, index: int, count: int) -> str:
     return f"sadm train configs/{name}{suffix}.json --out runs/{name}{suffix}"
 
 
-def stage_lines(name: str, chain: list[Path]) -> list[str]:
-    """One line per training stage, from scratch first, with what each run recorded."""
-    if len(chain) == 1:
+def stage_lines(name: str, chain: list[Path], stages: int | None = None) -> list[str]:
+    """One line per training stage, from scratch first, with what each run recorded. `stages`: how many
+    stages the committed recipe has (configs/NAME-stageK.json + configs/NAME.json); when the chain is
+    shorter, its first folder is gone and stood for the earliest stages together (its init_steps)."""
+    count = max(len(chain), stages or 0)
+    if count == 1:
         return [
             f"- one stage, from scratch (`configs/{name}.json`, under version control): "
             f"{stage_line(chain[0], stage_command(name, 1, 1))}"
         ]
     lines = []
-    for index, folder in enumerate(chain, start=1):
-        command = stage_command(name, index, len(chain))
+    first = count - len(chain) + 1  # the stage the chain's first folder ended
+    for index, folder in enumerate(chain, start=first):
+        command = stage_command(name, index, count)
         if not (folder / "config.json").is_file():
-            steps = provenance(chain[index]).get("init_steps")
-            line = f"`{command}`: {steps if steps is not None else 'unrecorded'} steps (its run folder is not on this machine)"
-        else:
-            line = stage_line(folder, command)
+            steps = provenance(chain[index - first + 1]).get("init_steps")
+            recorded = f"{steps if steps is not None else 'unrecorded'} steps"
+            if index == 1:
+                lines.append(
+                    f"- stage 1, from scratch: `{command}`: {recorded} (its run folder is not on this machine)"
+                )
+            else:
+                commands = ", ".join(f"`{stage_command(name, k, count)}`" for k in range(1, index + 1))
+                lines.append(
+                    f"- stages 1-{index}, from scratch and fine-tuning each stage before: {commands}: "
+                    f"{recorded} in all (their run folders are not on this machine)"
+                )
+            continue
+        line = stage_line(folder, command)
         if index == 1:
             lines.append(f"- stage 1, from scratch: {line}")
         else:
@@ -148,13 +162,16 @@ def model_card(
     publish_command: str,
     start: Path | None = None,
     pairs: list[tuple[Path, Path]] = (),
+    stages: int | None = None,
 ) -> str:
+    """The card's Markdown. `stages`: how many stages the committed recipe has (see `stage_lines`)."""
     config = json.loads((model / "config.json").read_text(encoding="utf-8"))
     info = config["provenance"]
     training = info["training"]
     chain = training_chain(model)
-    stages = stage_lines(name, chain)
-    last = f"stage {len(chain)} " if len(chain) > 1 else ""
+    count = max(len(chain), stages or 0)
+    lines_of_stages = stage_lines(name, chain, count)
+    last = f"stage {count} " if count > 1 else ""
     size = (model / "model.safetensors").stat().st_size
     lines = [
         f"# {name}",
@@ -172,8 +189,8 @@ def model_card(
         "",
         "## Training",
         f"- command: `scripts/train-bundled-model.sh {name}`, i.e. `{bundle['train_data']}` then "
-        + ("the run below" if len(chain) == 1 else f"the {len(chain)} stages below"),
-        *stages,
+        + ("the run below" if count == 1 else f"the {count} stages below"),
+        *lines_of_stages,
         f"- data: {info['train_subjects']} synthetic training subjects; validation subjects {', '.join(info['validation_subjects'])}",
         f"- {last}steps: {info['steps']} of the planned {training['steps']} (batch {training['batch_size']} × "
         f"{training['grad_accumulation']} × {info['world_size']} process(es), AdamW lr {training['lr']}, warm-up + cosine)",
