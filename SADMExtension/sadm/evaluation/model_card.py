@@ -93,8 +93,8 @@ def stage_line(folder: Path, command: str) -> str:
 
 def verdict(evaluation: Path, pairs: list[tuple[Path, Path]] = ()) -> list[str]:
     """The model card's plain statement, on the native grid, of where the published model (the first
-    one evaluated) does not beat a baseline, whether SSIM orders the settings full ≥ missing ≥ single as in the paper,
-    and, for each (SADM, ablation) pair of folders trained the same number of steps, whether SADM
+    one evaluated) does not beat a baseline, whether SSIM orders the settings full ≥ missing ≥ single
+    as in the paper, and, for each (SADM, ablation) pair of folders trained the same number of steps, whether SADM
     wins in SSIM and PSNR in every setting (the paper's ordering)."""
     record = json.loads((evaluation / "evaluation.json").read_text(encoding="utf-8"))
     name = next(iter(record["models"]))
