@@ -149,9 +149,8 @@ def restaged_config(model: Path, name: str) -> dict:
         )
     stage_before = experiment["training"].get("init_from")
     recorded = {key: info.get(key) for key in ("command", "config_file", "config_sha256", "init_from")}
-    chain = len(training_chain(model))
     info.update(
-        command=stage_command(name, chain, chain),
+        command=stage_command(name, 1, 1),  # the last stage's command: configs/NAME.json into runs/NAME
         config_file=recipe,
         config_sha256=file_sha256(REPO / recipe),
         init_from=None if stage_before is None else Path(stage_before.removeprefix("../")).as_posix(),
