@@ -700,7 +700,8 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         output sequence's index values, and place the frames for continuous-time models (brain-demo),
         which otherwise read them from a sequence's numeric index values.
         native: "warp" (the nearest observed frame moved by the model's motion, keeping the input's
-        detail) or "resample" (the model's frame resampled up, as in the paper).
+        detail), "resample" (the model's frame resampled up, as in the paper) or "register" (where two
+        observed frames give the motion, their registration scaled to the target's time; else "warp").
         Runs in the calling thread. Raises with a message naming the bad value; the scene is then
         unchanged. Returns the new nodes (see GenerationOutputs).
         """

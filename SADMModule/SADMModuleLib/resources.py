@@ -144,8 +144,8 @@ def estimateSeconds(
     perStep = (measured or {}).get((str(Path(folder).resolve()), device))
     if perStep is None:
         threads = threads or max(1, (os.cpu_count() or 2) // 2)
-        # the default native path also redraws each target's anchor in the same batch: about twice the work
-        redraw = 2.0 if DEFAULT_NATIVE_PATH == "warp" else 1.0
+        # the default native path also draws at observed frames' positions in the same batch: about twice the work
+        redraw = 1.0 if DEFAULT_NATIVE_PATH == "resample" else 2.0
         perStep = redraw * cpuSecondsPerStep(config, threads)
     return perStep * steps * targets * samples
 

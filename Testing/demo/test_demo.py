@@ -56,12 +56,12 @@ def test_demo_writes_frames_sequence_montage_metrics_and_uncertainty(tiny_twelve
     assert sitk.ReadImage(str(out / "completed.seq.nrrd")).GetNumberOfComponentsPerPixel() == 12
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["samples"] == 3 and sorted(int(k) for k in metrics["frames"]) == generated
-    assert set(metrics["baselines_mean"]) == {"copy-last", "linear"} and metrics["native"] == "resample"
+    assert set(metrics["baselines_mean"]) == {"copy-last", "linear", "registration"} and metrics["native"] == "resample"
     assert metrics["baselines_mean"]["copy-last"]["change"] == 0.0 and "change" in metrics["mean"]
     assert all(metrics["frames"][str(i)]["std_mean"] > 0 for i in generated)
     grid = metrics["model_grid"]
     assert grid["shape"] == list(preset("tiny").grid) and sorted(int(k) for k in grid["frames"]) == generated
-    assert set(grid["baselines_mean"]) == {"copy-last", "linear"}
+    assert set(grid["baselines_mean"]) == {"copy-last", "linear", "registration"}
     assert metrics["native_shape"] == list(sitk.GetArrayFromImage(mean).shape)
     # the truth through the model grid and back loses detail, so it scores below a perfect 1.0
     assert 0 < metrics["truth_through_model_grid_mean"]["ssim"] < 1

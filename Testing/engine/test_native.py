@@ -76,7 +76,9 @@ def test_a_future_frame_has_one_anchor_and_a_missing_frame_the_two_around_it_wei
 
 
 def test_an_unknown_native_path_is_refused_naming_the_choices():
-    with pytest.raises(InvalidRequestError, match="native path 'sharpen' is unknown; choose one of warp, resample"):
+    with pytest.raises(
+        InvalidRequestError, match="native path 'sharpen' is unknown; choose one of warp, resample, register"
+    ):
         SamplingOptions(native="sharpen")
 
 
@@ -134,3 +136,25 @@ def test_the_anchor_is_redrawn_from_the_targets_context_and_noise_at_the_anchors
         at_anchor = run(sequence, roles, positions=asked)  # the last frame asked for at the anchor's position
         torch.testing.assert_close(redraws[target][0], at_anchor[:, target], rtol=0, atol=1e-3)  # batched vs alone
         assert (redraws[target][0] - plain[:, target]).abs().max() > 1e-2  # the position asked for matters
+
+
+def test_register_gives_the_registration_floor_where_two_frames_are_observed(tiny_engine):
+    """`--native register`: a frame between or after two observed frames is the observed frames'
+    registration at its time (the model's draw of it is kept for the model grid); with one observed
+    frame the model's motion moves it, as on the warp path."""
+    from sadm.generation.registration import registered_frames
+
+    frames = [blob(28.0 + 2 * t) * 100 for t in range(4)]
+    roles = ["observed", "missing", "observed", "future"]
+    made = tiny_engine.generate(frames, roles, sampler="ddim", steps=2, seed=1, native="register", samples=2)
+    floor = registered_frames(frames, roles)
+    for index in (1, 3):
+        np.testing.assert_allclose(made[index], floor[index], rtol=1e-5, atol=1e-3)
+        assert made.on_model_grid[index].shape == (2, *tiny_engine.config.grid)
+    assert made.fractions == {1: [0.5, 0.5], 3: [1.5, 1.5]}
+
+    single = ["observed", "future", "future"]
+    warped = tiny_engine.generate(frames[:3], single, sampler="ddim", steps=2, seed=1, native="warp")
+    registered = tiny_engine.generate(frames[:3], single, sampler="ddim", steps=2, seed=1, native="register")
+    for index in (1, 2):
+        np.testing.assert_array_equal(registered[index], warped[index])

@@ -155,7 +155,7 @@ def test_evaluate_writes_tables_for_models_and_baselines(held_out, tiny_models, 
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["evaluation.json", "per_frame.csv", "summary.csv", "table.md"]
     rows = read_rows(out / "per_frame.csv")
-    methods = ["SADM", "attention-only", "copy-last", "linear"]
+    methods = ["SADM", "attention-only", "copy-last", "linear", "registration"]
     assert sorted({r["method"] for r in rows}) == sorted(methods)
     for method in methods:
         for grid in ("native", "model"):
@@ -178,6 +178,8 @@ def test_evaluate_writes_tables_for_models_and_baselines(held_out, tiny_models, 
     assert table.index("**On the native grid**") < table.index("**On the model grid** (8×16×16")
     record = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
     assert record["subjects"] == ["subject0", "subject1", "subject2"] and record["frames"] == 5
+    assert sorted(record["method_seconds"]) == sorted(methods)  # what each answer cost
+    assert table.index("**The last frame alone**") > table.index("Mean ± std") and "SSIM ×100" in table
     assert "| SADM |" in capsys.readouterr().out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from sadm.cli.options import OptionError, int_list
 from sadm.defaults import DEFAULT_STEPS
 from sadm.evaluation.bench import BenchCase, bench_cases, fastest_within, markdown, run_bench
-from sadm.evaluation.held_out import load_held_out, synthetic_held_out
+from sadm.evaluation.held_out import SPLIT_SEEDS, load_held_out, synthetic_held_out
 from sadm.evaluation.runner import HeldOutSequence
 from sadm.generation.request import SamplingOptions
 from sadm.storage.atomic import atomic_folder
@@ -29,7 +29,16 @@ def add_parser(commands) -> None:
         "on a CPU in minutes.",
     )
     p.add_argument("--model", default="cardiac-demo", metavar="NAME_OR_DIR")
-    p.add_argument("--data", help="held-out sequences (default: held-out synthetic cardiac phantoms, never trained on)")
+    p.add_argument(
+        "--data", help="held-out sequences (default: synthetic cardiac phantoms of --split, never trained on)"
+    )
+    p.add_argument(
+        "--split",
+        choices=sorted(SPLIT_SEEDS),
+        default="validation",
+        help="which synthetic subjects without --data: validation (seed 2000, where settings are chosen; "
+        "the default) or test (seed 1000, scored once per published model)",
+    )
     p.add_argument("--subjects", type=int, default=2, help="how many held-out sequences (default 2)")
     p.add_argument(
         "--frames",
@@ -101,7 +110,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     elif engine.config.attention.time_embedding != "index":
         raise OptionError(f"model {args.model} places frames by time: give its held-out data with --data")
     else:
-        sequences = synthetic_held_out(engine, args.subjects)
+        sequences = synthetic_held_out(engine, args.subjects, args.split)
     if args.frames is not None:
         sequences = [HeldOutSequence(s.subject, s.frames[: args.frames], s.times[: args.frames]) for s in sequences]
     reference = BenchCase(args.reference_sampler, args.reference_steps)
@@ -134,6 +143,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         "compile": args.compile,
         "grid": list(engine.config.grid),
         "subjects": [s.subject for s in sequences],
+        "split": "given with --data" if args.data else args.split,
         "frames": len(sequences[0].frames),
         "tolerance": args.tolerance,
         "recommended": None
@@ -150,7 +160,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     )
     setup = (
         f"{engine.source} on {record['device']} ({record['dtype']}, {record['threads']} threads); "
-        f"{len(sequences)} held-out sequence(s) of {record['frames']} frames, single setting."
+        f"{len(sequences)} held-out sequence(s) of {record['frames']} frames ({record['split']}), single setting."
     )
     out = Path(args.out).expanduser()
     with atomic_folder(out) as staging:

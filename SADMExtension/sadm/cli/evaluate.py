@@ -19,7 +19,7 @@ from sadm.evaluation.baselines import BASELINES
 from sadm.evaluation.held_out import load_held_out
 from sadm.evaluation.runner import BaselineMethod, ModelMethod, evaluate
 from sadm.evaluation.settings import SETTINGS
-from sadm.evaluation.tables import METRICS, markdown_table, summarize, to_csv
+from sadm.evaluation.tables import METRICS, markdown_table, paper_units_table, summarize, to_csv
 from sadm.storage.atomic import atomic_folder
 
 VARIANT_LABELS = {"sadm": "SADM", "diffusion-only": "diffusion-only", "attention-only": "attention-only"}
@@ -221,9 +221,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         **{key: value for key, value in protocol.items() if key != "data"},  # flat, as earlier records
         "device": models[0].engine.describe_device(),
         "seconds": round(time.perf_counter() - started, 1),
+        "method_seconds": {name: round(value, 1) for name, value in result.seconds.items()},
         "summary": summary,
     }
-    table = report(record, summary, names, settings)
+    table = report(record, summary, names, settings, rows)
     with atomic_folder(out) as staging:
         (staging / ROWS_FILE).write_text(
             to_csv(rows, ["method", "setting", "grid", "subject", "frame", *METRICS]), encoding="utf-8"
@@ -321,7 +322,7 @@ def reusable_rows(
     return reused
 
 
-def report(record: dict, summary: list[dict], names: list[str], settings: list[str]) -> str:
+def report(record: dict, summary: list[dict], names: list[str], settings: list[str], rows: Sequence[dict] = ()) -> str:
     """Markdown: the setup in one paragraph, the means table (the paper's shape) and mean ± std."""
     setup = (
         f"{len(record['subjects'])} held-out sequences of {record['frames']} frames from `{record['data']}`; "
@@ -344,4 +345,10 @@ def report(record: dict, summary: list[dict], names: list[str], settings: list[s
         f"{markdown_table(summary, names, settings, grid='model')}\n"
         "Mean ± std over subjects, native grid:\n\n"
         f"{markdown_table(summary, names, settings, with_std=True, grid='native')}"
+        + (
+            "\n**The last frame alone** (the ES frame of an ED→ES cine, as the paper's §4.2 scores it), native "
+            f"grid, in the units recent work reports:\n\n{paper_units_table(rows, names, settings)}"
+            if rows
+            else ""
+        )
     )

@@ -19,7 +19,9 @@ def add_native_option(parser) -> None:
         choices=NATIVE_PATHS,
         default=DEFAULT_NATIVE_PATH,
         help=f"how frames reach the input grid: warp (the nearest observed frame moved by the model's motion, "
-        f"keeping native detail) or resample (the model's frame resampled up, the paper's); default {DEFAULT_NATIVE_PATH}",
+        f"keeping native detail), resample (the model's frame resampled up, the paper's) or register (where two "
+        f"observed frames give the motion, their registration scaled to the target's time; else warp); "
+        f"default {DEFAULT_NATIVE_PATH}",
     )
 
 

@@ -1,10 +1,13 @@
 """Trivial baselines every generated frame must beat to be worth its compute.
 
-Both see only the observed frames of a run (never the truth of the frames they fill):
+All see only the observed frames of a run (never the truth of the frames they fill):
 - copy-last: the last observed frame before the target;
 - linear: interpolation in time between the nearest observed frames before and after the target,
   else extrapolation from the last two observed frames before it, else copy-last; clipped to the
-  intensity range of the observed frames (extrapolated background must not leave the data's range).
+  intensity range of the observed frames (extrapolated background must not leave the data's range);
+- registration: the observed frames around the target registered to each other and the motion scaled
+  to the target's time (or continued past the last one), else copy-last — the strongest model-free
+  answer (`sadm.generation.registration`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from sadm.generation.registration import registered_frames
 from sadm.generation.request import OBSERVED
 
 Baseline = Callable[[np.ndarray, Sequence[str], Sequence[float]], dict[int, np.ndarray]]
@@ -59,4 +63,9 @@ def linear(frames: np.ndarray, roles: Sequence[str], times: Sequence[float]) -> 
     return result
 
 
-BASELINES: dict[str, Baseline] = {"copy-last": copy_last, "linear": linear}
+def registration(frames: np.ndarray, roles: Sequence[str], times: Sequence[float]) -> dict[int, np.ndarray]:
+    """{target: the observed frames' registration scaled to its time}."""
+    return {target: frame.astype(frames.dtype) for target, frame in registered_frames(frames, roles, times).items()}
+
+
+BASELINES: dict[str, Baseline] = {"copy-last": copy_last, "linear": linear, "registration": registration}

@@ -217,22 +217,25 @@ def _mean_of(scores: dict[int, dict]) -> dict[str, float]:
 
 def _save_montage(folder: Path, frames, mean, spread, roles, generated) -> str:
     """Native grid, one column per generated timepoint. Rows: ground truth / SADM / copy-last /
-    |SADM − truth| / true change and SADM's change from the last observed frame (blue less, red more)
+    registration (the model-free floor) / |SADM − truth| / true change and SADM's change from the last observed frame (blue less, red more)
     (/ std over samples)."""
-    copies = BASELINES["copy-last"](np.stack(frames), roles, list(range(len(frames))))
+    times = list(range(len(frames)))
+    copies = BASELINES["copy-last"](np.stack(frames), roles, times)
+    registered = BASELINES["registration"](np.stack(frames), roles, times)
     truth_row = [mid_slices(frames[i]) for i in generated]
     generated_row = [mid_slices(mean[i]) for i in generated]
     copy_row = [mid_slices(copies[i]) for i in generated]
+    registered_row = [mid_slices(registered[i]) for i in generated]
     reference_row = [mid_slices(frames[reference_index(roles, i)]) for i in generated]
     difference_row = [np.abs(a - b) for a, b in zip(truth_row, generated_row)]
     true_change = [a - r for a, r in zip(truth_row, reference_row)]
     generated_change = [a - r for a, r in zip(generated_row, reference_row)]
     low, high = float(min(f.min() for f in frames)), float(max(f.max() for f in frames))
     span = (high - low) / 2
-    rows = [truth_row, generated_row, copy_row, difference_row, true_change, generated_change]
-    labels = ["ground truth", "SADM", "copy-last", "|SADM - truth|", "true change", "SADM change"]
-    ranges = [(low, high)] * 3 + [(0.0, span), (-span, span), (-span, span)]
-    colormaps = ["gray"] * 3 + ["hot", "diverging", "diverging"]
+    rows = [truth_row, generated_row, copy_row, registered_row, difference_row, true_change, generated_change]
+    labels = ["ground truth", "SADM", "copy-last", "registration", "|SADM - truth|", "true change", "SADM change"]
+    ranges = [(low, high)] * 4 + [(0.0, span), (-span, span), (-span, span)]
+    colormaps = ["gray"] * 4 + ["hot", "diverging", "diverging"]
     if spread:
         rows.append([mid_slices(spread[i]) for i in generated])
         labels.append("std (samples)")

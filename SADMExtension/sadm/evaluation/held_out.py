@@ -13,30 +13,40 @@ from sadm.data.synthetic.cardiac import CardiacPhantom, cardiac_subject, systole
 from sadm.evaluation.blood_pool import acdc_blood_pool_rule
 from sadm.evaluation.runner import HeldOutSequence
 
-HELD_OUT_SEED = 1000  # training data use seed 0: these subjects were never seen in training
+HELD_OUT_SEED = 1000
+"""Test subjects: training data use seed 0, so these were never seen in training; scored once per
+published model."""
+VALIDATION_SEED = 2000
+"""Validation subjects, also never trained on: every design choice, default and checkpoint is made on
+these, so that the test subjects' scores are not chosen ones."""
+SPLIT_SEEDS = {"test": HELD_OUT_SEED, "validation": VALIDATION_SEED}
 
 
-def held_out_cardiac_phantom(frames: int, subject: int = 0) -> CardiacPhantom:
+def held_out_cardiac_phantom(frames: int, subject: int = 0, seed: int = HELD_OUT_SEED) -> CardiacPhantom:
     """ED→ES of an unseen phantom subject at `frames` phases evenly spaced in time, each rendered
     directly (no frame is a blend of two others, so interpolation is no oracle)."""
-    return cardiac_subject(HELD_OUT_SEED, subject, contractions=systole_contractions(frames))
+    return cardiac_subject(seed, subject, contractions=systole_contractions(frames))
 
 
-def held_out_cardiac_sequence(frames: int, subject: int = 0) -> tuple[list[np.ndarray], Geometry]:
+def held_out_cardiac_sequence(
+    frames: int, subject: int = 0, seed: int = HELD_OUT_SEED
+) -> tuple[list[np.ndarray], Geometry]:
     """The frames (float32) and geometry of `held_out_cardiac_phantom`."""
-    phantom = held_out_cardiac_phantom(frames, subject)
+    phantom = held_out_cardiac_phantom(frames, subject, seed)
     volumes = [np.ascontiguousarray(f, dtype=np.float32) for f in phantom.frames]
     return volumes, Geometry(phantom.spacing, phantom.origin, phantom.direction)
 
 
-def synthetic_held_out(engine, count: int) -> list[HeldOutSequence]:
-    """The demo's held-out cardiac phantoms (seed never used in training), min–max normalised."""
+def synthetic_held_out(engine, count: int, split: str = "validation") -> list[HeldOutSequence]:
+    """Cardiac phantoms never used in training, of the `split` ("validation" or "test"), min–max
+    normalised."""
     sequences = []
     for subject in range(count):
-        frames, _ = held_out_cardiac_sequence(engine.config.max_frames, subject)
+        frames, _ = held_out_cardiac_sequence(engine.config.max_frames, subject, SPLIT_SEEDS[split])
         stack = np.stack(frames).astype(np.float32)
         stack = (stack - stack.min()) / max(float(stack.max() - stack.min()), 1e-12)
-        sequences.append(HeldOutSequence(f"held-out-{subject}", stack, tuple(float(i) for i in range(len(stack)))))
+        times = tuple(float(i) for i in range(len(stack)))
+        sequences.append(HeldOutSequence(f"{split}-{subject}", stack, times))
     return sequences
 
 

@@ -4,6 +4,7 @@ the model's grid when one is given (what the model itself resolves)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -104,6 +105,8 @@ class EvaluationResult:
     correlation against the truth."""
 
     rows: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """{method: wall seconds of its predictions}, all runs together: what each answer costs."""
 
 
 def evaluate(
@@ -128,7 +131,10 @@ def evaluate(
             for method in methods:
                 for run, roles in enumerate(runs):
                     run_seed = seed * 100003 + number * 101 + run
+                    started = time.perf_counter()
                     predicted = method.predict(sequence.frames, roles, sequence.times, run_seed, grid_frames)
+                    spent = time.perf_counter() - started
+                    result.seconds[method.name] = result.seconds.get(method.name, 0.0) + spent
                     scored = [
                         ("native", sequence.frames, predicted.native),
                         ("model", grid_frames, predicted.model_grid),

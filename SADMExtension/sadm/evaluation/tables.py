@@ -104,3 +104,40 @@ def markdown_table(
             cells.append(" / ".join(values))
         lines.append(f"| {method} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def last_frame_rows(rows: Sequence[dict], grid: str = "native") -> list[dict]:
+    """The rows of each subject's last frame on `grid` — the ES frame of an ED→ES cine, the frame the
+    paper scores (§4.2) — in every setting where it was generated (single and full always; missing
+    when it was drawn missing)."""
+    last: dict[str, int] = {}
+    for row in rows:
+        last[row["subject"]] = max(last.get(row["subject"], 0), int(row["frame"]))
+    return [row for row in rows if (row.get("grid") or "model") == grid and int(row["frame"]) == last[row["subject"]]]
+
+
+def paper_units_table(rows: Sequence[dict], methods: Sequence[str], settings: Sequence[str]) -> str:
+    """The last frame alone in the units recent work reports (SSIM × 100, PSNR dB, NRMSE), one column
+    per setting with the subjects it averages: a model scored on ACDC sits beside published figures."""
+    summary = {(s["method"], s["setting"], s["metric"]): s for s in summarize(last_frame_rows(rows))}
+    units = (("ssim", "SSIM ×100", 100.0, 1), ("psnr", "PSNR", 1.0, 2), ("nrmse", "NRMSE", 1.0, 3))
+    counts = {
+        setting: max((s["subjects"] for (_, st, m), s in summary.items() if st == setting and m == "ssim"), default=0)
+        for setting in settings
+    }
+    header = "| method | " + " | ".join(f"{label} ({' / '.join(settings)})" for _, label, _, _ in units) + " |"
+    lines = [header, "|---" * (len(units) + 1) + "|"]
+    for method in methods:
+        cells = []
+        for metric, _, factor, digits in units:
+            values = []
+            for setting in settings:
+                entry = summary.get((method, setting, metric))
+                values.append("–" if entry is None else f"{entry['mean'] * factor:.{digits}f}")
+            cells.append(" / ".join(values))
+        lines.append(f"| {method} | {' | '.join(cells)} |")
+    subjects = " / ".join(str(counts[s]) for s in settings)
+    return (
+        "\n".join(lines)
+        + f"\n\nSubjects per setting: {subjects} (missing: those whose last frame was drawn missing).\n"
+    )

@@ -19,7 +19,8 @@ from sadm.devices import describe_device, resolve_device
 from sadm.errors import GenerationCancelled
 from sadm.generation.autoregressive import autoregressive_generate
 from sadm.generation.frames import validate_frames
-from sadm.generation.native import anchors_of, warped_draw
+from sadm.generation.native import WarpSettings, anchors_of, drawn_fraction, redrawn_positions, warped_draw
+from sadm.generation.registration import PairFields, span_of
 from sadm.generation.request import GenerationRequest, SamplingOptions
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import load_model
@@ -54,6 +55,13 @@ class Generation(Mapping):
         """{target: (anchors, samples, *config.grid)} in [0, 1]: the model's draws at the target's
         anchors' positions from the target's own context and noise (what the warp measures the motion
         against)."""
+        self.fractions: dict[int, list[float]] = {}
+        """{target: per draw}, `register` path: how far along its span's motion the model put it."""
+
+    @cached_property
+    def _pairs(self) -> PairFields:
+        """The observed native frames' registrations, once per pair for every target and draw."""
+        return PairFields(self._anchors)
 
     @cached_property
     def draws(self) -> dict[int, np.ndarray]:
@@ -65,10 +73,30 @@ class Generation(Mapping):
                 index: np.stack([resample_to_shape(volume, self.native_shape) for volume in volumes])
                 for index, volumes in self.on_model_grid.items()
             }
+        roles, times, settings = self.request.roles, self.request.times, WarpSettings()
         draws = {}
         for index, volumes in self.on_model_grid.items():
-            anchors = anchors_of(self.request.roles, index, self.request.times)
-            redraws = self.anchor_draws[index]
+            redraws = self.anchor_draws.get(index)
+            span = span_of(roles, index, times) if self.request.sampling.native == "register" else None
+            if span is not None and not settings.fraction_weight:
+                self.fractions[index] = [span.fraction] * len(volumes)
+                draws[index] = np.stack([self._pairs.frame_at(span)] * len(volumes))
+                continue
+            if span is not None:
+                fractions = []
+                for n, volume in enumerate(volumes):
+                    drawn = drawn_fraction(
+                        span.fraction,
+                        redraws[0, n],
+                        redraws[1, n],
+                        self._intensity.normalize(volume),
+                        self.native_shape,
+                    )
+                    fractions.append(span.fraction + settings.fraction_weight * (drawn - span.fraction))
+                self.fractions[index] = fractions
+                draws[index] = np.stack([self._pairs.frame_at(span, f) for f in fractions])
+                continue
+            anchors = anchors_of(roles, index, times)
             warped = []
             for n, volume in enumerate(volumes):
                 draw = self._intensity.normalize(volume)
@@ -202,9 +230,9 @@ class Engine:
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("generation was cancelled before it started")
         anchors, anchor_draws = None, {}
-        if sampling.native == "warp":
-            # Beside each target, the model's draw at each anchor's position (sadm.generation.native).
-            anchors = {index: [a for a, _ in anchors_of(roles, index, request.times)] for index in generated}
+        if sampling.native != "resample":
+            # Beside each target, the model's draw at observed frames' positions (sadm.generation.native).
+            anchors = {index: redrawn_positions(roles, index, request.times, sampling.native) for index in generated}
         filled = autoregressive_generate(
             self.model,
             sequence.to(self.device),

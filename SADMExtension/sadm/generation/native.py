@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from sadm.generation.registration import image_over as _on_grid
+from sadm.generation.registration import span_of, warp_by
 from sadm.generation.request import OBSERVED
 
 
@@ -34,6 +36,11 @@ class WarpSettings:
 
     iterations: int = 50
     smoothing_voxels: float = 2.0
+    fraction_weight: float = 0.0
+    """With `--native register`: how much of the model's drawn fraction replaces the linear one. 0 (the
+    registration estimate itself where two observed frames give the motion) was best in every setting
+    on the validation subjects (README, "The registration floor"); then no draw is made at the span's
+    ends."""
 
 
 def anchors_of(roles: Sequence[str], target: int, times: Sequence[float] | None = None) -> list[tuple[int, float]]:
@@ -51,14 +58,13 @@ def anchors_of(roles: Sequence[str], target: int, times: Sequence[float] | None 
     return [(before, 1.0 - weight_after), (after, weight_after)]
 
 
-def _on_grid(volume: np.ndarray, native_shape: Sequence[int]) -> sitk.Image:
-    """A model-grid array as an image over the input grid's field of view, in input-voxel units
-    (voxel centres placed as `resample_to_shape` places them)."""
-    image = sitk.GetImageFromArray(np.asarray(volume, dtype=np.float32))
-    spacing = [n / m for n, m in zip(native_shape, volume.shape)][::-1]
-    image.SetSpacing(spacing)
-    image.SetOrigin([(s - 1.0) / 2.0 for s in spacing])
-    return image
+def redrawn_positions(roles: Sequence[str], target: int, times: Sequence[float] | None, native: str) -> list[int]:
+    """The observed frames at whose positions the model also draws, beside `target`: the span's two
+    (`register`, when the model's fraction is used), else the anchors (`warp`)."""
+    span = span_of(roles, target, times) if native == "register" else None
+    if span is not None:
+        return [span.start, span.end] if WarpSettings().fraction_weight else []
+    return [anchor for anchor, _ in anchors_of(roles, target, times)]
 
 
 def motion_field(
@@ -77,13 +83,7 @@ def warp(native: np.ndarray, field: sitk.Image) -> np.ndarray:
     outside the volume the nearest edge voxel is used."""
     reference = sitk.GetImageFromArray(np.asarray(native, dtype=np.float32))
     upsampled = sitk.Resample(field, reference, sitk.Transform(), sitk.sitkLinear, 0.0, field.GetPixelID())
-    transform = sitk.DisplacementFieldTransform(sitk.Cast(upsampled, sitk.sitkVectorFloat64))
-    resampler = sitk.ResampleImageFilter()
-    resampler.SetReferenceImage(reference)
-    resampler.SetTransform(transform)
-    resampler.SetInterpolator(sitk.sitkLinear)
-    resampler.SetUseNearestNeighborExtrapolator(True)
-    return sitk.GetArrayFromImage(resampler.Execute(reference))
+    return warp_by(native, sitk.GetArrayFromImage(upsampled))
 
 
 def warped_draw(
@@ -97,3 +97,29 @@ def warped_draw(
     intensities."""
     field = motion_field(anchor_on_grid, draw_on_grid, anchor_native.shape, settings or WarpSettings())
     return warp(anchor_native, field)
+
+
+def _vectors(field: sitk.Image) -> np.ndarray:
+    return sitk.GetArrayViewFromImage(field).astype(np.float64)
+
+
+def drawn_fraction(
+    fraction: float,
+    start_draw: np.ndarray,
+    end_draw: np.ndarray,
+    draw: np.ndarray,
+    native_shape: Sequence[int],
+    settings: WarpSettings | None = None,
+) -> float:
+    """How far along the motion start→end the model puts its target draw (the span's fraction where
+    the draws show no motion to measure against): the projection of the drawn motion start→target
+    (between the two; after `end`, 1 + end→target) onto the drawn motion start→end, all three drawn
+    from the target's context and noise (see `warped_draw`)."""
+    settings = settings or WarpSettings()
+    along = _vectors(motion_field(start_draw, end_draw, native_shape, settings))
+    norm = float(np.sum(along * along))
+    if norm < 1e-6 * along.size:
+        return fraction
+    between = fraction < 1.0
+    to_target = _vectors(motion_field(start_draw if between else end_draw, draw, native_shape, settings))
+    return (0.0 if between else 1.0) + float(np.sum(along * to_target)) / norm

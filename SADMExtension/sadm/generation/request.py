@@ -189,7 +189,7 @@ def future_count(future: int, future_times: Sequence[float] | None) -> int:
 # --- sampling ---------------------------------------------------------------------------------
 
 
-NATIVE_PATHS = ("warp", "resample")
+NATIVE_PATHS = ("warp", "resample", "register")
 """How a generated frame reaches the input grid (see sadm.generation.native)."""
 
 
@@ -203,7 +203,9 @@ class SamplingOptions:
     seed: int = 0
     samples: int = 1
     batch_guidance: bool = True
-    native: str = DEFAULT_NATIVE_PATH  # how a frame reaches the input grid: "warp" or "resample" (the paper)
+    native: str = (
+        DEFAULT_NATIVE_PATH  # how a frame reaches the input grid: "warp", "resample" (the paper) or "register"
+    )
 
     def __post_init__(self) -> None:
         if self.native not in NATIVE_PATHS:
