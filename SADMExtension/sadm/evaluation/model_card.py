@@ -116,11 +116,13 @@ def verdict(evaluation: Path, pairs: list[tuple[Path, Path]] = ()) -> list[str]:
         for metric in ("ssim", "psnr")
         if (baseline, setting, metric) in means and means[(name, setting, metric)] <= means[(baseline, setting, metric)]
     ]
+    present = [b for b in CARD_BASELINES if any((b, s, "ssim") in means for s in settings)]
     compared = sum(1 for b in CARD_BASELINES for s in settings for k in ("ssim", "psnr") if (b, s, k) in means)
-    if not losses:
+    if not present:
+        lines = ["- Against the baselines (native grid): none was evaluated."]
+    elif not losses:
         lines = [
-            f"- Against the baselines (native grid): it beats {', '.join(b for b in CARD_BASELINES if (b, settings[0], 'ssim') in means)} "
-            "in SSIM and PSNR in every setting."
+            f"- Against the baselines (native grid): it beats {_listed(present)} in SSIM and PSNR in every setting."
         ]
     elif len(losses) == compared:
         lines = [f"- Against the baselines (native grid): **it beats neither in any setting** — {'; '.join(losses)}."]
@@ -230,3 +232,8 @@ def model_card(
         "- Generated frames are samples from a model: check them against what you know before using them.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _listed(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
