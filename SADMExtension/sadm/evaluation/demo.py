@@ -46,14 +46,11 @@ def load_demo_engine(model: str, device: str, scratch: Path) -> tuple[Engine, bo
     return Engine.load(folder, device=device), False
 
 
-def baseline_scores(frames: list[np.ndarray], roles: list[str], generated: list[int]) -> dict[str, dict[int, dict]]:
-    """What trivial answers score on the same frames: {baseline: {index: metrics}}."""
+def baseline_frames(frames: list[np.ndarray], roles: list[str]) -> dict[str, dict[int, np.ndarray]]:
+    """What trivial answers give on the same frames: {baseline: {index: frame}}, made once for the
+    scores and the montage (registration costs seconds per observed pair)."""
     stack = np.stack(frames)
-    times = list(range(len(frames)))
-    return {
-        name: {index: score(frames[index], guess[index], frames[reference_index(roles, index)]) for index in generated}
-        for name, guess in ((name, baseline(stack, roles, times)) for name, baseline in BASELINES.items())
-    }
+    return {name: baseline(stack, roles, list(range(len(frames)))) for name, baseline in BASELINES.items()}
 
 
 def run_demo(
@@ -140,7 +137,8 @@ def _run(
 
     grid = tuple(engine.config.grid)
     on_grid = [resample_to_shape(f, grid) for f in frames]
-    native_scores = _scored(frames, {i: mean[i] for i in generated}, roles)
+    native_guesses = baseline_frames(frames, roles)
+    native_scores = _scored(frames, {i: mean[i] for i in generated}, roles, native_guesses)
     model_grid = _scored(on_grid, generation.mean_on_model_grid, roles)
     through_grid = {i: score(frames[i], resample_to_shape(on_grid[i], frames[i].shape)) for i in generated}
     summary = {
@@ -163,7 +161,7 @@ def _run(
         summary["frames"][str(i)]["truth_through_model_grid"] = through_grid[i]
         if spread:
             summary["frames"][str(i)]["std_mean"] = float(spread[i].mean())
-    files.append(_save_montage(staging, frames, mean, spread, roles, generated))
+    files.append(_save_montage(staging, frames, mean, spread, roles, generated, native_guesses))
     files.append("metrics.json")
     summary["files"] = files
     (staging / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -178,12 +176,18 @@ def _run(
     return summary
 
 
-def _scored(truth: list[np.ndarray], predicted: dict[int, np.ndarray], roles: list[str]) -> dict:
-    """The predictions' and the baselines' scores against `truth`, per frame and their means."""
-    scores = {
-        index: score(truth[index], volume, truth[reference_index(roles, index)]) for index, volume in predicted.items()
-    }
-    baselines = baseline_scores(truth, roles, list(predicted))
+def _scored(
+    truth: list[np.ndarray], predicted: dict[int, np.ndarray], roles: list[str], guesses: dict | None = None
+) -> dict:
+    """The predictions' and the baselines' scores against `truth`, per frame and their means;
+    `guesses`: the baselines' frames on this grid when already made (`baseline_frames`)."""
+
+    def scored(frames: dict[int, np.ndarray]) -> dict[int, dict]:
+        return {i: score(truth[i], frames[i], truth[reference_index(roles, i)]) for i in predicted}
+
+    scores = scored(predicted)
+    guesses = guesses if guesses is not None else baseline_frames(truth, roles)
+    baselines = {name: scored(frames) for name, frames in guesses.items()}
     return {
         "mean": _mean_of(scores),
         "baselines_mean": {name: _mean_of(values) for name, values in baselines.items()},
@@ -215,13 +219,11 @@ def _mean_of(scores: dict[int, dict]) -> dict[str, float]:
     return {k: float(np.mean([m[k] for m in scores.values()])) for k in keys}
 
 
-def _save_montage(folder: Path, frames, mean, spread, roles, generated) -> str:
+def _save_montage(folder: Path, frames, mean, spread, roles, generated, guesses) -> str:
     """Native grid, one column per generated timepoint. Rows: ground truth / SADM / copy-last /
-    registration (the model-free floor) / |SADM − truth| / true change and SADM's change from the last observed frame (blue less, red more)
-    (/ std over samples)."""
-    times = list(range(len(frames)))
-    copies = BASELINES["copy-last"](np.stack(frames), roles, times)
-    registered = BASELINES["registration"](np.stack(frames), roles, times)
+    registration (the model-free floor; `guesses` from `baseline_frames`) / |SADM − truth| / true
+    change and SADM's change from the last observed frame (blue less, red more) (/ std over samples)."""
+    copies, registered = guesses["copy-last"], guesses["registration"]
     truth_row = [mid_slices(frames[i]) for i in generated]
     generated_row = [mid_slices(mean[i]) for i in generated]
     copy_row = [mid_slices(copies[i]) for i in generated]

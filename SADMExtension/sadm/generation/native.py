@@ -39,7 +39,7 @@ class WarpSettings:
     fraction_weight: float = 0.0
     """With `--native register`: how much of the model's drawn fraction replaces the linear one. 0 (the
     registration estimate itself where two observed frames give the motion) was best in every setting
-    on the validation subjects (README, "The registration floor"); then no draw is made at the span's
+    on the validation subjects (README, "The registration baseline and the registration floor"); then no draw is made at the span's
     ends."""
 
 

@@ -7,9 +7,9 @@ registration between two observed native frames, the displacement scaled to the 
   motion a→b (f > 1), the motion between the last two observed frames continued at constant speed.
 - With one observed frame before the target and none after: that frame (copy-last).
 
-It is the floor a generated frame must clear (`sadm.evaluation.baselines.registration`) and, with
-the fraction the model draws instead of f, the motion of the default native path
-(`sadm.generation.native`). Fields are registered between real frames on their own grid, so they
+It is the floor a generated frame must clear (`sadm.evaluation.baselines.registration`) and the
+motion of `--native register` (`sadm.generation.native`; there the model's drawn fraction may
+replace f). Fields are registered between real frames on their own grid, so they
 hold the input's detail; each pair is registered once per request (`PairFields`).
 """
 
@@ -59,7 +59,7 @@ def span_of(roles: Sequence[str], target: int, times: Sequence[float] | None = N
 class RegistrationSettings:
     """Demons (SimpleITK's fast symmetric forces) over a pyramid of `levels` (each halving the in-plane
     size), so that motion of several voxels is found; σ of the field's Gaussian smoothing in voxels
-    of the level (chosen on 5 validation cardiac subjects, README "The registration baseline")."""
+    of the level (chosen on 5 validation cardiac subjects, README "The registration baseline and the registration floor")."""
 
     levels: int = 3
     iterations: int = 50
