@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sadm.defaults import DEFAULT_NATIVE_PATH, NATIVE_PATHS
 from sadm.errors import ConfigError
 
 FORMAT_VERSION = 1
@@ -91,6 +92,7 @@ class ModelConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     # How intensities were normalised per sequence during training; generation repeats it.
     normalization: dict[str, Any] = field(default_factory=lambda: {"method": "minmax", "clip_percentiles": None})
+    native: str = DEFAULT_NATIVE_PATH  # how generated frames reach the input grid unless a request says
     format_version: int = FORMAT_VERSION
     provenance: dict[str, Any] = field(default_factory=dict)  # training command, data, steps, hardware
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -111,6 +113,8 @@ class ModelConfig:
             raise ConfigError(f"grid must be three positive sizes (k, j, i); got {self.grid}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {VARIANTS}; got {self.variant!r}")
+        if self.native not in NATIVE_PATHS:
+            raise ConfigError(f"native must be one of {NATIVE_PATHS}; got {self.native!r}")
         if self.max_frames < 2:
             raise ConfigError(f"max_frames must be at least 2 (one observed, one generated); got {self.max_frames}")
         att = self.attention

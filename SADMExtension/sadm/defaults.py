@@ -18,7 +18,12 @@ DEFAULT_SAMPLER = "ddim"
 by `sadm bench` on the bundled cardiac model (the measurement is the README's "Samplers" table)."""
 
 
+NATIVE_PATHS = ("warp", "resample", "register")
+"""How a generated frame reaches the input grid (see sadm.generation.native): the nearest observed
+native frame warped by the model's motion, the model's frame resampled up (the paper), or the observed
+frames' registration wherever two of them give the motion (else warp)."""
+
 DEFAULT_NATIVE_PATH = "warp"
-"""Generated frames reach the input grid by warping the nearest observed native frame with the
-model's motion (sadm.generation.native); "resample" is the paper's upsampled model frame. Chosen by
-`sadm evaluate` on the native grid (README, "Native-resolution generation")."""
+"""The native path of a model folder whose config.json names none (`ModelConfig.native`). Each bundled
+model names the path chosen for it on validation subjects (README, "The registration baseline and the
+registration floor"); a request's `native` overrides it."""

@@ -106,3 +106,50 @@ def test_a_bidirectional_model_learns_and_generates():
         list(sequence[0].numpy()), ["observed", "missing", "observed", "future"], steps=3
     )
     assert sorted(result) == [1, 3] and all(np.isfinite(v).all() for v in result.values())
+
+
+def test_a_short_request_is_padded_to_the_models_length_with_unknown_frames(monkeypatch):
+    """A bidirectional model trained on `max_frames` sees a short request's later frames as it saw
+    unknown future frames in training — zero volumes at continued positions — and never draws them."""
+    config = preset("tiny").updated({"max_frames": 5, "attention": {"context": "bidirectional"}})
+    model = SADM(config).eval()
+    seen = []
+    real_condition = model.condition
+
+    def recording(frames, mask, positions, target_position):
+        seen.append((positions[0].tolist(), float(target_position[0]), [bool(f.any()) for f in frames[0]]))
+        return real_condition(frames, mask, positions, target_position)
+
+    monkeypatch.setattr(model, "condition", recording)
+    frames = [f + 1.0 for f in moving_blob_sequence(5, config.grid)]
+    engine = Engine(model, torch.device("cpu"))
+    short = engine.generate(frames[:2], ["observed", "future"], steps=2, native="resample")
+    assert seen == [([0.0, 2.0, 3.0, 4.0], 1.0, [True, False, False, False])]
+    assert list(short) == [1]
+    # The same frame as the first target of the request written out to the model's length.
+    seen.clear()
+    written_out = engine.generate(frames[:1] + [None] * 4, ["observed"] + ["future"] * 4, steps=2, native="resample")
+    np.testing.assert_array_equal(short[1], written_out[1])
+
+
+def test_times_of_the_padding_continue_the_requests_last_interval(monkeypatch):
+    config = preset("tiny").updated(
+        {"max_frames": 4, "attention": {"context": "bidirectional", "time_embedding": "continuous"}}
+    )
+    model = SADM(config).eval()
+    seen = []
+    real_condition = model.condition
+    monkeypatch.setattr(
+        model, "condition", lambda f, m, p, t: seen.append(p[0].tolist()) or real_condition(f, m, p, t)
+    )
+    frames = [f + 1.0 for f in moving_blob_sequence(2, config.grid)]
+    Engine(model, torch.device("cpu")).generate(frames, ["observed", "future"], times=[30, 32.5], steps=1, native="resample")
+    assert seen == [[30.0, 35.0, 37.5]]
+
+
+def test_a_causal_model_is_not_padded():
+    from sadm.generation.context import padded_length
+
+    assert padded_length(2, 12, "causal") == 2
+    assert padded_length(2, 12, "bidirectional") == 12
+    assert padded_length(12, 12, "bidirectional") == 12

@@ -35,3 +35,10 @@ def test_updated_and_replace_validate():
         dataclasses.replace(config, max_frames=1)
     with pytest.raises(ConfigError, match="training.steps must be at least 1"):
         dataclasses.replace(TrainConfig(), steps=0)
+
+
+def test_the_native_path_is_the_models_own_and_checked():
+    assert preset("tiny").native == "warp"
+    assert preset("tiny").updated({"native": "register"}).native == "register"
+    with pytest.raises(ConfigError, match="native must be one of"):
+        preset("tiny").updated({"native": "sharpen"})

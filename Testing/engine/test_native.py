@@ -158,3 +158,43 @@ def test_register_gives_the_registration_floor_where_two_frames_are_observed(tin
     registered = tiny_engine.generate(frames[:3], single, sampler="ddim", steps=2, seed=1, native="register")
     for index in (1, 2):
         np.testing.assert_array_equal(registered[index], warped[index])
+
+
+def test_register_draws_nothing_where_registration_gives_the_frame(tiny_engine, monkeypatch):
+    """Where two observed frames give every target's motion, `register` never runs the model: the
+    progress counts one step per registered frame, and the model grid holds the registration."""
+    from sadm.data.resample import resample_to_shape
+    from sadm.generation.registration import registered_frames
+
+    frames = [blob(28.0 + 2 * t) * 100 for t in range(4)]
+    roles = ["observed", "missing", "observed", "future"]
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was run for a frame that registration gives")
+
+    monkeypatch.setattr(tiny_engine.model, "denoise", no_model)
+    monkeypatch.setattr(tiny_engine.model, "condition", no_model)
+    calls = []
+    made = tiny_engine.generate(
+        frames, roles, sampler="ddim", steps=3, seed=1, native="register", progress=lambda *a: calls.append(a)
+    )
+    assert calls == [(1, 2, 1), (2, 2, 3)]
+    floor = registered_frames(frames, roles)
+    for index in (1, 3):
+        np.testing.assert_array_equal(made[index], floor[index])
+        np.testing.assert_allclose(
+            made.on_model_grid[index][0], resample_to_shape(floor[index], tiny_engine.config.grid), atol=1e-5
+        )
+
+
+
+def test_a_request_without_a_native_path_takes_the_models(tiny_engine, monkeypatch):
+    """config.json's `native` (chosen per model on validation subjects) is the default; a request's
+    own choice overrides it."""
+    frames = [blob(28.0 + 2 * t) * 100 for t in range(3)]
+    roles = ["observed", "missing", "observed"]
+    assert tiny_engine.generate(frames, roles, steps=1).request.sampling.native == "warp"
+    monkeypatch.setattr(tiny_engine.model, "config", tiny_engine.config.updated({"native": "register"}))
+    made = tiny_engine.generate(frames, roles, steps=1)
+    assert made.request.sampling.native == "register" and set(made.registered) == {1}
+    assert tiny_engine.generate(frames, roles, steps=1, native="warp").registered == {}

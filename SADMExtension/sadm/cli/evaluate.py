@@ -167,7 +167,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "missing_rate": args.missing_rate,
         "samples": args.samples,
-        "native": args.native,
+        "native": args.native or {m.name: m.engine.config.native for m in models},
         "scoring": SCORING,
     }
     weights = {m.name: weights_digest(m.engine.source) for m in models}

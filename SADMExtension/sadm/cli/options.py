@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sadm.defaults import DEFAULT_NATIVE_PATH
+from sadm.defaults import NATIVE_PATHS
 from sadm.devices import resolve_device
 from sadm.errors import SADMError
-from sadm.generation.request import NATIVE_PATHS
 
 
 def add_native_option(parser) -> None:
@@ -17,11 +16,11 @@ def add_native_option(parser) -> None:
     parser.add_argument(
         "--native",
         choices=NATIVE_PATHS,
-        default=DEFAULT_NATIVE_PATH,
-        help=f"how frames reach the input grid: warp (the nearest observed frame moved by the model's motion, "
-        f"keeping native detail), resample (the model's frame resampled up, the paper's) or register (where two "
-        f"observed frames give the motion, their registration scaled to the target's time; else warp); "
-        f"default {DEFAULT_NATIVE_PATH}",
+        default=None,
+        help="how frames reach the input grid: warp (the nearest observed frame moved by the model's motion, "
+        "keeping native detail), resample (the model's frame resampled up, the paper's) or register (where two "
+        "observed frames give the motion, their registration scaled to the target's time; else warp); "
+        "default: the model's own (config.json \"native\": register for cardiac-demo, warp for brain-demo)",
     )
 
 

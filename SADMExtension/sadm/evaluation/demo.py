@@ -15,7 +15,7 @@ from sadm.config import preset
 from sadm.data.montage import mid_slices, save_montage
 from sadm.data.resample import resample_to_shape
 from sadm.data.writers import write_sequence, write_volume
-from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER
+from sadm.defaults import DEFAULT_SAMPLER
 from sadm.errors import CheckpointError
 from sadm.evaluation.baselines import BASELINES, reference_index
 from sadm.evaluation.held_out import held_out_cardiac_sequence
@@ -62,7 +62,7 @@ def run_demo(
     seed: int = 0,
     device: str = "auto",
     samples: int = 1,
-    native: str = DEFAULT_NATIVE_PATH,
+    native: str | None = None,
 ) -> dict:
     """Generate, score and write everything into `out` at once (replacing an earlier demo whole).
     steps None: the sampler's default (sadm.defaults, chosen by `sadm bench`)."""
@@ -86,7 +86,7 @@ def _run(
     seed: int,
     device: str,
     samples: int,
-    native: str,
+    native: str | None,
 ) -> dict:
     engine, trained = load_demo_engine(model, device, staging)
     if not trained:
@@ -121,7 +121,7 @@ def _run(
         generation = engine.generate(
             inputs,
             request,
-            progress=lambda done, _total, frame: (bar.update(done - bar.n), bar.set_postfix(frame=frame)),
+            progress=lambda done, total, frame: _advance(bar, done, total, frame),
             cancel=threading.Event(),
         )
         mean, spread = generation.mean, generation.std or {}
@@ -148,7 +148,7 @@ def _run(
         "steps": steps,
         "seed": seed,
         "samples": samples,
-        "native": native,
+        "native": generation.request.sampling.native,
         "device": engine.describe_device(),
         "seconds": round(seconds, 2),
         "roles": roles,
@@ -175,6 +175,13 @@ def _run(
     )
     return summary
 
+
+
+def _advance(bar: tqdm, done: int, total: int, frame: int) -> None:
+    """The engine knows the true step count (registered frames are one step each): follow it."""
+    bar.total = total
+    bar.update(done - bar.n)
+    bar.set_postfix(frame=frame)
 
 def _scored(
     truth: list[np.ndarray], predicted: dict[int, np.ndarray], roles: list[str], guesses: dict | None = None

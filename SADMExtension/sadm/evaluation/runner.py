@@ -12,7 +12,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from sadm.data.resample import resample_to_shape
-from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER
+from sadm.defaults import DEFAULT_SAMPLER
 from sadm.evaluation.baselines import Baseline, reference_index
 from sadm.evaluation.blood_pool import BloodPoolRule
 from sadm.evaluation.metrics import score
@@ -80,7 +80,7 @@ class ModelMethod:
     steps: int | None = None
     guidance: float | None = None
     samples: int = 1
-    native: str = DEFAULT_NATIVE_PATH
+    native: str | None = None  # None: the model's
 
     def predict(self, frames, roles, times, seed, grid_frames=None):
         inputs = [frame if role == OBSERVED else None for frame, role in zip(frames, roles)]

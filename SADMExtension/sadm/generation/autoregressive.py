@@ -3,7 +3,7 @@ c = Aθ(X̃), and feed it forward to the frames after it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Callable
 
 import torch
@@ -27,6 +27,7 @@ def autoregressive_generate(
     on_step: Callable[[int, int], None] | None = None,
     anchors: dict[int, Sequence[int]] | None = None,
     anchor_draws: dict[int, torch.Tensor] | None = None,
+    skip: Collection[int] = (),
 ) -> torch.Tensor:
     """Alg. 2 on a batch of N draws of one sequence.
 
@@ -42,6 +43,8 @@ def autoregressive_generate(
     in the same batch; the draws go into `anchor_draws` {target: (anchors, N, D, H, W)}. The two draws
     share everything but the position asked for, so they differ by what the model thinks changes
     between a and the target, not by its style (see sadm.generation.native).
+
+    `skip`: targets the caller makes without the model; they stay zero volumes and are not drawn.
     """
     device = sequence.device
     draws = sequence.shape[0]
@@ -59,7 +62,7 @@ def autoregressive_generate(
     ).to(device)
     positions = positions.to(device=device, dtype=torch.float32)
     for index, role in enumerate(roles):
-        if role == OBSERVED:
+        if role == OBSERVED or index in skip:
             continue
         redrawn = list(anchors.get(index, ())) if anchors is not None and anchor_draws is not None else []
         conditioning = _conditioning(model, filled, index, positions)

@@ -19,9 +19,17 @@ from sadm.devices import describe_device, resolve_device
 from sadm.errors import GenerationCancelled
 from sadm.generation.autoregressive import autoregressive_generate
 from sadm.generation.frames import validate_frames
-from sadm.generation.native import WarpSettings, anchors_of, drawn_fraction, redrawn_positions, warped_draw
+from sadm.generation.native import (
+    WarpSettings,
+    anchors_of,
+    drawn_fraction,
+    redrawn_positions,
+    registered_spans,
+    warped_draw,
+)
 from sadm.generation.registration import PairFields, span_of
-from sadm.generation.request import GenerationRequest, SamplingOptions
+from sadm.generation.context import padded_length
+from sadm.generation.request import FUTURE, GenerationRequest, SamplingOptions, extend_times
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import load_model
 from sadm.storage.registry import resolve_model
@@ -44,6 +52,7 @@ class Generation(Mapping):
         anchors: dict[int, np.ndarray] | None = None,
         intensity: IntensityRange | None = None,
         anchor_draws: dict[int, np.ndarray] | None = None,
+        registered: dict[int, np.ndarray] | None = None,
     ):
         self.request = request
         self.on_model_grid = on_model_grid
@@ -55,8 +64,11 @@ class Generation(Mapping):
         """{target: (anchors, samples, *config.grid)} in [0, 1]: the model's draws at the target's
         anchors' positions from the target's own context and noise (what the warp measures the motion
         against)."""
+        self.registered = registered or {}
+        """{target: (k, j, i)}, `register` path: the targets made by registering the observed native
+        frames alone (`native.registered_spans`); the model drew none of them."""
         self.fractions: dict[int, list[float]] = {}
-        """{target: per draw}, `register` path: how far along its span's motion the model put it."""
+        """{target: per draw}, `register` path: how far along its span's motion it lies."""
 
     @cached_property
     def _pairs(self) -> PairFields:
@@ -76,12 +88,12 @@ class Generation(Mapping):
         roles, times, settings = self.request.roles, self.request.times, WarpSettings()
         draws = {}
         for index, volumes in self.on_model_grid.items():
+            if index in self.registered:
+                self.fractions[index] = [span_of(roles, index, times).fraction] * len(volumes)
+                draws[index] = np.stack([self.registered[index]] * len(volumes))
+                continue
             redraws = self.anchor_draws.get(index)
             span = span_of(roles, index, times) if self.request.sampling.native == "register" else None
-            if span is not None and not settings.fraction_weight:
-                self.fractions[index] = [span.fraction] * len(volumes)
-                draws[index] = np.stack([self._pairs.frame_at(span)] * len(volumes))
-                continue
             if span is not None:
                 fractions = []
                 for n, volume in enumerate(volumes):
@@ -134,6 +146,21 @@ class Generation(Mapping):
 
     def __len__(self) -> int:
         return len(self.on_model_grid)
+
+
+def _padded(
+    roles: Sequence[str], positions: Sequence[float], config: ModelConfig
+) -> tuple[int, tuple[float, ...]]:
+    """The length the model's sequence takes (`context.padded_length`) and every frame's position:
+    the padding frames continue the request's positions (indices, or times at the last interval);
+    a continuous-time request whose times cannot be continued is not padded."""
+    length = padded_length(len(roles), config.max_frames, config.attention.context)
+    if length == len(roles):
+        return length, tuple(positions)
+    if config.attention.time_embedding == "index":
+        return length, tuple(float(index) for index in range(length))
+    continued = extend_times(positions, length)
+    return (length, continued) if continued is not None else (len(roles), tuple(positions))
 
 
 def _mean_of_draws(draws: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -194,7 +221,7 @@ class Engine:
     ) -> Generation:
         """Generate every missing and future frame of `request` (a `GenerationRequest`, or roles with
         `times=` and `SamplingOptions` fields as keywords) on the grid and in the intensity range of
-        the observed frames. Inputs are never modified. `progress(done, total, frame)` runs after every
+        the observed frames (by the request's native path, else the model's). Inputs are never modified. `progress(done, total, frame)` runs after every
         denoising step; setting `cancel` stops within one step (GenerationCancelled)."""
         if not isinstance(request, GenerationRequest):
             times = options.pop("times", None)
@@ -202,29 +229,38 @@ class Engine:
         elif options:
             raise TypeError(f"options {sorted(options)} were given beside a GenerationRequest; put them in it")
         config = self.config
+        if request.sampling.native is None:
+            request = request.with_sampling(native=config.native)  # the path chosen for this model
         native_shape = validate_frames(frames, request.roles)
         positions = request.positions_for(
             config.max_frames, config.attention.time_embedding, self.source or "this model"
         )
         sampling = request.sampling
         roles = list(request.roles)
+        length, positions = _padded(roles, positions, config)
 
         observed = [np.asarray(frames[i]) for i in request.observed]
         intensity = IntensityRange.of_frames(observed, config.normalization.get("clip_percentiles"))
-        sequence = torch.zeros(sampling.samples, len(roles), *config.grid)
+        sequence = torch.zeros(sampling.samples, length, *config.grid)
         for index in request.observed:
             volume = resample_to_shape(intensity.normalize(frames[index]), config.grid)
             sequence[:, index] = torch.from_numpy(np.clip(volume, 0.0, 1.0))
 
         generated = request.targets
+        spans = registered_spans(roles, generated, request.times, sampling.native)
+        drawn = [index for index in generated if index not in spans]
         steps_per_frame = sampling.steps if self.model.is_diffusion else 1
-        total = steps_per_frame * len(generated)
+        total = steps_per_frame * len(drawn) + len(spans)  # a registered frame counts as one step
 
         def on_step(frame_index: int, step: int) -> None:
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelled(f"generation was cancelled at frame {frame_index}, step {step + 1}")
             if progress is not None:
-                done = generated.index(frame_index) * steps_per_frame + step + 1
+                done = (
+                    drawn.index(frame_index) * steps_per_frame + step + 1
+                    if frame_index in drawn
+                    else len(drawn) * steps_per_frame + list(spans).index(frame_index) + 1
+                )
                 progress(done, total, frame_index)
 
         if cancel is not None and cancel.is_set():
@@ -232,22 +268,29 @@ class Engine:
         anchors, anchor_draws = None, {}
         if sampling.native != "resample":
             # Beside each target, the model's draw at observed frames' positions (sadm.generation.native).
-            anchors = {index: redrawn_positions(roles, index, request.times, sampling.native) for index in generated}
+            anchors = {index: redrawn_positions(roles, index, request.times, sampling.native) for index in drawn}
         filled = autoregressive_generate(
             self.model,
             sequence.to(self.device),
-            roles,
+            roles + [FUTURE] * (length - len(roles)),
             torch.tensor(positions, dtype=torch.float32),
             sampling,
             generator=torch.Generator().manual_seed(sampling.seed),
             on_step=on_step,
             anchors=anchors,
             anchor_draws=anchor_draws,
+            skip=set(spans) | set(range(len(roles), length)),  # padding frames are never drawn
         ).cpu()
+        observed = {index: np.asarray(frames[index], dtype=np.float32) for index in request.observed}
+        registered, pairs = {}, PairFields(observed)
+        for index, span in spans.items():
+            registered[index] = pairs.frame_at(span)
+            on_step(index, 0)
         on_model_grid = {
             index: np.stack([intensity.denormalize(filled[n, index].numpy()) for n in range(sampling.samples)])
+            if index not in registered
+            else np.stack([resample_to_shape(registered[index], config.grid)] * sampling.samples)
             for index in generated
         }
-        observed = {index: np.asarray(frames[index], dtype=np.float32) for index in request.observed}
         redraws = {index: volumes.cpu().numpy() for index, volumes in anchor_draws.items()}
-        return Generation(request, on_model_grid, native_shape, observed, intensity, redraws)
+        return Generation(request, on_model_grid, native_shape, observed, intensity, redraws, registered)

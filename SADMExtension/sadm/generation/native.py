@@ -25,7 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from sadm.generation.registration import image_over as _on_grid
-from sadm.generation.registration import span_of, warp_by
+from sadm.generation.registration import Span, span_of, warp_by
 from sadm.generation.request import OBSERVED
 
 
@@ -56,6 +56,19 @@ def anchors_of(roles: Sequence[str], target: int, times: Sequence[float] | None 
     span = positions[after] - positions[before]
     weight_after = (positions[target] - positions[before]) / span
     return [(before, 1.0 - weight_after), (after, weight_after)]
+
+
+def registered_spans(
+    roles: Sequence[str], targets: Sequence[int], times: Sequence[float] | None, native: str
+) -> dict[int, Span]:
+    """{target: its span}: the targets that `register` makes from the observed frames' registration
+    alone, with no draw of the model (every target two observed frames give the motion of, unless the
+    model's fraction is asked for). With two or more observed frames that is every target; with one,
+    none (the model draws them all), so no drawn frame's context holds a registered one."""
+    if native != "register" or WarpSettings().fraction_weight:
+        return {}
+    spans = {target: span_of(roles, target, times) for target in targets}
+    return {target: span for target, span in spans.items() if span is not None}
 
 
 def redrawn_positions(roles: Sequence[str], target: int, times: Sequence[float] | None, native: str) -> list[int]:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER, DEFAULT_STEPS
+from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, NATIVE_PATHS
 from sadm.errors import InvalidRequestError, InvalidRolesError
 
 OBSERVED, MISSING, FUTURE = "observed", "missing", "future"
@@ -189,13 +189,10 @@ def future_count(future: int, future_times: Sequence[float] | None) -> int:
 # --- sampling ---------------------------------------------------------------------------------
 
 
-NATIVE_PATHS = ("warp", "resample", "register")
-"""How a generated frame reaches the input grid (see sadm.generation.native)."""
-
-
 @dataclass(frozen=True)
 class SamplingOptions:
-    """How each frame is drawn. `steps` None: the sampler's default; `guidance` None: the model's w."""
+    """How each frame is drawn. `steps` None: the sampler's default; `guidance` None: the model's w;
+    `native` None: the model's native path (its config.json)."""
 
     sampler: str = DEFAULT_SAMPLER
     steps: int | None = None
@@ -203,12 +200,10 @@ class SamplingOptions:
     seed: int = 0
     samples: int = 1
     batch_guidance: bool = True
-    native: str = (
-        DEFAULT_NATIVE_PATH  # how a frame reaches the input grid: "warp", "resample" (the paper) or "register"
-    )
+    native: str | None = None  # how a frame reaches the input grid: "warp", "resample" (the paper) or "register"
 
     def __post_init__(self) -> None:
-        if self.native not in NATIVE_PATHS:
+        if self.native is not None and self.native not in NATIVE_PATHS:
             raise InvalidRequestError(
                 f"native path {self.native!r} is unknown; choose one of {', '.join(NATIVE_PATHS)}"
             )
