@@ -50,7 +50,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from sadm.defaults import DEFAULT_NATIVE_PATH, DEFAULT_SAMPLER
+from sadm.defaults import DEFAULT_SAMPLER
 from sadm.defaults import DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS
 from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError
 from sadm.generation import request as engineRequest  # torch-free: the one set of request rules
@@ -393,16 +393,21 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 hint = _("{observed} observed frame(s) condition the model; generating t = {targets}.").format(
                     observed=roles.count(OBSERVED), targets=", ".join(targets)
                 )
+                registered = self.logic.frameCounts(roles, self._parameterNode.model)[1]
+                if registered:
+                    hint += " " + _(
+                        "{count} of them from the registration of the observed frames around them (the model's path)."
+                    ).format(count=registered)
                 style = self.HINT_STYLE
         self.ui.rolesHintLabel.setText(hint)
         self.ui.rolesHintLabel.setStyleSheet(style)
 
     def _showDeviceInfo(self) -> None:
         parameters = self._parameterNode
-        targets = max(1, sum(1 for role in self._allRoles() if role != OBSERVED))
+        drawn, registered = self.logic.frameCounts(self._allRoles(), parameters.model)
         self.ui.deviceInfoLabel.setText(
             self.logic.describeDevice(
-                parameters.device, parameters.model, targets, parameters.steps, parameters.samples
+                parameters.device, parameters.model, drawn, parameters.steps, parameters.samples, registered
             )
         )
 
@@ -610,15 +615,16 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateGuiFromParameterNode()
 
     def _showProgress(self, request, done: int, total: int, frameIndex: int) -> None:
-        targets = request.targets
-        stepsPerFrame = max(1, total // max(1, len(targets)))
-        position = targets.index(frameIndex) + 1 if frameIndex in targets else 1
-        step = done - (position - 1) * stepsPerFrame
+        plan = request.progressPlan  # the engine's order: drawn frames, then registered ones
+        order = list(plan)
+        position = order.index(frameIndex) + 1 if frameIndex in order else 1
+        stepsPerFrame = plan.get(frameIndex, 1)
+        step = done - sum(plan[t] for t in order[: position - 1])
         self.ui.progressBar.setRange(0, total)
         self.ui.progressBar.setValue(done)
         self.ui.progressBar.setFormat(
             _("Frame {position} of {count} (t = {frame}) · step {step}/{steps} · %p%").format(
-                position=position, count=len(targets), frame=frameIndex, step=step, steps=stepsPerFrame
+                position=position, count=len(order), frame=frameIndex, step=step, steps=stepsPerFrame
             )
         )
 
@@ -686,7 +692,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         cancel: threading.Event | None = None,
         showResult: bool = True,
         times: Sequence[float] | None = None,
-        native: str = DEFAULT_NATIVE_PATH,
+        native: str | None = None,
     ) -> GenerationOutputs:
         """Generate every missing and future frame and add the results to the scene.
 
@@ -699,9 +705,10 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         times: one time per timepoint (input and future), e.g. ages [61, 64.5, 70, 78]; they become the
         output sequence's index values, and place the frames for continuous-time models (brain-demo),
         which otherwise read them from a sequence's numeric index values.
-        native: "warp" (the nearest observed frame moved by the model's motion, keeping the input's
-        detail), "resample" (the model's frame resampled up, as in the paper) or "register" (where two
-        observed frames give the motion, their registration scaled to the target's time; else "warp").
+        native: None (the model's own path, its config's `native`), "warp" (the nearest observed frame
+        moved by the model's motion, keeping the input's detail), "resample" (the model's frame resampled
+        up, as in the paper) or "register" (where two observed frames give the motion, their registration
+        scaled to the target's time, with no draw of the model; else "warp").
         Runs in the calling thread. Raises with a message naming the bad value; the scene is then
         unchanged. Returns the new nodes (see GenerationOutputs).
         """
@@ -783,7 +790,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         seed=0,
         samples=1,
         times=None,
-        native=DEFAULT_NATIVE_PATH,
+        native=None,
         inProcess=True,
     ) -> PreparedRequest:
         """Check everything before any work, in the order a user would fix it, and copy the frames.
@@ -830,6 +837,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             device=resolvedDevice,
             indexValues=inputs.outputIndexValues(sequenceInput, request),
             notes=notes,
+            native=request.sampling.native or config.native,
         )
 
     # --- device (SADMModuleLib.resources) ---------------------------------------------------
@@ -837,10 +845,23 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     resolveDevice = staticmethod(resources.resolveDevice)
 
     def describeDevice(
-        self, device: str = "auto", model: str = DEFAULT_MODEL, targets: int = 1, steps: int = 50, samples: int = 1
+        self,
+        device: str = "auto",
+        model: str = DEFAULT_MODEL,
+        targets: int = 1,
+        steps: int = 50,
+        samples: int = 1,
+        registered: int = 0,
     ) -> str:
-        """One line for the panel: what will run, with free GPU memory or the expected CPU time."""
-        return resources.describeDevice(device, model, targets, steps, samples, self._secondsPerStep, self.deviceFacts)
+        """One line for the panel: what will run, with free GPU memory or the expected CPU time for
+        `targets` frames the model draws and `registered` frames registration makes (`frameCounts`)."""
+        return resources.describeDevice(
+            device, model, targets, steps, samples, self._secondsPerStep, self.deviceFacts, registered
+        )
+
+    def frameCounts(self, roles: Sequence[str], model: str) -> tuple[int, int]:
+        """(frames the model draws, frames the observed frames' registration makes) on the model's own path."""
+        return models.frameCounts(roles, model)
 
     @property
     def deviceFacts(self) -> dict | None:
@@ -854,17 +875,24 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             return device_facts()
         return None
 
-    def estimateSeconds(self, model: str, device: str, targets: int, steps: int, samples: int) -> float | None:
+    def estimateSeconds(
+        self, model: str, device: str, targets: int, steps: int, samples: int, registered: int = 0
+    ) -> float | None:
         """Rough run time: measured speed of this model on this device, else a CPU cost model."""
         threads = (self.deviceFacts or {}).get("threads")
-        return resources.estimateSeconds(model, device, targets, steps, samples, self._secondsPerStep, threads)
+        return resources.estimateSeconds(
+            model, device, targets, steps, samples, self._secondsPerStep, threads, registered
+        )
 
     def recordSpeed(self, request: PreparedRequest, device: str, seconds: float | None) -> None:
         """Remember the seconds per denoising step a run took (model load excluded) for the estimates."""
         if not seconds or not device:
             return
         sampling = request.sampling
-        perStep = seconds / max(1, sampling.steps * len(request.targets) * sampling.samples)
+        drawn = len(request.drawnTargets)
+        if not drawn:  # registration alone made every frame: no denoising step was timed
+            return
+        perStep = seconds / (sampling.steps * drawn * sampling.samples)
         self._secondsPerStep[(str(Path(request.modelFolder).resolve()), device)] = perStep
 
     def _checkGpuMemory(self, modelFolder, config, samples: int, device: str) -> None:
@@ -991,7 +1019,9 @@ class SADMModuleTest(ScriptedLoadableModuleTest):
 
     def test_PanelGeneratesAndCancels(self):
         self.delayDisplay("Panel: Generate, wait for 100 %, then Generate + Cancel")
-        sequence = _firstItems(self._sampleSequence(), 2)
+        # one observed frame: the model draws the future one (with two, a model whose path is `register` makes it by
+        # registration alone, too fast to cancel)
+        sequence = _firstItems(self._sampleSequence(), 1)
         widget = SADMModuleWidget()
         try:
             parameters = widget._parameterNode

@@ -49,3 +49,17 @@ def rolesProblem(roles: Sequence[str], model: str) -> str | None:
     except InvalidRolesError as error:
         return str(error)
     return None
+
+
+def frameCounts(roles: Sequence[str], model: str) -> tuple[int, int]:
+    """(frames the model draws, frames registration makes) for `roles` on `model`'s own native path
+    (the engine's `progress_plan`); every target counts as drawn when the model cannot be read."""
+    targets = [index for index, role in enumerate(roles) if role != engineRequest.OBSERVED]
+    try:
+        from sadm.generation.native import registered_spans
+
+        native = resolveModel(model)[1].native
+    except (CheckpointError, ImportError):
+        return len(targets), 0
+    registered = len(registered_spans(roles, targets, None, native))
+    return len(targets) - registered, registered

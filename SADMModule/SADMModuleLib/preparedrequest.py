@@ -28,6 +28,7 @@ class PreparedRequest:
     device: str
     indexValues: list[str]
     notes: list[str] = field(default_factory=list)
+    native: str = "resample"  # the path this run takes: the request's, else the model's own
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -40,6 +41,20 @@ class PreparedRequest:
     @property
     def times(self) -> tuple[float, ...] | None:
         return self.request.times
+
+    @property
+    def progressPlan(self) -> dict[int, int]:
+        """{target: progress steps}, in the order the engine makes them (`native.progress_plan`)."""
+        from sadm.generation.native import progress_plan
+
+        return progress_plan(self.roles, self.targets, self.times, self.native, self.sampling.steps)
+
+    @property
+    def drawnTargets(self) -> list[int]:
+        """The targets the model draws (the others are the observed frames' registration)."""
+        from sadm.generation.native import registered_spans
+
+        return [t for t in self.targets if t not in registered_spans(self.roles, self.targets, self.times, self.native)]
 
     @property
     def sampling(self) -> engineRequest.SamplingOptions:

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 from slicer.i18n import tr as _
 
-from sadm.defaults import DEFAULT_NATIVE_PATH
 from sadm.errors import CheckpointError
 from SADMModuleLib.dependencies import installedVersion, missingPackages, torchProblem
 from SADMModuleLib.models import DEFAULT_MODEL, resolveModel
 
 DEVICES = ("auto", "cuda", "cpu")
+REGISTERED_SECONDS = 1.0
+"""A frame the observed frames' registration makes: demons between two observed frames and a warp
+(about 0.85 s a frame of a 12×128×128 cine on 2 CPU threads, the pair's field shared by its frames)."""
 
 
 class SADMResourceError(RuntimeError):
@@ -79,11 +81,13 @@ def describeDevice(
     samples: int = 1,
     measured: dict | None = None,
     facts: dict | None = None,
+    registered: int = 0,
 ) -> str:
     """One line for the panel: what will run, with free GPU memory or the expected CPU time. Imports
     no torch: facts (sadm.devices.device_facts) come from the process that runs the engine, the warm
     worker; before its first run the line says what the installed PyTorch is and what is checked when.
-    measured: seconds per step by (model folder, device), from earlier runs."""
+    measured: seconds per step by (model folder, device), from earlier runs. targets: the frames the
+    model draws; registered: those the observed frames' registration makes (`models.frameCounts`)."""
     problem = torchProblem()  # too old, or it failed to load in this process: say which, never raise here
     if problem is not None:
         return problem
@@ -119,8 +123,10 @@ def describeDevice(
     if resolved == "mps":
         return _("Apple MPS")
     threads = (facts or {}).get("threads")
-    seconds = estimateSeconds(model, resolved, targets, steps, samples, measured, threads)
-    expected = _("expect ~{seconds}").format(seconds=formatDuration(seconds)) if seconds else _("time unknown")
+    seconds = estimateSeconds(model, resolved, targets, steps, samples, measured, threads, registered)
+    expected = (
+        _("expect ~{seconds}").format(seconds=formatDuration(seconds)) if seconds is not None else _("time unknown")
+    )
     if threads is None:
         return _("CPU — slow, {expected}").format(expected=expected)
     return _("CPU ({threads} threads) — slow, {expected}").format(threads=threads, expected=expected)
@@ -134,8 +140,10 @@ def estimateSeconds(
     samples: int,
     measured: dict | None = None,
     threads: int | None = None,
+    registered: int = 0,
 ) -> float | None:
-    """Rough run time: measured speed of this model on this device, else a CPU cost model.
+    """Rough run time: measured speed of this model on this device, else a CPU cost model, for `targets`
+    drawn frames and `registered` frames registration makes (no denoising step: about a second each).
     threads: the engine process's torch threads (default: PyTorch's own default, the physical cores)."""
     try:
         folder, config = resolveModel(model)
@@ -144,10 +152,11 @@ def estimateSeconds(
     perStep = (measured or {}).get((str(Path(folder).resolve()), device))
     if perStep is None:
         threads = threads or max(1, (os.cpu_count() or 2) // 2)
-        # the default native path also draws at observed frames' positions in the same batch: about twice the work
-        redraw = 1.0 if DEFAULT_NATIVE_PATH == "resample" else 2.0
+        # warp (and register's frames with one observed frame) also draws at observed frames' positions in the
+        # same batch: about twice the work
+        redraw = 1.0 if config.native == "resample" else 2.0
         perStep = redraw * cpuSecondsPerStep(config, threads)
-    return perStep * steps * targets * samples
+    return perStep * steps * targets * samples + REGISTERED_SECONDS * registered
 
 
 def checkGpuMemory(modelFolder, config, samples: int, device: str) -> None:

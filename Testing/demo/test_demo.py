@@ -80,3 +80,13 @@ def test_a_second_demo_replaces_the_first_whole(tiny_twelve_frame_model, tmp_pat
     assert not list(out.glob("*_std.nrrd"))  # nothing left over from the earlier run
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["samples"] == 1
+
+
+def test_the_demo_says_which_frames_registration_made(tiny_twelve_frame_model, tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--model", str(tiny_twelve_frame_model), "--out", str(out), "--steps", "1", "--native", "register"]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    generated = [i for i, r in enumerate(demo_roles(12)) if r != "observed"]
+    assert metrics["native"] == "register" and metrics["registered_frames"] == generated
+    assert "registration of the observed frames" in capsys.readouterr().out

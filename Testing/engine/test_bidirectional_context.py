@@ -139,11 +139,11 @@ def test_times_of_the_padding_continue_the_requests_last_interval(monkeypatch):
     model = SADM(config).eval()
     seen = []
     real_condition = model.condition
-    monkeypatch.setattr(
-        model, "condition", lambda f, m, p, t: seen.append(p[0].tolist()) or real_condition(f, m, p, t)
-    )
+    monkeypatch.setattr(model, "condition", lambda f, m, p, t: seen.append(p[0].tolist()) or real_condition(f, m, p, t))
     frames = [f + 1.0 for f in moving_blob_sequence(2, config.grid)]
-    Engine(model, torch.device("cpu")).generate(frames, ["observed", "future"], times=[30, 32.5], steps=1, native="resample")
+    Engine(model, torch.device("cpu")).generate(
+        frames, ["observed", "future"], times=[30, 32.5], steps=1, native="resample"
+    )
     assert seen == [[30.0, 35.0, 37.5]]
 
 

@@ -187,7 +187,6 @@ def test_register_draws_nothing_where_registration_gives_the_frame(tiny_engine, 
         )
 
 
-
 def test_a_request_without_a_native_path_takes_the_models(tiny_engine, monkeypatch):
     """config.json's `native` (chosen per model on validation subjects) is the default; a request's
     own choice overrides it."""

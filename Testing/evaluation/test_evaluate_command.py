@@ -539,3 +539,22 @@ def test_a_sadm_trained_with_the_conditioning_loss_is_named_apart_from_the_paper
     out = tmp_path / "evaluation"
     assert evaluate_single_setting(folders, held_out, out) == 0
     assert sorted({r["method"] for r in read_rows(out / "per_frame.csv")}) == ["SADM", "SADM + L2 on c (w=0.5)"]
+
+
+def test_reuse_skips_a_model_whose_own_native_path_changed(held_out, tiny_models, tmp_path, capsys):
+    """Same weights, but config.json now names another native path: its rows mean something else."""
+    import shutil
+
+    common = ["--data", str(held_out), "--steps", "2", "--subjects", "1", "--no-progress", "--device", "cpu"]
+    common += ["--settings", "missing", "--baselines", "none"]
+    first = tmp_path / "first"
+    assert main(["evaluate", "--model", str(tiny_models[0]), *common, "--out", str(first)]) == 0
+    record = json.loads((first / "evaluation.json").read_text(encoding="utf-8"))
+    assert record["sampling"]["SADM"]["native"] == "warp"
+    changed = shutil.copytree(tiny_models[0], tmp_path / "changed" / "sadm")
+    config = json.loads((changed / "config.json").read_text(encoding="utf-8"))
+    (changed / "config.json").write_text(json.dumps({**config, "native": "register"}), encoding="utf-8")
+    second = tmp_path / "second"
+    assert main(["evaluate", "--model", str(changed), *common, "--out", str(second), "--reuse", str(first)]) == 0
+    assert "SADM not reused (its native differs)" in capsys.readouterr().err
+    assert json.loads((second / "evaluation.json").read_text(encoding="utf-8"))["reused"] == {}

@@ -386,3 +386,68 @@ def test_the_readme_screenshot_script_renders_the_panel_after_a_generation(scene
     assert picture.shape == (half + 40, 2 * half + 4)
     red, yellow = picture[40:, :half], picture[40:, half + 4 :]
     assert red.std() > 10 and yellow.std() > 10  # not blank views
+
+
+@pytest.fixture
+def register_model_on_path(tmp_path, monkeypatch) -> str:
+    """A tiny model whose own native path is `register` (as cardiac-demo's), listed as a bundled one."""
+    import torch
+
+    from sadm.config import preset
+    from sadm.networks.sadm import SADM
+    from sadm.storage.checkpoint import save_model
+
+    torch.manual_seed(0)
+    save_model(tmp_path / "models" / "tiny-register", SADM(preset("tiny").updated({"native": "register"})))
+    monkeypatch.setenv("SADM_MODEL_PATH", str(tmp_path / "models"))
+    return "tiny-register"
+
+
+def test_frames_registration_makes_are_named_estimated_and_counted_as_one_step(scene, qapp, register_model_on_path):
+    """With a `register` model, frames two observed frames span (or follow) take no denoising step: the hint
+    says so, the estimate counts no step for them, and the bar counts one step each and reaches 100 %."""
+    panel = SADMModule.SADMModuleWidget()
+    try:
+        ui = panel.ui
+        ui.inputSequenceSelector.setCurrentNode(sequence_node(blob_frames(4), "heart"))
+        settle(qapp)
+        set_role(panel, 1, MISSING)
+        ui.futureCountSpinBox.setValue(1)
+        choose(ui.modelSelector, register_model_on_path)
+        ui.stepsSpinBox.setValue(4)
+        settle(qapp)
+        assert "generating t = 1, 4." in ui.rolesHintLabel.text()
+        assert "2 of them from the registration of the observed frames" in ui.rolesHintLabel.text()
+        assert panel.logic.frameCounts([OBSERVED, MISSING, OBSERVED, OBSERVED, FUTURE], "tiny-register") == (0, 2)
+        assert panel.logic.frameCounts([OBSERVED, FUTURE], "tiny-register") == (1, 0)  # one observed frame: drawn
+        ui.generateButton.click()
+        formats = []
+        setFormat = ui.progressBar.setFormat
+        ui.progressBar.setFormat = lambda text: (formats.append(text), setFormat(text))
+        wait_until(qapp, lambda: panel._run is None)
+        settle(qapp)
+        del ui.progressBar.setFormat
+        assert formats == [
+            "Frame 1 of 2 (t = 1) · step 1/1 · %p%",
+            "Frame 2 of 2 (t = 4) · step 1/1 · %p%",
+            "Done · %p%",
+        ]
+        assert ui.progressBar.value() == ui.progressBar.maximum()
+        assert [v.GetName() for v in panel.lastOutputs.volumes] == ["heart_SADM_t1", "heart_SADM_t4"]
+    finally:
+        panel.cleanup()
+        panel.parent.close()
+        panel.parent.deleteLater()
+        settle(qapp)
+
+
+def test_the_cpu_estimate_counts_a_registered_frame_without_denoising_steps(scene, logic, tiny_model):
+    from SADMModuleLib import resources
+
+    drawn = logic.estimateSeconds(tiny_model, "cpu", targets=1, steps=10, samples=1)
+    both = logic.estimateSeconds(tiny_model, "cpu", targets=1, steps=10, samples=1, registered=2)
+    assert both == pytest.approx(drawn + 2 * resources.REGISTERED_SECONDS)
+    assert logic.estimateSeconds(tiny_model, "cpu", targets=0, steps=10, samples=1, registered=2) == pytest.approx(
+        2 * resources.REGISTERED_SECONDS
+    )
+    assert "expect ~" in logic.describeDevice("cpu", tiny_model, targets=0, steps=10, samples=1, registered=2)

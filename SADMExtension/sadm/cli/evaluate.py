@@ -167,16 +167,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "missing_rate": args.missing_rate,
         "samples": args.samples,
-        "native": args.native or {m.name: m.engine.config.native for m in models},
+        "native": args.native,
         "scoring": SCORING,
     }
     weights = {m.name: weights_digest(m.engine.source) for m in models}
     sources = {m.name: m.engine.source for m in models}
+    sampling = {m.name: resolved_sampling(m.engine.config, args) for m in models}
     reused, reused_from = {}, {}
     for previous in args.reuse:
         left = {name: digest for name, digest in weights.items() if name not in reused}
         found = (
-            reusable_rows(Path(previous), left, {name: sources[name] for name in left}, protocol, settings)
+            reusable_rows(Path(previous), left, {name: sources[name] for name in left}, protocol, settings, sampling)
             if left
             else {}
         )
@@ -211,6 +212,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "sadm " + " ".join(sys.argv[1:]),
         "models": sources,
+        "sampling": sampling,
         "weights": weights,
         "weights_digest": DIGEST_SCHEME,
         "reused": reused_from,
@@ -271,12 +273,26 @@ def file_digest(model_folder: str) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def resolved_sampling(config, args) -> dict:
+    """What a model was sampled with where the command left it to the model (its config.json): a
+    model's own native path and guidance are part of what its rows mean."""
+    guidance = config.diffusion.guidance if args.guidance is None else args.guidance
+    return {"native": args.native or config.native, "guidance": guidance}
+
+
 def reusable_rows(
-    previous: Path, weights: dict[str, str], sources: dict[str, str], protocol: dict, settings: Sequence[str]
+    previous: Path,
+    weights: dict[str, str],
+    sources: dict[str, str],
+    protocol: dict,
+    settings: Sequence[str],
+    sampling: dict[str, dict] | None = None,
 ) -> dict[str, list[dict]]:
     """{current model name: its per-frame rows} for the models (`weights`: {name: weights_digest},
     `sources`: {name: folder}, to hash the file itself for older records) that `previous` already
-    scored with the same weights and protocol; says on stderr why nothing could be reused where that is so."""
+    scored with the same weights, protocol and resolved sampling (`sampling`: {name: see
+    `resolved_sampling`}; older records: what their protocol named); says on stderr why nothing could
+    be reused where that is so."""
     import csv
 
     record_path, rows_path = previous / RECORD_FILE, previous / ROWS_FILE
@@ -303,6 +319,18 @@ def reusable_rows(
     else:
         current = {name: file_digest(folder) for name, folder in sources.items()}
     matches = {name: by_digest[digest] for name, digest in current.items() if digest in by_digest}
+    for name, earlier_name in list(matches.items()):
+        then = (record.get("sampling") or {}).get(earlier_name) or {
+            key: earlier[key] for key in ("native", "guidance") if earlier.get(key) is not None
+        }
+        now = (sampling or {}).get(name, {})
+        changed = [key for key in then if key in now and then[key] != now[key]]
+        if changed:
+            print(
+                f"sadm evaluate: --reuse {previous}: {name} not reused (its {', '.join(changed)} differ{'s' * (len(changed) == 1)})",
+                file=sys.stderr,
+            )
+            del matches[name]
     with open(rows_path, encoding="utf-8", newline="") as handle:
         stored = list(csv.DictReader(handle))
     reused = {}

@@ -149,6 +149,7 @@ def _run(
         "seed": seed,
         "samples": samples,
         "native": generation.request.sampling.native,
+        "registered_frames": sorted(generation.registered),
         "device": engine.describe_device(),
         "seconds": round(seconds, 2),
         "roles": roles,
@@ -166,6 +167,12 @@ def _run(
     summary["files"] = files
     (staging / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"generated {len(generated)} frames in {seconds:.1f} s")
+    if generation.registered:
+        print(
+            f"  frames {', '.join(str(i) for i in sorted(generation.registered))}: registration of the observed frames "
+            f"around them (this model's `{summary['native']}` path: where two observed frames give the motion the model "
+            "adds nothing yet); `--native warp` shows the model's own motion"
+        )
     print(f"  on the native {_shape(frames[0].shape)} grid (what you see): {_versus_baselines(native_scores)}")
     ceiling = summary["truth_through_model_grid_mean"]
     print(
@@ -176,12 +183,12 @@ def _run(
     return summary
 
 
-
 def _advance(bar: tqdm, done: int, total: int, frame: int) -> None:
     """The engine knows the true step count (registered frames are one step each): follow it."""
     bar.total = total
     bar.update(done - bar.n)
     bar.set_postfix(frame=frame)
+
 
 def _scored(
     truth: list[np.ndarray], predicted: dict[int, np.ndarray], roles: list[str], guesses: dict | None = None

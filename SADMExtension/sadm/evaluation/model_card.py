@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sadm.defaults import DEFAULT_NATIVE_PATH
 from sadm.storage.checkpoint import total_steps
 
 _FORMAT = {"ssim": ".3f", "psnr": ".2f"}  # as the evaluation tables print them
@@ -191,6 +192,8 @@ def model_card(
         f"- diffusion: cosine logSNR in [{config['diffusion']['log_snr_min']}, {config['diffusion']['log_snr_max']}], "
         f"`{config['diffusion']['prediction']}`-prediction, p_uncond {config['diffusion']['p_uncond']}, "
         f"guidance w = {config['diffusion']['guidance']}",
+        f"- native path (how generated frames reach the input grid unless a request names one): "
+        f"`{config.get('native', DEFAULT_NATIVE_PATH)}`, chosen on validation subjects (seed 2000)",
         "",
         "## Training",
         f"- command: `scripts/train-bundled-model.sh {name}`, i.e. `{bundle['train_data']}` then "

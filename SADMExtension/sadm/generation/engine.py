@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,17 +19,18 @@ from sadm.data.resample import resample_to_shape
 from sadm.devices import describe_device, resolve_device
 from sadm.errors import GenerationCancelled
 from sadm.generation.autoregressive import autoregressive_generate
+from sadm.generation.context import padded_length
 from sadm.generation.frames import validate_frames
 from sadm.generation.native import (
     WarpSettings,
     anchors_of,
     drawn_fraction,
+    progress_plan,
     redrawn_positions,
     registered_spans,
     warped_draw,
 )
 from sadm.generation.registration import PairFields, span_of
-from sadm.generation.context import padded_length
 from sadm.generation.request import FUTURE, GenerationRequest, SamplingOptions, extend_times
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import load_model
@@ -148,9 +150,7 @@ class Generation(Mapping):
         return len(self.on_model_grid)
 
 
-def _padded(
-    roles: Sequence[str], positions: Sequence[float], config: ModelConfig
-) -> tuple[int, tuple[float, ...]]:
+def _padded(roles: Sequence[str], positions: Sequence[float], config: ModelConfig) -> tuple[int, tuple[float, ...]]:
     """The length the model's sequence takes (`context.padded_length`) and every frame's position:
     the padding frames continue the request's positions (indices, or times at the last interval);
     a continuous-time request whose times cannot be continued is not padded."""
@@ -249,19 +249,17 @@ class Engine:
         generated = request.targets
         spans = registered_spans(roles, generated, request.times, sampling.native)
         drawn = [index for index in generated if index not in spans]
-        steps_per_frame = sampling.steps if self.model.is_diffusion else 1
-        total = steps_per_frame * len(drawn) + len(spans)  # a registered frame counts as one step
+        plan = progress_plan(
+            roles, generated, request.times, sampling.native, sampling.steps if self.model.is_diffusion else 1
+        )
+        total = sum(plan.values())
+        before = dict(zip(plan, itertools.accumulate([0, *plan.values()])))  # steps done before each frame
 
         def on_step(frame_index: int, step: int) -> None:
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelled(f"generation was cancelled at frame {frame_index}, step {step + 1}")
             if progress is not None:
-                done = (
-                    drawn.index(frame_index) * steps_per_frame + step + 1
-                    if frame_index in drawn
-                    else len(drawn) * steps_per_frame + list(spans).index(frame_index) + 1
-                )
-                progress(done, total, frame_index)
+                progress(before[frame_index] + step + 1, total, frame_index)
 
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("generation was cancelled before it started")

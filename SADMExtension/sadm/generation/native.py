@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from sadm.generation.registration import image_over as _on_grid
 from sadm.generation.registration import Span, span_of, warp_by
+from sadm.generation.registration import image_over as _on_grid
 from sadm.generation.request import OBSERVED
 
 
@@ -69,6 +69,16 @@ def registered_spans(
         return {}
     spans = {target: span_of(roles, target, times) for target in targets}
     return {target: span for target, span in spans.items() if span is not None}
+
+
+def progress_plan(
+    roles: Sequence[str], targets: Sequence[int], times: Sequence[float] | None, native: str, steps: int
+) -> dict[int, int]:
+    """{target: the progress steps it counts}, in the order the engine makes them: the frames the model
+    draws (`steps` each), then the frames registration makes (one each). One rule for the engine's
+    progress, the panel's bar and its time estimates."""
+    spans = registered_spans(roles, targets, times, native)
+    return {**{t: steps for t in targets if t not in spans}, **dict.fromkeys(spans, 1)}
 
 
 def redrawn_positions(roles: Sequence[str], target: int, times: Sequence[float] | None, native: str) -> list[int]:
