@@ -20,7 +20,8 @@ esac
 sadm=${SADM:-.venv/bin/sadm}
 case "$name" in
   cardiac-demo) $sadm data make-synthetic --kind cardiac --subjects 60 --seed 0 --out runs/data/cardiac-train ;;
-  brain-demo)   $sadm data make-synthetic --kind brain --subjects 40 --seed 0 --out runs/data/brain-train --option voxel_mm=4.0 ;;
+  brain-demo)  # stages 1-4 on the phantom's template variety (one anatomy and ageing pattern), as trained
+    $sadm data make-synthetic --kind brain --subjects 40 --seed 0 --out runs/data/brain-train --option voxel_mm=4.0 --option variety=template ;;
   *) echo "unknown bundled model $name" >&2; exit 2 ;;
 esac
 stages=()

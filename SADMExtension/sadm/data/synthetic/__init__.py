@@ -29,7 +29,7 @@ from sadm.data.synthetic.fields import subject_rngs
 KINDS = ("cardiac", "brain")
 MARKER = "synthetic.json"  # what made this folder: kind, seed, options (resuming must match)
 STAGING = ".partial"  # subjects being written; renamed into place when complete
-GENERATOR_VERSION = 1  # bump when a change alters the subjects of a given seed, so resuming refuses to mix
+GENERATOR_VERSION = 2  # 2: the brain phantom's subject variety (issue 27); bump when a change alters the subjects of a given seed, so resuming refuses to mix
 
 __all__ = [
     "AGE_GROUPS",

@@ -1,9 +1,17 @@
 """Brain-ageing sequences built from the MNI152 template that ships inside nilearn (no download).
 
-A subject is the template under a small random smooth deformation with its own contrast; each of
-five timepoints (one age per age group of the paper) then enlarges the ventricles with a smooth
+A subject is the template under a random smooth deformation with its own contrast; each of five
+timepoints (one age per age group of the paper) then enlarges the ventricles with a smooth
 diffeomorphic push and thins the cortex from the pial side (grey matter → sulcal CSF), at
 subject-specific rates. Images are skull-stripped T1-like int16 volumes on the template's grid.
+
+Two varieties. `subject` (the default) gives each subject its own anatomy beyond the warped template
+— ventricle size, cortical thickness, a coarser head-shape deformation, tissue contrast — and its own
+ageing: an onset age, a left/right ventricular asymmetry, a regional thinning focus and a smooth
+atrophy flow of its own, so held-out subjects differ from training ones in kind, not only in degree.
+`template` is the phantom as it was before (one anatomy and one ageing pattern at per-subject rates):
+the first stages of the bundled brain model were trained on it, and it renders those subjects bit for
+bit.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from scipy import ndimage
 from sadm.data.synthetic.fields import random_rotation, rician, smooth_noise, subject_rngs
 
 AGE_GROUPS: tuple[tuple[int, int], ...] = ((18, 30), (31, 45), (46, 60), (61, 74), (75, 97))
+VARIETIES = ("subject", "template")
 FIELD_SPACING_MM = 4.0  # deformations are smooth: computed on this grid, whatever the voxel size
 TEMPLATE_TISSUE_T1 = (0.0, 0.34, 0.65, 0.86, 1.0)  # template T1: background, CSF, GM, WM, brightest
 
@@ -27,8 +36,11 @@ class BrainOptions:
 
     voxel_mm: float = 2.0  # isotropic output spacing; 3–4 mm for fast tests and CPU training
     age_groups: tuple[tuple[int, int], ...] = AGE_GROUPS
+    variety: str = "subject"  # "template": one anatomy and ageing pattern (the phantom before issue 27)
 
     def __post_init__(self) -> None:
+        if self.variety not in VARIETIES:
+            raise ValueError(f"variety must be one of {VARIETIES}; got {self.variety!r}")
         if not 1.0 <= float(self.voxel_mm) <= 8.0:
             raise ValueError(f"voxel_mm must lie in [1, 8] mm (the template is 1 mm); got {self.voxel_mm!r}")
         groups = tuple((int(low), int(high)) for low, high in self.age_groups)
@@ -146,6 +158,14 @@ class BrainSubject:
     scale: float  # int16 value of white matter
     noise: float  # relative to white matter
     bias: float  # amplitude of the smooth multiplicative field
+    # per-subject anatomy and ageing pattern (variety "subject"; the neutral values give "template")
+    ventricle_base_mm: float = 0.0  # the young ventricles pushed wider (> 0) or narrower (< 0)
+    cortex_base_mm: float = 0.0  # cortex thinner than the template's from the start
+    coarse_warp_mm: float = 0.0  # head-shape deformation at a 40 mm scale
+    ventricle_asymmetry: float = 0.0  # −1..1: share of the ventricular push going right (> 0) or left
+    atrophy_warp_mm: float = 0.0  # the subject's own smooth atrophy flow at full ageing
+    ageing_onset: float = 18.0  # age at which ageing starts
+    thinning_focus: float = 0.4  # how much faster the cortex thins where it thins most
 
 
 def sample_brain_subject(rng: np.random.Generator, options: BrainOptions) -> BrainSubject:
@@ -153,23 +173,39 @@ def sample_brain_subject(rng: np.random.Generator, options: BrainOptions) -> Bra
     ages = tuple(int(rng.integers(low, high + 1)) for low, high in options.age_groups)
     scaling = np.diag(rng.uniform(0.94, 1.06, 3))
     wm = rng.uniform(0.82, 0.9)
+    template_variety = {  # in the order the template variety always drew them
+        "ventricle_rate": float(rng.uniform(5.0, 9.0)),
+        "thinning_rate": float(rng.uniform(1.0, 2.0)),
+        "ageing_power": float(rng.uniform(1.4, 2.2)),
+        "base_warp_mm": float(rng.uniform(1.0, 2.5)),
+        "affine": tuple(float(v) for v in (random_rotation(rng, 4.0) @ scaling).ravel()),
+        "tissue_t1": (0.0, rng.uniform(0.22, 0.34), rng.uniform(0.55, 0.65), wm, min(1.0, wm + 0.12)),
+        "scale": float(rng.uniform(700.0, 1100.0)),
+        "noise": float(rng.uniform(0.01, 0.03)),
+        "bias": float(rng.uniform(0.03, 0.1)),
+    }
+    if options.variety == "template":
+        return BrainSubject(ages=ages, **template_variety)
+    _, csf, grey, wm, brightest = template_variety["tissue_t1"]
+    contrast = rng.uniform(-0.05, 0.05, 2)  # CSF and grey matter against white matter
+    template_variety["tissue_t1"] = (0.0, csf + contrast[0], grey + contrast[1], wm, brightest)
+    template_variety["ageing_power"] = float(rng.uniform(1.1, 2.6))  # a wider spread of ageing curves
     return BrainSubject(
         ages=ages,
-        ventricle_rate=float(rng.uniform(5.0, 9.0)),
-        thinning_rate=float(rng.uniform(1.0, 2.0)),
-        ageing_power=float(rng.uniform(1.4, 2.2)),
-        base_warp_mm=float(rng.uniform(1.0, 2.5)),
-        affine=tuple(float(v) for v in (random_rotation(rng, 4.0) @ scaling).ravel()),
-        tissue_t1=(0.0, rng.uniform(0.22, 0.34), rng.uniform(0.55, 0.65), wm, min(1.0, wm + 0.12)),
-        scale=float(rng.uniform(700.0, 1100.0)),
-        noise=float(rng.uniform(0.01, 0.03)),
-        bias=float(rng.uniform(0.03, 0.1)),
+        **template_variety,
+        ventricle_base_mm=float(rng.uniform(-2.0, 3.0)),
+        cortex_base_mm=float(rng.uniform(0.0, 1.2)),
+        coarse_warp_mm=float(rng.uniform(1.5, 4.0)),
+        ventricle_asymmetry=float(rng.uniform(-0.35, 0.35)),
+        atrophy_warp_mm=float(rng.uniform(1.0, 3.0)),
+        ageing_onset=float(rng.uniform(18.0, 40.0)),
+        thinning_focus=float(rng.uniform(0.2, 0.8)),
     )
 
 
-def ageing(age: float, power: float) -> float:
-    """0 at 18 years → 1 at 90 years, accelerating with `power`."""
-    return float(np.clip((age - 18.0) / 72.0, 0.0, None) ** power)
+def ageing(age: float, power: float, onset: float = 18.0) -> float:
+    """0 at `onset` years → 1 at 90 years, accelerating with `power`."""
+    return float(np.clip((age - onset) / (90.0 - onset), 0.0, None) ** power)
 
 
 @dataclass
@@ -221,6 +257,17 @@ def _base_displacement(
     return (affine_part + wiggle).astype(np.float32)
 
 
+def _smooth_field(grid: _FieldGrid, rng: np.random.Generator, sigma_mm: float) -> np.ndarray:
+    """Three unit-deviation smooth components on the field grid: a random displacement or flow."""
+    return np.stack([smooth_noise(rng, grid.shape, sigma_mm / FIELD_SPACING_MM) for _ in range(3)])
+
+
+def _asymmetry(grid: _FieldGrid, template: BrainTemplate, share: float) -> np.ndarray:
+    """1 ± `share` on the right (RAS x > 0) and left hemispheres, a smooth step over the midline."""
+    x_ras = template.origin_ras[0] + grid.points_mm[2]
+    return (1.0 + share * np.tanh(x_ras / 10.0)).astype(np.float32)
+
+
 def _ventricle_velocity(grid: _FieldGrid, ventricles: np.ndarray) -> np.ndarray:
     """Unit-peak push around the ventricles: the gradient of their blurred mask points inwards,
     and sampling the image from nearer the ventricle is what grows the ventricle."""
@@ -257,14 +304,28 @@ def render_brain(
         output_mm,
     )  # where the cortex thins faster; the coil's smooth shading
     bias = 1.0 + subject.bias * bias
+    varied = subject.coarse_warp_mm > 0.0  # the subject variety; the template variety draws no more fields
+    if varied:
+        base = base + subject.coarse_warp_mm * _smooth_field(grid, field_rng, 40.0)
+        subject_ventricles = _warp(template.ventricles, grid.points_mm + base, template.spacing_mm)
+        velocity = _ventricle_velocity(grid, subject_ventricles) * _asymmetry(
+            grid, template, subject.ventricle_asymmetry
+        )
+        atrophy = subject.atrophy_warp_mm * _smooth_field(grid, field_rng, 12.0)
+        (young_regional,) = grid.sample(smooth_noise(field_rng, grid.shape, 15.0 / FIELD_SPACING_MM)[None], output_mm)
 
     voxel_ml = template.spacing_mm**3 / 1000.0
     frames, ventricle_ml, gm_ml, csf_ml = [], [], [], []
     t1_intensity = np.interp(template.t1, TEMPLATE_TISSUE_T1, subject.tissue_t1).astype(np.float32)
     csf_t1, gm_t1 = subject.tissue_t1[1], subject.tissue_t1[2]
     for age in subject.ages:
-        strength = ageing(age, subject.ageing_power)
-        push = grid.exponentiate(velocity * (subject.ventricle_rate * strength))
+        strength = ageing(age, subject.ageing_power, subject.ageing_onset)
+        if varied:  # the young anatomy's own ventricle size, then the subject's own ageing flow
+            push = grid.exponentiate(
+                velocity * (subject.ventricle_base_mm + subject.ventricle_rate * strength) + atrophy * strength
+            )
+        else:
+            push = grid.exponentiate(velocity * (subject.ventricle_rate * strength))
         # image(x) = template(x + push(x) + base(x + push(x))): age the subject's own anatomy
         total = push + grid.sample(base, grid.points_mm + push)
         positions = output_mm + grid.sample(total, output_mm)
@@ -277,7 +338,9 @@ def render_brain(
         # cortical thinning from the pial side: grey matter within `loss` mm of sulcal CSF goes
         exterior = ((maps["gm"] + maps["wm"]) < 0.5) & (maps["ventricles"] < 0.3)
         depth = ndimage.distance_transform_edt(~exterior, sampling=template.spacing_mm).astype(np.float32)
-        loss = subject.thinning_rate * strength * np.clip(1.0 + 0.4 * regional, 0.2, None)
+        loss = subject.thinning_rate * strength * np.clip(1.0 + subject.thinning_focus * regional, 0.2, None)
+        if varied:  # a cortex thinner than the template's from the start, in its own pattern
+            loss = loss + subject.cortex_base_mm * np.clip(1.0 + subject.thinning_focus * young_regional, 0.2, None)
         # an interior voxel at depth d spans [d − s, d] from the pial surface; boundary voxels
         # hold their grey matter within about half a voxel of it
         step = template.spacing_mm
