@@ -51,10 +51,11 @@ BUNDLES = {
     "brain-demo": {
         "kind": "brain",
         "options": ["--option", "voxel_mm=4.0"],
-        "sampling": {"native": "warp", "diffusion": {"guidance": 0.0}},
+        "sampling": {"native": "register", "diffusion": {"guidance": 0.0}},
         "test_subjects": 8,
         "test_data": "runs/data/brain-test/manifest.csv",
-        "train_data": "sadm data make-synthetic --kind brain --subjects 40 --seed 0 --out runs/data/brain-train --option voxel_mm=4.0",
+        "train_data": "sadm data make-synthetic --kind brain --subjects 40 --seed 0 --out runs/data/brain-train "
+        "--option voxel_mm=4.0 --option variety=template",
         "task": "synthetic brain ageing from nilearn's MNI152 template, five scans per subject at irregular ages",
         "why": "The synthetic ageing changes the brain by a few voxels between scans, so copying the last scan is near "
         "perfect on the native grid (SSIM 0.987-0.992) and the margins are small by nature: warping each copied scan "
@@ -182,6 +183,23 @@ def with_sampling_defaults(config: dict, sampling: dict) -> dict:
     return config
 
 
+def kept_calibration(config: dict, model: Path, target: Path) -> dict:
+    """The published config with the σ-map calibration of the folder it replaces, when that was fitted
+    for these very weights and this native path (`sadm calibrate --apply`); otherwise none, and a
+    reminder to fit one on the validation subjects."""
+    old = target / "config.json"
+    if old.is_file() and (target / "model.safetensors").is_file():
+        uncertainty = json.loads(old.read_text(encoding="utf-8")).get("uncertainty") or {}
+        same = file_sha256(target / "model.safetensors") == file_sha256(model / "model.safetensors")
+        if uncertainty and same and uncertainty.get("native") == config.get("native"):
+            return {**config, "uncertainty": uncertainty}
+    print(
+        f"note: {target.name} has no σ-map calibration for these weights and the `{config.get('native')}` path; fit "
+        f"one on validation subjects: sadm calibrate --model {target} --data <validation data> --samples 8 --apply"
+    )
+    return {**config, "uncertainty": {}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=sorted(BUNDLES))
@@ -249,10 +267,10 @@ def main() -> int:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     shutil.copy2(model / "model.safetensors", staging / "model.safetensors")
-    (staging / "config.json").write_text(
-        json.dumps(with_sampling_defaults(restaged_config(model, args.name), bundle["sampling"]), indent=1) + "\n",
-        encoding="utf-8",
+    published = kept_calibration(
+        with_sampling_defaults(restaged_config(model, args.name), bundle["sampling"]), model, target
     )
+    (staging / "config.json").write_text(json.dumps(published, indent=1) + "\n", encoding="utf-8")
     publish_command = "scripts/publish_bundled_model.py " + " ".join(sys.argv[1:])
     (staging / "README.md").write_text(
         model_card(
@@ -266,6 +284,7 @@ def main() -> int:
             start,
             pairs,
             stages=len(list((REPO / "configs").glob(f"{args.name}-stage*.json"))) + 1,
+            published=published,
         ),
         encoding="utf-8",
     )

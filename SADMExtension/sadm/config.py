@@ -93,6 +93,8 @@ class ModelConfig:
     # How intensities were normalised per sequence during training; generation repeats it.
     normalization: dict[str, Any] = field(default_factory=lambda: {"method": "minmax", "clip_percentiles": None})
     native: str = DEFAULT_NATIVE_PATH  # how generated frames reach the input grid unless a request says
+    # the spread map's calibration, fitted on validation subjects (sadm.generation.uncertainty); {}: none
+    uncertainty: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     provenance: dict[str, Any] = field(default_factory=dict)  # training command, data, steps, hardware
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -558,3 +558,44 @@ def test_reuse_skips_a_model_whose_own_native_path_changed(held_out, tiny_models
     assert main(["evaluate", "--model", str(changed), *common, "--out", str(second), "--reuse", str(first)]) == 0
     assert "SADM not reused (its native differs)" in capsys.readouterr().err
     assert json.loads((second / "evaluation.json").read_text(encoding="utf-8"))["reused"] == {}
+
+
+def test_calibrate_fits_on_validation_data_stores_it_and_evaluate_reports_the_calibrated_maps(
+    held_out, tiny_models, tmp_path, capsys
+):
+    """Issue 28: `sadm calibrate --apply` writes the fit into the model's config.json; `sadm evaluate
+    --samples N` then scores calibrated σ maps (coverage table, per-frame CSV, reliability diagram)."""
+    import shutil
+
+    model = tmp_path / "calibrated-model"
+    shutil.copytree(tiny_models[0], model)
+    common = ["--data", str(held_out), "--steps", "2", "--samples", "2", "--no-progress", "--device", "cpu"]
+    fitted = tmp_path / "fit"
+    assert main(["calibrate", "--model", str(model), *common, "--out", str(fitted), "--apply"]) == 0
+    stored = json.loads((model / "config.json").read_text(encoding="utf-8"))["uncertainty"]
+    assert stored == json.loads((fitted / "calibration.json").read_text(encoding="utf-8"))
+    assert stored["samples"] == 2 and "all" in stored["buckets"] and "one-1" in stored["buckets"]
+
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", "--model", str(model), *common, "--out", str(out), "--baselines", "copy-last"]) == 0
+    table = (out / "table.md").read_text(encoding="utf-8")
+    assert "**The σ maps**" in table and "uncalibrated" not in table
+    spread = read_rows(out / "spread_per_frame.csv")
+    assert spread and all(row["calibrated"] == "True" for row in spread)
+    assert {row["setting"] for row in spread} == {"single", "missing", "full"}
+    # fitted on these very sequences: the pooled 95 % band holds about its share
+    record = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
+    pooled = next(e for e in record["spread"] if e["setting"] == "all")
+    assert 0.85 <= pooled["cover_95"] <= 1.0
+    assert (out / "reliability.png").stat().st_size > 0
+
+
+def test_calibrate_refuses_the_synthetic_test_subjects_and_a_single_draw(held_out, tiny_models, tmp_path, capsys):
+    (held_out / "synthetic.json").write_text('{"kind": "cardiac", "seed": 1000}', encoding="utf-8")
+    common = ["--model", str(tiny_models[0]), "--data", str(held_out), "--no-progress"]
+    assert main(["calibrate", *common, "--out", str(tmp_path / "a")]) == 2
+    assert "test subjects (seed 1000)" in capsys.readouterr().err
+    (held_out / "synthetic.json").unlink()
+    assert main(["calibrate", *common, "--samples", "1", "--out", str(tmp_path / "b")]) == 2
+    assert "--samples must be at least 2" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

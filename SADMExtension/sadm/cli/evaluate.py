@@ -16,6 +16,7 @@ from pathlib import Path
 from sadm.cli.options import OptionError, add_native_option, check_out_folder, choice_list
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, steps_or_default
 from sadm.evaluation.baselines import BASELINES
+from sadm.evaluation.calibration import reliability_diagram, spread_summary, spread_table
 from sadm.evaluation.held_out import load_held_out
 from sadm.evaluation.runner import BaselineMethod, ModelMethod, evaluate
 from sadm.evaluation.settings import SETTINGS
@@ -24,6 +25,7 @@ from sadm.storage.atomic import atomic_folder
 
 VARIANT_LABELS = {"sadm": "SADM", "diffusion-only": "diffusion-only", "attention-only": "attention-only"}
 TABLE_FILE, SUMMARY_FILE, ROWS_FILE, RECORD_FILE = "table.md", "summary.csv", "per_frame.csv", "evaluation.json"
+SPREAD_FILE, RELIABILITY_FILE = "spread_per_frame.csv", "reliability.png"
 
 
 def add_parser(commands) -> None:
@@ -226,7 +228,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "method_seconds": {name: round(value, 1) for name, value in result.seconds.items()},
         "summary": summary,
     }
+    spread = spread_summary(result.spread_rows) if result.spread_rows else []
+    if spread:
+        record["spread"] = spread
     table = report(record, summary, names, settings, rows)
+    if spread:
+        table += (
+            f"\n**The σ maps** (`--samples {args.samples}`), native grid: the share of voxels whose truth lies in "
+            "the central 50 / 90 / 95 % band of N(mean, σ²) and within ±2σ (all voxels, and those that changed by "
+            "more than 5 % of the range from the last observed frame), r(|error|, σ) and the mean σ; "
+            f"{RELIABILITY_FILE} plots observed against nominal coverage:\n\n{spread_table(spread)}"
+        )
     with atomic_folder(out) as staging:
         (staging / ROWS_FILE).write_text(
             to_csv(rows, ["method", "setting", "grid", "subject", "frame", *METRICS]), encoding="utf-8"
@@ -236,6 +248,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
         (staging / TABLE_FILE).write_text(table, encoding="utf-8")
         (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        if spread:
+            columns = list(result.spread_rows[0])
+            (staging / SPREAD_FILE).write_text(to_csv(result.spread_rows, columns), encoding="utf-8")
+            reliability_diagram(spread, staging / RELIABILITY_FILE)
     print(table)
     print(
         f"sadm evaluate: wrote {TABLE_FILE}, {SUMMARY_FILE}, {ROWS_FILE} and {RECORD_FILE} to {out} "

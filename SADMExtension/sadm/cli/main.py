@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sadm.cli import bench, data, demo, evaluate, generate, info, train
+from sadm.cli import bench, calibrate, data, demo, evaluate, generate, info, train
 from sadm.errors import SADMError
 
-COMMANDS = (train, generate, evaluate, bench, data, demo, info)
+COMMANDS = (train, generate, evaluate, calibrate, bench, data, demo, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

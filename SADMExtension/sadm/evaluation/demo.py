@@ -162,7 +162,8 @@ def _run(
         summary["frames"][str(i)]["truth_through_model_grid"] = through_grid[i]
         if spread:
             summary["frames"][str(i)]["std_mean"] = float(spread[i].mean())
-    files.append(_save_montage(staging, frames, mean, spread, roles, generated, native_guesses))
+    summary["std_calibrated"] = bool(spread) and generation.calibrated
+    files.append(_save_montage(staging, frames, mean, spread, roles, generated, native_guesses, generation.calibrated))
     files.append("metrics.json")
     summary["files"] = files
     (staging / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -233,10 +234,11 @@ def _mean_of(scores: dict[int, dict]) -> dict[str, float]:
     return {k: float(np.mean([m[k] for m in scores.values()])) for k in keys}
 
 
-def _save_montage(folder: Path, frames, mean, spread, roles, generated, guesses) -> str:
+def _save_montage(folder: Path, frames, mean, spread, roles, generated, guesses, calibrated: bool = False) -> str:
     """Native grid, one column per generated timepoint. Rows: ground truth / SADM / copy-last /
     registration (the model-free floor; `guesses` from `baseline_frames`) / |SADM − truth| / true
-    change and SADM's change from the last observed frame (blue less, red more) (/ std over samples)."""
+    change and SADM's change from the last observed frame (blue less, red more) (/ 2σ with samples > 1,
+    on the |SADM − truth| row's scale: where the error lies within it, the map told the truth)."""
     copies, registered = guesses["copy-last"], guesses["registration"]
     truth_row = [mid_slices(frames[i]) for i in generated]
     generated_row = [mid_slices(mean[i]) for i in generated]
@@ -253,9 +255,9 @@ def _save_montage(folder: Path, frames, mean, spread, roles, generated, guesses)
     ranges = [(low, high)] * 4 + [(0.0, span), (-span, span), (-span, span)]
     colormaps = ["gray"] * 4 + ["hot", "diverging", "diverging"]
     if spread:
-        rows.append([mid_slices(spread[i]) for i in generated])
-        labels.append("std (samples)")
-        ranges.append((0.0, (high - low) / 4))
+        rows.append([2.0 * mid_slices(spread[i]) for i in generated])
+        labels.append("2 sigma (calibrated)" if calibrated else "2 x std of draws")
+        ranges.append((0.0, span))
         colormaps.append("hot")
     save_montage(
         folder / "montage.png",

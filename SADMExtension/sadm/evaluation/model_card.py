@@ -169,9 +169,11 @@ def model_card(
     start: Path | None = None,
     pairs: list[tuple[Path, Path]] = (),
     stages: int | None = None,
+    published: dict | None = None,
 ) -> str:
-    """The card's Markdown. `stages`: how many stages the committed recipe has (see `stage_lines`)."""
-    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    """The card's Markdown. `stages`: how many stages the committed recipe has (see `stage_lines`);
+    `published`: the config.json as published (its sampling defaults and calibration), if not `model`'s."""
+    config = published or json.loads((model / "config.json").read_text(encoding="utf-8"))
     info = config["provenance"]
     training = info["training"]
     chain = training_chain(model)
@@ -194,6 +196,7 @@ def model_card(
         f"guidance w = {config['diffusion']['guidance']}",
         f"- native path (how generated frames reach the input grid unless a request names one): "
         f"`{config.get('native', DEFAULT_NATIVE_PATH)}`, chosen on validation subjects (seed 2000)",
+        spread_line(config.get("uncertainty") or {}),
         "",
         "## Training",
         f"- command: `scripts/train-bundled-model.sh {name}`, i.e. `{bundle['train_data']}` then "
@@ -235,6 +238,17 @@ def model_card(
         "- Generated frames are samples from a model: check them against what you know before using them.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def spread_line(uncertainty: dict) -> str:
+    """What the σ map of `--samples N` is for this model: calibrated (where, for which path) or not."""
+    if not uncertainty:
+        return "- σ map (`--samples N`): not calibrated — the std between the draws, which counts neither noise nor motion error"
+    return (
+        f"- σ map (`--samples N`): calibrated for the `{uncertainty['native']}` path with {uncertainty['samples']} draws "
+        f"on {uncertainty.get('fitted_on') or 'validation subjects'} (`sadm calibrate`; its coverage on the test "
+        "subjects is in the README, *Uncertainty maps*)"
+    )
 
 
 def _listed(names: list[str]) -> str:

@@ -18,6 +18,7 @@ from sadm.evaluation.blood_pool import BloodPoolRule
 from sadm.evaluation.metrics import score
 from sadm.evaluation.settings import setting_runs
 from sadm.generation.request import OBSERVED, build_request
+from sadm.generation.uncertainty import bucket_of, changed_voxels, coverage_row
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Prediction:
 
     native: dict[int, np.ndarray]
     model_grid: dict[int, np.ndarray] | None = None
+    spread: dict[int, np.ndarray] | None = None  # {index: σ map, native grid}: a model's with samples > 1
+    calibrated: bool = False  # whether `spread` is the calibrated predictive σ, not the draws' std
 
 
 class Method(Protocol):
@@ -96,7 +99,8 @@ class ModelMethod:
             native=self.native,
         )
         generation = self.engine.generate(inputs, request)
-        return Prediction(generation.mean, generation.mean_on_model_grid if grid_frames is not None else None)
+        on_grid = generation.mean_on_model_grid if grid_frames is not None else None
+        return Prediction(generation.mean, on_grid, generation.std, generation.calibrated)
 
 
 @dataclass
@@ -107,6 +111,9 @@ class EvaluationResult:
     rows: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     """{method: wall seconds of its predictions}, all runs together: what each answer costs."""
+    spread_rows: list[dict] = field(default_factory=list)
+    """One row per (method, setting, subject, frame) whose prediction came with a σ map: how well the
+    map covers the truth (`sadm.generation.uncertainty.coverage_row`), native grid."""
 
 
 def evaluate(
@@ -155,6 +162,19 @@ def evaluate(
                                 rule = sequence.blood_pool
                                 row["lv_ml"] = abs(rule.volume_ml(frame) - rule.volume_ml(truth[index]))
                             result.rows.append(row)
+                    for index, sigma in sorted((predicted.spread or {}).items()):
+                        truth, reference = sequence.frames[index], sequence.frames[reference_index(roles, index)]
+                        result.spread_rows.append(
+                            {
+                                "method": method.name,
+                                "setting": setting,
+                                "subject": sequence.subject,
+                                "frame": index,
+                                "bucket": bucket_of(roles, index, sequence.times[: len(roles)]),
+                                "calibrated": predicted.calibrated,
+                                **coverage_row(truth, predicted.native[index], sigma, changed_voxels(truth, reference)),
+                            }
+                        )
                 if progress is not None:
                     progress(f"{sequence.subject} {setting} {method.name}")
     return result

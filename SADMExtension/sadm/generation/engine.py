@@ -32,6 +32,7 @@ from sadm.generation.native import (
 )
 from sadm.generation.registration import PairFields, span_of
 from sadm.generation.request import FUTURE, GenerationRequest, SamplingOptions, extend_times
+from sadm.generation.uncertainty import Calibration, bucket_of, features, observed_noise_var
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import load_model
 from sadm.storage.registry import resolve_model
@@ -55,8 +56,10 @@ class Generation(Mapping):
         intensity: IntensityRange | None = None,
         anchor_draws: dict[int, np.ndarray] | None = None,
         registered: dict[int, np.ndarray] | None = None,
+        calibration: Calibration | None = None,
     ):
         self.request = request
+        self.calibration = calibration
         self.on_model_grid = on_model_grid
         """{index: (samples, *config.grid)} in the observed frames' intensities."""
         self.native_shape = tuple(native_shape)
@@ -131,14 +134,43 @@ class Generation(Mapping):
         """{index: config.grid float32}: the mean of the draws as the model made them."""
         return _mean_of_draws(self.on_model_grid)
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether `std` is the calibrated predictive spread: the model carries a calibration fitted for
+        this request's native path (sadm.generation.uncertainty)."""
+        return self.calibration is not None and self.calibration.native == self.request.sampling.native
+
     @cached_property
-    def std(self) -> dict[int, np.ndarray] | None:
-        """{index: (k, j, i) float32}: the voxel-wise std of the draws; None for one sample."""
-        if self.request.sampling.samples == 1:
-            return None
+    def draw_std(self) -> dict[int, np.ndarray]:
+        """{index: (k, j, i) float32}: the voxel-wise std of the draws alone (0 for one sample)."""
         return {
             index: volumes.std(axis=0, dtype=np.float64).astype(np.float32) for index, volumes in self.draws.items()
         }
+
+    @cached_property
+    def spread(self) -> dict[int, np.ndarray]:
+        """{index: (k, j, i) float32}: the calibrated predictive σ — acquisition noise, the draws'
+        spread and the motion's error, scaled so that ±1.96σ holds the truth at 95 % of voxels on the
+        validation subjects. Needs `calibrated`."""
+        if not self.calibrated:
+            raise ValueError("this model has no spread calibration for the request's native path")
+        noise_var = observed_noise_var(self._anchors)
+        roles, times = self.request.roles, self.request.times
+        return {
+            index: self.calibration.sigma(
+                bucket_of(roles, index, times), features(volumes, noise_var, roles, index, times)
+            )
+            for index, volumes in self.draws.items()
+        }
+
+    @cached_property
+    def std(self) -> dict[int, np.ndarray] | None:
+        """{index: (k, j, i) float32}: the map written beside each frame with samples > 1 (None for one
+        sample): the calibrated `spread` where the model has one (`calibrated`), else the draws' std,
+        which counts neither noise nor the motion's error."""
+        if self.request.sampling.samples == 1:
+            return None
+        return self.spread if self.calibrated else self.draw_std
 
     def __getitem__(self, index: int) -> np.ndarray:
         return self.mean[index]
@@ -186,6 +218,8 @@ class Engine:
         torch.compile the UNet — off by default, because on a CPU compiling costs more than it saves
         (README, "Design decisions beyond the paper"); try it on a GPU with `sadm bench --compile`."""
         self.model = model.to(device).eval().use_channels_last(channels_last)
+        uncertainty = model.config.uncertainty
+        self.calibration = Calibration.from_dict(uncertainty) if uncertainty else None
         if compile and self.model.unet is not None:
             self.model.unet.compile()
         self.device = device
@@ -291,4 +325,6 @@ class Engine:
             for index in generated
         }
         redraws = {index: volumes.cpu().numpy() for index, volumes in anchor_draws.items()}
-        return Generation(request, on_model_grid, native_shape, observed, intensity, redraws, registered)
+        return Generation(
+            request, on_model_grid, native_shape, observed, intensity, redraws, registered, self.calibration
+        )

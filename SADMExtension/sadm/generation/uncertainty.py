@@ -1,0 +1,258 @@
+"""A per-voxel predictive spread on the input's grid that counts what the draws alone miss.
+
+The spread between N draws measures only how the model's draws differ. On the native grid every draw
+moves the same observed frame, so it carries that frame's acquisition noise and shares the motion's
+error, while the truth has noise of its own. The predictive variance of a generated frame is therefore
+modelled, per voxel, as
+
+    σ² = s² · (σ_n² · (1 + Σ_a w_a²) + var(draws) + τ² · |∇μ|²)
+
+- σ_n²: the acquisition noise of the observed frames (`noise_sigma`, a robust high-pass estimate),
+  once for the target's own noise and once per anchor frame moved into it, with its blend weight w_a;
+- var(draws): the spread between the draws (0 for a frame registration makes);
+- τ² · |∇μ|²: a motion error of τ voxels moves an edge of gradient |∇μ| by τ·|∇μ| in intensity;
+- s: a conformal scale, so that ±1.96σ holds the truth at 95 % of voxels.
+
+τ and s are fitted on validation subjects (never on test subjects) per *bucket* — how the frame is
+made (between two observed frames, beyond the last two, or from one observed frame) and its distance
+in frames from the nearest observed one — and stored in the model folder's config.json ("uncertainty").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+from scipy import ndimage
+
+from sadm.errors import ConfigError
+from sadm.generation.registration import span_of
+from sadm.generation.request import OBSERVED
+
+LEVEL = 0.95  # the band the conformal scale calibrates
+Z_95 = 1.959964
+MAX_DISTANCE = 5  # frames; farther targets share the last bucket
+TAUS = np.concatenate([[0.0], np.geomspace(0.02, 8.0, 40)])  # motion errors tried, in voxels
+MIN_VOXELS = 1000  # a bucket fitted on fewer voxels falls back to its kind's, then to "all"
+
+
+def noise_sigma(volume: np.ndarray) -> float:
+    """The standard deviation of a volume's acquisition noise: the median absolute deviation of its
+    second differences along the two in-plane axes (each 6 σ² for white noise; a linear trend
+    cancels), over the flattest 60 % of voxels (edges are signal, not noise; the median ignores the
+    rest). Voxels whose neighbourhood touches an exact 0 (a skull-stripped or masked background) are
+    left out."""
+    volume = np.asarray(volume, dtype=np.float64)
+    smooth = ndimage.gaussian_filter(volume, 1.0)
+    slope = sum(g * g for g in np.gradient(smooth)[-2:])
+    residuals, slopes = [], []
+    for axis in (-1, -2):
+        n = volume.shape[axis]
+        if n < 3:
+            continue
+        a, b, c = (np.take(volume, range(start, n - 2 + start), axis=axis) for start in range(3))
+        valid = (a != 0) & (b != 0) & (c != 0)
+        residuals.append(((a - 2.0 * b + c) / np.sqrt(6.0))[valid])
+        slopes.append(np.take(slope, range(1, n - 1), axis=axis)[valid])
+    if not residuals or sum(r.size for r in residuals) < 10:
+        return 0.0
+    values, slopes = np.concatenate(residuals), np.concatenate(slopes)
+    values = values[slopes <= np.quantile(slopes, 0.6)]
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def bucket_of(roles: Sequence[str], target: int, times: Sequence[float] | None = None) -> str:
+    """How a target is made and how far it lies from what was observed, e.g. "between-1", "beyond-2",
+    "one-4": the key of its calibration."""
+    span = span_of(roles, target, times)
+    kind = "one" if span is None else ("between" if span.between else "beyond")
+    observed = [i for i, role in enumerate(roles) if role == OBSERVED and i != target]
+    distance = min(abs(target - i) for i in observed)
+    return f"{kind}-{min(distance, MAX_DISTANCE)}"
+
+
+def anchor_weights(roles: Sequence[str], target: int, times: Sequence[float] | None = None) -> list[float]:
+    """The weights with which observed frames are moved into the target: two (linear interpolation's)
+    between observed frames, else one."""
+    span = span_of(roles, target, times)
+    if span is None or not span.between:
+        return [1.0]
+    return [1.0 - span.fraction, span.fraction]
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the predictive variance of one target is built from (module docstring)."""
+
+    noise_var: float  # σ_n² · (1 + Σ w_a²)
+    draw_var: np.ndarray  # (k, j, i) or a scalar 0
+    gradient2: np.ndarray  # |∇μ|², voxel units
+
+    def variance(self, tau: float) -> np.ndarray:
+        return self.noise_var + self.draw_var + tau * tau * self.gradient2
+
+
+def features(draws: np.ndarray, noise_var_observed: float, roles: Sequence[str], target: int, times=None) -> Features:
+    """The features of a target from its draws (samples, k, j, i) and the observed frames' mean noise
+    variance."""
+    draws = np.asarray(draws, dtype=np.float64)
+    mean = draws.mean(axis=0)
+    draw_var = draws.var(axis=0) if len(draws) > 1 else np.zeros_like(mean)
+    gradient2 = sum(g * g for g in np.gradient(mean)) if min(mean.shape) > 1 else np.zeros_like(mean)
+    weights = anchor_weights(roles, target, times)
+    return Features(noise_var_observed * (1.0 + sum(w * w for w in weights)), draw_var, gradient2)
+
+
+@dataclass(frozen=True)
+class BucketFit:
+    tau: float  # motion error, voxels
+    scale: float  # conformal scale s
+    voxels: int  # how many validation voxels fitted it
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """τ and s per bucket, fitted on validation subjects for one native path (config.json "uncertainty")."""
+
+    buckets: dict[str, BucketFit]
+    native: str
+    samples: int
+    fitted_on: str = ""
+    level: float = LEVEL
+    method: str = "noise + draws + motion, conformal scale"
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def fit_for(self, bucket: str) -> BucketFit:
+        """The bucket's fit, else its kind's farthest fitted one, else the pooled one ("all")."""
+        if bucket in self.buckets:
+            return self.buckets[bucket]
+        kind = bucket.split("-")[0]
+        same_kind = sorted(k for k in self.buckets if k.startswith(kind + "-"))
+        return self.buckets[same_kind[-1]] if same_kind else self.buckets["all"]
+
+    def sigma(self, bucket: str, parts: Features) -> np.ndarray:
+        fit = self.fit_for(bucket)
+        return (fit.scale * np.sqrt(parts.variance(fit.tau))).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Calibration:
+        """Read config.json's "uncertainty", naming what is wrong."""
+        try:
+            buckets = {
+                str(k): BucketFit(float(v["tau"]), float(v["scale"]), int(v["voxels"]))
+                for k, v in data["buckets"].items()
+            }
+            calibration = cls(
+                buckets=buckets,
+                native=str(data["native"]),
+                samples=int(data["samples"]),
+                fitted_on=str(data.get("fitted_on", "")),
+                level=float(data.get("level", LEVEL)),
+                method=str(data.get("method", cls.method)),
+                notes=dict(data.get("notes", {})),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ConfigError(
+                f"config.json 'uncertainty' is not a calibration ({error!r}); refit it with `sadm calibrate`"
+            ) from error
+        if "all" not in buckets or any(f.tau < 0 or f.scale <= 0 for f in buckets.values()):
+            raise ConfigError("config.json 'uncertainty' needs an 'all' bucket and τ ≥ 0, s > 0 in every bucket")
+        return calibration
+
+
+@dataclass
+class FitSet:
+    """Validation voxels gathered per bucket: squared errors and the variance features."""
+
+    max_voxels_per_frame: int = 20000
+    seed: int = 0
+    _parts: dict[str, list[tuple[np.ndarray, ...]]] = field(default_factory=dict)
+
+    def add(self, bucket: str, truth: np.ndarray, mean: np.ndarray, parts: Features) -> None:
+        error2 = (np.asarray(truth, np.float64) - mean) ** 2
+        draw_var = np.broadcast_to(parts.draw_var, error2.shape)
+        rng = np.random.default_rng([self.seed, len(self._parts.get(bucket, [])), error2.size])
+        take = rng.choice(error2.size, min(self.max_voxels_per_frame, error2.size), replace=False)
+        sample = (
+            error2.ravel()[take],
+            np.full(take.size, parts.noise_var),
+            np.asarray(draw_var).ravel()[take],
+            np.asarray(parts.gradient2).ravel()[take],
+        )
+        self._parts.setdefault(bucket, []).append(sample)
+
+    def _arrays(self, keys: Sequence[str]) -> tuple[np.ndarray, ...]:
+        chunks = [chunk for key in keys for chunk in self._parts[key]]
+        return tuple(np.concatenate([chunk[n] for chunk in chunks]) for n in range(4))
+
+    def fit(self, native: str, samples: int, fitted_on: str) -> Calibration:
+        """τ by the Gaussian likelihood (its scale profiled out), then s as the conformal quantile of
+        |error| / σ at `LEVEL`, per bucket with enough voxels, per kind and pooled."""
+        groups: dict[str, list[str]] = {"all": list(self._parts)}
+        for key in self._parts:
+            groups.setdefault(key, [key])
+        buckets = {}
+        for name, keys in groups.items():
+            error2, noise_var, draw_var, gradient2 = self._arrays(keys)
+            if error2.size < MIN_VOXELS and name != "all":
+                continue
+            buckets[name] = _fit_bucket(error2, noise_var + draw_var, gradient2)
+        return Calibration(buckets, native, samples, fitted_on)
+
+
+def _fit_bucket(error2: np.ndarray, base_var: np.ndarray, gradient2: np.ndarray) -> BucketFit:
+    floor = max(float(np.median(base_var)) * 1e-3, 1e-12)
+    best = None
+    for tau in TAUS:
+        variance = np.maximum(base_var + tau * tau * gradient2, floor)
+        nll = float(np.mean(np.log(variance)) + np.log(np.mean(error2 / variance)))
+        if best is None or nll < best[0]:
+            best = (nll, float(tau), variance)
+    _, tau, variance = best
+    scale = float(np.quantile(np.sqrt(error2 / variance), LEVEL)) / Z_95
+    return BucketFit(tau, max(scale, 1e-6), int(error2.size))
+
+
+def observed_noise_var(observed: Mapping[int, np.ndarray]) -> float:
+    """The mean acquisition-noise variance of the observed frames (the target's own is assumed alike)."""
+    return float(np.mean([noise_sigma(frame) ** 2 for frame in observed.values()]))
+
+
+CHANGED = 0.05  # a voxel "changed" when it moved by more than 5 % of the intensity range
+
+
+def changed_voxels(truth: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Where the truth differs from the last observed frame by more than `CHANGED` of its range: the
+    voxels where the motion, not the noise, decides the error."""
+    truth = np.asarray(truth, np.float64)
+    span = float(truth.max() - truth.min()) or 1.0
+    return np.abs(truth - np.asarray(reference, np.float64)) > CHANGED * span
+
+
+RELIABILITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def coverage_row(truth: np.ndarray, mean: np.ndarray, sigma: np.ndarray, changed: np.ndarray) -> dict[str, float]:
+    """How a spread map scores against the truth: the share of voxels inside the 50 / 90 / 95 % bands
+    and ±2σ, over all voxels and over the voxels that changed; r(|error|, σ); sharpness (mean σ); the
+    observed coverage of each `RELIABILITY_LEVELS` band (a reliability diagram's points)."""
+    error = np.abs(np.asarray(truth, np.float64) - mean).ravel()
+    sigma = np.asarray(sigma, np.float64).ravel()
+    changed = np.asarray(changed, bool).ravel()
+    row: dict[str, float] = {}
+    for label, z in (("50", 0.674490), ("90", 1.644854), ("95", Z_95), ("2sigma", 2.0)):
+        inside = error <= z * sigma
+        row[f"cover_{label}"] = float(inside.mean())
+        row[f"cover_{label}_changed"] = float(inside[changed].mean()) if changed.any() else float("nan")
+    row["r_error_sigma"] = float(np.corrcoef(error, sigma)[0, 1]) if sigma.std() > 0 and error.std() > 0 else 0.0
+    row["sharpness"] = float(sigma.mean())
+    row["changed_share"] = float(changed.mean())
+    ratio = error / np.maximum(sigma, 1e-12)
+    for level in RELIABILITY_LEVELS:
+        row[f"reliability_{level:g}"] = float((ratio <= NormalDist().inv_cdf(0.5 + level / 2)).mean())
+    return row

@@ -1,0 +1,166 @@
+"""The calibrated spread map (issue 28): its noise estimate, its fit on a toy case whose truth is drawn
+from a known predictive distribution, its round trip through config.json and its use by the Engine."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from sadm import Engine
+from sadm.config import ModelConfig
+from sadm.errors import ConfigError
+from sadm.generation.uncertainty import (
+    Z_95,
+    BucketFit,
+    Calibration,
+    Features,
+    FitSet,
+    bucket_of,
+    changed_voxels,
+    coverage_row,
+    features,
+    noise_sigma,
+)
+from sadm.networks.sadm import SADM
+from sadm.storage.checkpoint import save_model
+from sadm_testing import moving_blob_sequence
+
+
+def smooth_volume(rng: np.random.Generator, shape=(16, 64, 64)) -> np.ndarray:
+    """Anatomy-like: smooth blobs with sharp-ish edges, values in about [0.2, 1]."""
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), 4.0)
+    return (0.2 + 0.8 * (field > 0) * 0.8 + 0.1 * field / field.std()).astype(np.float64)
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.03, 0.1])
+def test_the_noise_estimate_finds_a_known_noise_level_beside_edges_and_a_masked_background(sigma):
+    rng = np.random.default_rng(0)
+    clean = smooth_volume(rng)
+    noisy = clean + sigma * rng.standard_normal(clean.shape)
+    noisy[:, :, :8] = 0.0  # a skull-stripped background: exact zeros, not noise
+    assert noise_sigma(noisy) == pytest.approx(sigma, rel=0.1)
+
+
+def test_buckets_say_how_a_frame_is_made_and_how_far_from_what_was_observed():
+    roles = ["observed", "missing", "missing", "observed", "future", "future"]
+    assert [bucket_of(roles, t) for t in (1, 2, 4, 5)] == ["between-1", "between-1", "beyond-1", "beyond-2"]
+    single = ["observed"] + ["future"] * 8
+    assert bucket_of(single, 1) == "one-1" and bucket_of(single, 8) == "one-5"  # capped at 5 frames
+
+
+def toy_fit_set(tau: float, noise: float, rng: np.random.Generator, frames: int = 6) -> tuple[FitSet, list]:
+    """Frames whose truth is drawn from N(mean, noise²·2 + tau²·|∇mean|²): the model's own assumption."""
+    fit, held = FitSet(max_voxels_per_frame=30000), []
+    for _ in range(frames):
+        mean = smooth_volume(rng, (8, 48, 48))
+        parts = features(mean[None], noise * noise, ["observed", "future"], 1)
+        truth = mean + np.sqrt(parts.variance(tau)) * rng.standard_normal(mean.shape)
+        fit.add("one-1", truth, mean, parts)
+        held.append((truth, mean, parts))
+    return fit, held
+
+
+def test_on_a_toy_case_drawn_from_the_predicted_distribution_the_fit_finds_tau_and_nominal_coverage():
+    rng = np.random.default_rng(1)
+    fit, _ = toy_fit_set(tau=0.8, noise=0.02, rng=rng)
+    calibration = fit.fit("register", 8, "toy")
+    one = calibration.buckets["one-1"]
+    assert one.tau == pytest.approx(0.8, rel=0.15)
+    assert one.scale == pytest.approx(1.0, abs=0.05)
+    # fresh frames from the same distribution: every band holds its nominal share
+    _, fresh = toy_fit_set(tau=0.8, noise=0.02, rng=np.random.default_rng(2), frames=3)
+    for truth, mean, parts in fresh:
+        sigma = calibration.sigma("one-1", parts)
+        row = coverage_row(truth, mean, sigma, np.ones(truth.shape, bool))
+        assert row["cover_50"] == pytest.approx(0.50, abs=0.02)
+        assert row["cover_95"] == pytest.approx(0.95, abs=0.01)
+        assert row["cover_2sigma_changed"] == pytest.approx(0.954, abs=0.01)
+
+
+def test_a_map_ten_times_too_small_covers_far_less_and_the_conformal_scale_repairs_it():
+    """What issue 28 found (the draws' std alone): the scale must rise to make up for it."""
+    rng = np.random.default_rng(3)
+    _, held = toy_fit_set(tau=0.0, noise=0.05, rng=rng)
+    truth, mean, parts = held[0]
+    too_small = Features(parts.noise_var / 100.0, parts.draw_var, parts.gradient2)
+    assert coverage_row(truth, mean, np.sqrt(too_small.variance(0.0)), np.ones(truth.shape, bool))["cover_95"] < 0.2
+    refit = FitSet()
+    for truth, mean, parts in held:
+        refit.add("between-2", truth, mean, Features(parts.noise_var / 100.0, parts.draw_var, parts.gradient2))
+    scale = refit.fit("warp", 8, "toy").buckets["between-2"].scale
+    assert scale == pytest.approx(10.0, rel=0.1)
+
+
+def test_a_bucket_never_fitted_falls_back_to_its_kind_then_to_all():
+    calibration = Calibration(
+        {"all": BucketFit(1.0, 1.0, 5000), "one-1": BucketFit(0.5, 2.0, 5000), "one-3": BucketFit(0.7, 3.0, 5000)},
+        "register",
+        8,
+    )
+    assert calibration.fit_for("one-1").scale == 2.0
+    assert calibration.fit_for("one-5").scale == 3.0  # the farthest of its kind
+    assert calibration.fit_for("between-2").scale == 1.0
+
+
+def test_the_calibration_goes_through_config_json_and_a_broken_one_is_refused_with_a_clear_error(tmp_path):
+    calibration = Calibration(
+        {"all": BucketFit(0.5, 1.5, 9000), "beyond-1": BucketFit(1.25, 2.0, 4000)}, "warp", 8, "toy"
+    )
+    config = ModelConfig.from_dict({**ModelConfig().to_dict(), "uncertainty": calibration.to_dict()})
+    (tmp_path / "config.json").write_text(config.to_json(), encoding="utf-8")
+    again = ModelConfig.from_dict(json.loads((tmp_path / "config.json").read_text(encoding="utf-8")))
+    assert Calibration.from_dict(again.uncertainty) == calibration
+    with pytest.raises(ConfigError, match="sadm calibrate"):
+        Calibration.from_dict({"buckets": {"all": {"tau": 1.0}}, "native": "warp", "samples": 8})
+    with pytest.raises(ConfigError, match="'all' bucket"):
+        Calibration.from_dict({**calibration.to_dict(), "buckets": {"one-1": {"tau": 1, "scale": 1, "voxels": 9}}})
+
+
+def test_changed_voxels_are_where_the_truth_moved_by_more_than_five_percent_of_its_range():
+    reference = np.zeros((2, 4, 4))
+    truth = reference.copy()
+    truth[0, 0, 0], truth[1, 1, 1] = 1.0, 0.04
+    assert changed_voxels(truth, reference).sum() == 1
+
+
+@pytest.fixture
+def calibrated_engine(tmp_path, tiny_config):
+    torch.manual_seed(0)
+    calibration = Calibration({"all": BucketFit(0.5, 3.0, 9000), "one-1": BucketFit(1.0, 2.0, 9000)}, "warp", 2, "toy")
+    config = tiny_config.updated({"uncertainty": calibration.to_dict()})
+    return Engine.load(save_model(tmp_path / "calibrated", SADM(config).eval()), device="cpu")
+
+
+def test_the_engine_writes_the_calibrated_spread_for_its_path_and_the_draws_std_for_another(calibrated_engine):
+    frames = [f + 1.0 for f in moving_blob_sequence(3, (8, 16, 16))]
+    roles = ["observed", "future", "future"]
+    inputs = [frames[0], None, None]
+    calibrated = calibrated_engine.generate(inputs, roles, steps=2, samples=2, native="warp")
+    assert calibrated.calibrated
+    noise_var = noise_sigma(frames[0]) ** 2
+    expected = 2.0 * np.sqrt(features(calibrated.draws[1], noise_var, roles, 1).variance(1.0))
+    assert np.allclose(calibrated.std[1], expected, rtol=1e-5)
+    assert np.all(calibrated.std[1] > calibrated.draw_std[1])  # noise and motion come on top of the draws
+    other = calibrated_engine.generate(inputs, roles, steps=2, samples=2, native="resample")
+    assert not other.calibrated and np.array_equal(other.std[1], other.draw_std[1])
+    one = calibrated_engine.generate(inputs, roles, steps=2, samples=1, native="warp")
+    assert one.std is None
+
+
+def test_a_model_with_a_broken_calibration_fails_to_load_naming_it(tmp_path, tiny_config):
+    folder = save_model(tmp_path / "broken", SADM(tiny_config).eval())
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config["uncertainty"] = {"buckets": {}, "native": "warp"}
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ConfigError, match="uncertainty"):
+        Engine.load(folder, device="cpu")
+
+
+def test_the_conformal_constant_is_the_two_sided_95_percent_normal_quantile():
+    from statistics import NormalDist
+
+    assert pytest.approx(NormalDist().inv_cdf(0.975), abs=1e-6) == Z_95
