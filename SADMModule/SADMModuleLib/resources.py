@@ -119,6 +119,10 @@ def describeDevice(
         ).format(device=name, version=facts.get("torch"), build=facts.get("cuda_build") or "none")
     if resolved.startswith("cuda"):
         gpu = facts["cuda"][int(resolved.partition(":")[2] or 0)]
+        if gpu.get("free") is None:  # a GPU the worker did not run on: its free memory was not read
+            return _("CUDA: {name}, {total:.1f} GB; its free memory is checked when Generate starts").format(
+                name=gpu["name"], total=gpu["total"] / 2**30
+            )
         return _("CUDA: {name}, {free:.1f} GB free").format(name=gpu["name"], free=gpu["free"] / 2**30)
     if resolved == "mps":
         return _("Apple MPS")
