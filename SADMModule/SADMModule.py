@@ -216,6 +216,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._run = None
+        self._starting = False  # Generate pressed: installing packages or preparing the run
         self._updatingGui = False
         self.lastOutputs = None
         VTKObservationMixin.__init__(self)
@@ -255,8 +256,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self) -> None:
         """Stop the run and unbind the widgets: a deleted panel must not be written to by the parameter node."""
         if self._run is not None:
-            self._run.cancel()
-            self._run.wait(timeout=5.0)
+            self._run.cancel()  # not waited for: it stops within a step in the background
             self._run = None
         self._pollTimer.stop()
         if self.logic is not None:
@@ -346,7 +346,9 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._selectModelInSelector(parameters.model)
             self._showRolesHint()
             self._showDeviceInfo()
-            self.ui.generateButton.setEnabled(self._run is not None or self._currentInput() is not None)
+            self.ui.generateButton.setEnabled(
+                not self._starting and (self._run is not None or self._currentInput() is not None)
+            )
         finally:
             self._updatingGui = False
 
@@ -518,14 +520,33 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onGenerateButton(self) -> None:
         """Start a run, or cancel the running one."""
+        if self._starting:
+            return  # a click that came in through processEvents while packages install (pip's output)
         if self._run is not None:
             self._run.cancel()
             self.ui.generateButton.setEnabled(False)
             self._showStatus(_("Cancelling: stopping after the current denoising step…"))
             return
+        self._starting = True
+        self.ui.generateButton.setEnabled(False)
+        try:
+            self._startRun()
+        finally:
+            self._starting = False
+            if self._run is None:
+                self.ui.generateButton.setEnabled(self._parameterNode is not None and self._currentInput() is not None)
+
+    def _startRun(self) -> None:
         parameters = self._parameterNode
+        if parameters is None:
+            return
         with slicer.util.tryWithErrorDisplay(_("SADM could not start."), waitCursor=True):
             try:
+                missing = self.logic.missingPackages()
+                if missing:
+                    # The install runs on this thread for minutes: say so before it starts.
+                    self._showStatus(dependencies.installingMessage(missing))
+                    slicer.app.processEvents()
                 self.logic.installDependencies(askConfirmation=True)
                 request = self.logic.prepareRequest(
                     self._currentInput(),

@@ -244,7 +244,7 @@ class WorkerProcess:
         tail = lines[-5:]
         return text + ("\nIts last messages:\n" + "\n".join(tail) if tail else "")
 
-    def shutdown(self, timeout: float = SHUTDOWN_GRACE_S, wait: bool = False) -> None:
+    def shutdown(self, timeout: float | None = None, wait: bool = False) -> None:
         """End the worker without blocking the GUI: cancel its run, ask it to go and close its stdin; a
         background thread kills its process tree if it has not gone within `timeout`. wait=True: block
         until it has gone (tests, scripts)."""
@@ -263,6 +263,7 @@ class WorkerProcess:
         if process.poll() is not None:
             return
         _stopping.add((process, workerPid))
+        timeout = SHUTDOWN_GRACE_S if timeout is None else timeout
         reaper = threading.Thread(
             target=_reap, args=(process, workerPid, timeout), name="SADM worker stop", daemon=True
         )
