@@ -857,7 +857,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             modelName=str(model) if not os.path.isdir(str(model)) else Path(model).name,
             device=resolvedDevice,
             indexValues=inputs.outputIndexValues(sequenceInput, request),
-            notes=notes,
+            notes=sequenceInput.notes + notes,
             native=request.sampling.native or config.native,
         )
 
