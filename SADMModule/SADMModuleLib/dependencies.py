@@ -12,12 +12,13 @@ from collections.abc import Sequence
 import slicer
 from slicer.i18n import tr as _
 
+from sadm.errors import SADMError
 from SADMModuleLib import MODULE_DIR
 
 TORCH_REQUIREMENT = ">=2.1"
 
 
-class SADMDependencyError(RuntimeError):
+class SADMDependencyError(SADMError, RuntimeError):
     """A Python package SADM needs is missing; the message says how to install it."""
 
 

@@ -3,16 +3,14 @@ the GPU memory a run needs, and recovering from running out of it."""
 
 from __future__ import annotations
 
-import gc
 import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 from slicer.i18n import tr as _
 
-from sadm.errors import CheckpointError
+from sadm.errors import CheckpointError, SADMError
 from SADMModuleLib.dependencies import installedVersion, missingPackages, torchProblem
 from SADMModuleLib.models import DEFAULT_MODEL, resolveModel
 
@@ -22,7 +20,7 @@ REGISTERED_SECONDS = 1.0
 (about 0.85 s a frame of a 12×128×128 cine on 2 CPU threads, the pair's field shared by its frames)."""
 
 
-class SADMResourceError(RuntimeError):
+class SADMResourceError(SADMError, RuntimeError):
     """The chosen device cannot run the request (no CUDA, too little GPU memory)."""
 
 
@@ -190,15 +188,3 @@ def formatDuration(seconds: float) -> str:
     if seconds < 5400:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def isOutOfMemory(error: BaseException) -> bool:
-    name = type(error).__name__
-    return name == "OutOfMemoryError" or ("out of memory" in str(error).lower() and isinstance(error, RuntimeError))
-
-
-def freeGpuMemory() -> None:
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()

@@ -7,8 +7,10 @@ import numpy as np
 import slicer
 import vtk
 
+from sadm.errors import SADMError
 
-class SADMInputError(ValueError):
+
+class SADMInputError(SADMError, ValueError):
     """The selected nodes cannot be read as one sequence of scalar volumes."""
 
 
