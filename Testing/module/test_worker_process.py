@@ -322,7 +322,7 @@ def test_the_worker_writes_utf8_whatever_the_console_code_page(tmp_path, tiny_mo
     PYTHONIOENCODING=cp1252 in Slicer's environment) and read as UTF-8."""
     fake = tmp_path / "torch"
     fake.mkdir()
-    (fake / "__init__.py").write_text('raise OSError("Überwachung: Gerät fehlt")\n')
+    (fake / "__init__.py").write_text('raise OSError("Überwachung: Gerät fehlt")\n', encoding="utf-8")
     env = {**os.environ, "PYTHONIOENCODING": "cp1252", "PYTHONPATH": str(tmp_path)}
     worker = WorkerProcess(sys.executable, env=env)
     try:
