@@ -4,6 +4,7 @@ SADMModule.py that reads as the module (its jobs in SADMModuleLib)."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -22,7 +23,7 @@ MODULE_FILE = Path(SADMModule.__file__)
 
 def test_the_worker_and_the_console_path_share_one_engine_host(scene, logic, tiny_model):
     assert type(logic._host) is engine_host.EngineHost
-    assert type(worker_module.Worker(open(os.devnull, "w")).host) is engine_host.EngineHost  # noqa: SIM115
+    assert type(worker_module.Worker(io.StringIO()).host) is engine_host.EngineHost
     source = MODULE_FILE.read_text(encoding="utf-8") + Path(resources.__file__).read_text(encoding="utf-8")
     assert "Engine.load" not in source and "empty_cache" not in source  # no second cache or OOM recovery
 
