@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Callable
 
-import numpy as np
 import qt
 import SADMModuleLib  # noqa: F401  (first: makes the `sadm` engine importable)
 import slicer
 import vtk
-from SADMModuleLib import dependencies, inputs, models, resources, timepointtable
+from SADMModuleLib import dependencies, inputs, models, resources, selectors, timepointtable
 from SADMModuleLib import outputs as outputNodes
 from SADMModuleLib.dependencies import TORCH_REQUIREMENT, SADMDependencyError
 from SADMModuleLib.generationrun import GenerationRun
@@ -29,13 +28,9 @@ from SADMModuleLib.inputs import SequenceInput, parseTimes
 from SADMModuleLib.models import DEFAULT_MODEL
 from SADMModuleLib.outputs import ATTRIBUTE_PREFIX, GenerationOutputs
 from SADMModuleLib.preparedrequest import PreparedRequest
-from SADMModuleLib.resources import (
-    DEVICES,
-    SADMResourceError,
-    cpuSecondsPerStep,
-    freeGpuMemory,
-    isOutOfMemory,
-)
+from SADMModuleLib.resources import DEVICES, SADMResourceError, cpuSecondsPerStep
+from SADMModuleLib.sampledata import SAMPLE_DATA, registerSampleData
+from SADMModuleLib.selftest import SADMModuleTest
 from SADMModuleLib.volumes import SADMInputError, resampleOntoGrid
 from SADMModuleLib.workerprocess import WorkerProcess, WorkerRun
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSequenceNode
@@ -45,7 +40,6 @@ from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrappe
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
-    ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
@@ -55,6 +49,7 @@ from sadm.defaults import DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS
 from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError
 from sadm.generation import request as engineRequest  # torch-free: the one set of request rules
 from sadm.generation.request import FUTURE, MISSING, OBSERVED, ROLES
+from sadm.serving.host import EngineHost, OutOfDeviceMemory
 
 __all__ = [  # the console API and the names the tests and README use
     "ATTRIBUTE_PREFIX",
@@ -89,22 +84,9 @@ __all__ = [  # the console API and the names the tests and README use
 ]
 
 _cpuSecondsPerStep = cpuSecondsPerStep  # the name the cost-model test uses
-
-SAMPLE_DATA = (
-    # (sample name, file in Resources/SampleData, SHA256 of that file)
-    # Written by Testing/module/make_sample_data.py from the engine's synthetic generators.
-    (
-        "SADMCardiacSynthetic",
-        "SADMCardiacSynthetic.seq.nrrd",
-        "cfc0b726a4eb350a4737eb9d41d053870de746a741754a43381061144c824f95",
-    ),
-    (
-        "SADMBrainSynthetic",
-        "SADMBrainSynthetic.seq.nrrd",
-        "c7a6479acc84bef293ad1cdada7d58efbd39ba69b7d84fdfec189b673f2e6f32",
-    ),
-)
-
+MODEL_GUIDANCE = -0.05
+"""The panel's Guidance at its minimum, shown as "model's default": the model's own w, as the console API's
+guidance=None (the spin box's special value; one step up is 0)."""
 
 #
 # SADMModule
@@ -136,35 +118,6 @@ IPMI 2023. This module follows the 3D Slicer scripted-module template.
 
 
 #
-# Register sample data sets in Sample Data module
-#
-
-
-def registerSampleData() -> None:
-    """Add the synthetic cardiac and brain sequences shipped with the module to Sample Data, in its
-    "SADM" category (a source's category; Sample Data has no call to declare one)."""
-    import SampleData
-
-    resources = Path(__file__).resolve().parent / "Resources"
-    for sampleName, fileName, checksum in SAMPLE_DATA:
-        path = resources / "SampleData" / fileName
-        if not path.is_file():
-            logging.warning(f"SADM sample data {path} is missing; {sampleName} is not offered in Sample Data")
-            continue
-        SampleData.SampleDataLogic.registerCustomSampleDataSource(
-            category="SADM",
-            sampleName=sampleName,
-            thumbnailFileName=str(resources / "Icons" / f"{sampleName}.png"),
-            uris=path.as_uri(),
-            fileNames=fileName,
-            checksums=f"SHA256:{checksum}",
-            nodeNames=sampleName,
-            # `loadFileType`: the one spelling Slicer 5.6 (its only one) and 5.8+ (deprecated alias) accept.
-            loadFileType="SequenceFile",
-        )
-
-
-#
 # SADMModuleParameterNode
 #
 
@@ -191,7 +144,7 @@ class SADMModuleParameterNode:
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
     sampler: Annotated[str, Choice(list(SAMPLER_DEFAULT_STEPS))] = DEFAULT_SAMPLER
     steps: Annotated[int, WithinRange(1, 2000)] = SAMPLER_DEFAULT_STEPS[DEFAULT_SAMPLER]
-    guidance: Annotated[float, WithinRange(0.0, 10.0)] = 0.1
+    guidance: Annotated[float, WithinRange(MODEL_GUIDANCE, 10.0)] = MODEL_GUIDANCE
     seed: Annotated[int, WithinRange(0, 2**31 - 1)] = 0
     samples: Annotated[int, WithinRange(1, 32)] = 1
     showResult: bool = True
@@ -216,6 +169,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._run = None
+        self._starting = False  # Generate pressed: installing packages or preparing the run
         self._updatingGui = False
         self.lastOutputs = None
         VTKObservationMixin.__init__(self)
@@ -249,14 +203,13 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.generateButton.clicked.connect(self.onGenerateButton)
         self.ui.timesLineEdit.textChanged.connect(self._onTimesEdited)
 
-        self._fillModelSelector()
+        selectors.fillModels(self.ui.modelSelector, self.logic.availableModels())
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         """Stop the run and unbind the widgets: a deleted panel must not be written to by the parameter node."""
         if self._run is not None:
-            self._run.cancel()
-            self._run.wait(timeout=5.0)
+            self._run.cancel()  # not waited for: it stops within a step in the background
             self._run = None
         self._pollTimer.stop()
         if self.logic is not None:
@@ -339,14 +292,16 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.moveDownButton,
             ):
                 widget.setVisible(parameters.useVolumeList)
-            self._checkVolumesInSelector(parameters.inputVolumes)
+            selectors.checkVolumes(self.ui.inputVolumesSelector, parameters.inputVolumes)
             self._fillTimepointTable()
             if str(self.ui.timesLineEdit.property("text")) != parameters.times:
                 self.ui.timesLineEdit.setText(parameters.times)  # only a change from elsewhere moves the cursor
-            self._selectModelInSelector(parameters.model)
+            selectors.selectModel(self.ui.modelSelector, parameters.model)
             self._showRolesHint()
             self._showDeviceInfo()
-            self.ui.generateButton.setEnabled(self._run is not None or self._currentInput() is not None)
+            self.ui.generateButton.setEnabled(
+                not self._starting and (self._run is not None or self._currentInput() is not None)
+            )
         finally:
             self._updatingGui = False
 
@@ -411,42 +366,6 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
         )
 
-    def _fillModelSelector(self) -> None:
-        selector = self.ui.modelSelector
-        selector.clear()
-        for name, folder in self.logic.availableModels().items():
-            selector.addItem(name, name)
-            selector.setItemData(self._count(selector) - 1, str(folder), qt.Qt.ToolTipRole)
-        selector.addItem(_("Load folder…"), "")
-
-    def _selectModelInSelector(self, model: str) -> None:
-        selector = self.ui.modelSelector
-        index = selector.findData(model)
-        if index < 0:
-            # A folder loaded earlier, or a bundled name that is not installed: list it before "Load folder…".
-            label = (
-                Path(model).name if os.sep in model or "/" in model else _("{name} (not installed)").format(name=model)
-            )
-            index = max(0, self._count(selector) - 1)
-            selector.insertItem(index, label, model)
-            selector.setItemData(index, model, qt.Qt.ToolTipRole)
-        selector.setCurrentIndex(index)
-
-    @staticmethod
-    def _count(widget) -> int:
-        """Item count of a combo box: read as a Qt property, which every Python binding of Qt can do."""
-        return int(widget.property("count"))
-
-    def _checkVolumesInSelector(self, volumes) -> None:
-        selector = self.ui.inputVolumesSelector
-        wanted = {node.GetID() for node in volumes if node is not None}
-        selector.blockSignals(True)
-        for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
-            state = qt.Qt.Checked if node.GetID() in wanted else qt.Qt.Unchecked
-            if selector.checkState(node) != state:
-                selector.setCheckState(node, state)
-        selector.blockSignals(False)
-
     # --- GUI -> parameter node --------------------------------------------------------------
 
     def _onInputTypeToggled(self, *args) -> None:
@@ -500,11 +419,11 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.parent, _("Select an SADM model folder (config.json + model.safetensors)")
         )
         if not folder:
-            self._selectModelInSelector(self._parameterNode.model)
+            selectors.selectModel(self.ui.modelSelector, self._parameterNode.model)
             return
         problem = self.logic.modelProblem(folder)
         if problem:
-            self._selectModelInSelector(self._parameterNode.model)
+            selectors.selectModel(self.ui.modelSelector, self._parameterNode.model)
             self._showStatus(problem, error=True)
             return
         self._parameterNode.model = folder
@@ -518,14 +437,33 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onGenerateButton(self) -> None:
         """Start a run, or cancel the running one."""
+        if self._starting:
+            return  # a click that came in through processEvents while packages install (pip's output)
         if self._run is not None:
             self._run.cancel()
             self.ui.generateButton.setEnabled(False)
             self._showStatus(_("Cancelling: stopping after the current denoising step…"))
             return
+        self._starting = True
+        self.ui.generateButton.setEnabled(False)
+        try:
+            self._startRun()
+        finally:
+            self._starting = False
+            if self._run is None:
+                self.ui.generateButton.setEnabled(self._parameterNode is not None and self._currentInput() is not None)
+
+    def _startRun(self) -> None:
         parameters = self._parameterNode
+        if parameters is None:
+            return
         with slicer.util.tryWithErrorDisplay(_("SADM could not start."), waitCursor=True):
             try:
+                missing = self.logic.missingPackages()
+                if missing:
+                    # The install runs on this thread for minutes: say so before it starts.
+                    self._showStatus(dependencies.installingMessage(missing))
+                    slicer.app.processEvents()
                 self.logic.installDependencies(askConfirmation=True)
                 request = self.logic.prepareRequest(
                     self._currentInput(),
@@ -534,13 +472,13 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     device=parameters.device,
                     sampler=parameters.sampler,
                     steps=parameters.steps,
-                    guidance=parameters.guidance,
+                    guidance=None if parameters.guidance < 0 else parameters.guidance,
                     seed=parameters.seed,
                     samples=parameters.samples,
                     times=parseTimes(parameters.times),
                     inProcess=not self.logic.useWorkerProcess,
                 )
-            except (SADMError, SADMInputError, SADMDependencyError, SADMResourceError, ValueError) as error:
+            except (SADMError, ValueError) as error:  # the module's own errors derive from the engine's SADMError
                 self._showStatus(str(error), error=True)
                 return
             self._run = self.logic.startGeneration(request)
@@ -666,9 +604,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self._engine = None
-        self._engineKey = None
-        self._engineLock = threading.Lock()
+        self._host = EngineHost()  # the console path's engine, cached as the worker caches its own
         self._secondsPerStep: dict[tuple[str, str], float] = {}
         self._worker: WorkerProcess | None = None
 
@@ -713,7 +649,17 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         unchanged. Returns the new nodes (see GenerationOutputs).
         """
         request = self.prepareRequest(
-            inputSequenceOrVolumes, roles, model, device, sampler, steps, guidance, seed, samples, times, native
+            inputSequenceOrVolumes,
+            roles,
+            model=model,
+            device=device,
+            sampler=sampler,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            samples=samples,
+            times=times,
+            native=native,
         )
         for note in request.notes:
             logging.warning(f"SADM: {note}")
@@ -836,7 +782,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             modelName=str(model) if not os.path.isdir(str(model)) else Path(model).name,
             device=resolvedDevice,
             indexValues=inputs.outputIndexValues(sequenceInput, request),
-            notes=notes,
+            notes=sequenceInput.notes + notes,
             native=request.sampling.native or config.native,
         )
 
@@ -869,7 +815,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         its last run; this process's once it has run the engine itself; None before any run."""
         if self._worker is not None and self._worker.deviceFacts is not None:
             return self._worker.deviceFacts
-        if self._engine is not None:
+        if self._host.engine is not None:
             from sadm.devices import device_facts
 
             return device_facts()
@@ -901,36 +847,18 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     # --- running ----------------------------------------------------------------------------
 
     def engineFor(self, modelFolder: str, device: str):
-        """The loaded engine; reloaded only when the model (folder or weights) or the device changes."""
-        weights = Path(modelFolder) / "model.safetensors"
-        key = (str(Path(modelFolder).resolve()), device, weights.stat().st_mtime if weights.exists() else 0.0)
-        with self._engineLock:
-            if self._engineKey != key:
-                self._engine, self._engineKey = None, None
-                freeGpuMemory()
-                from sadm.generation.engine import Engine
-
-                self._engine = Engine.load(modelFolder, device)
-                self._engineKey = key
-            return self._engine
+        """The loaded engine; reloaded only when the model (folder or weights) or the device changes
+        (sadm.serving.host.EngineHost, the worker's own cache; the memory was checked by prepareRequest)."""
+        return self._host.engine_for(modelFolder, device, check_memory=False)
 
     def runRequest(self, request: PreparedRequest, progress=None, cancel: threading.Event | None = None):
         """Run the engine (any thread): its `Generation` (mean, std and every draw per frame). Touches no node."""
         engine = self.engineFor(request.modelFolder, request.device)
         started = time.monotonic()
         try:
-            result = engine.generate(request.frames, request.request, progress=progress, cancel=cancel)
-        except GenerationCancelled:
-            raise
-        except Exception as error:
-            if isOutOfMemory(error):
-                freeGpuMemory()
-                raise SADMResourceError(
-                    f"the GPU ran out of memory while generating {request.sampling.samples} sample(s); the memory was "
-                    f"freed. Lower Samples (now {request.sampling.samples}), close other programs that use the GPU, or set Device to "
-                    "'cpu' (slower)."
-                ) from error
-            raise
+            result = self._host.generate(engine, request.frames, request.request, progress=progress, cancel=cancel)
+        except OutOfDeviceMemory as error:
+            raise SADMResourceError(str(error)) from error
         self.recordSpeed(request, request.device, time.monotonic() - started)
         return result
 
@@ -944,133 +872,3 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
     def showResult(self, outputs: GenerationOutputs) -> None:
         """Side-by-side layout: the input (Red) and the generated sequence (Yellow) at the same timepoint."""
         outputNodes.showResult(outputs)
-
-
-#
-# SADMModuleTest
-#
-
-
-class SADMModuleTest(ScriptedLoadableModuleTest):
-    """The workflow a user follows, inside Slicer: sample data -> Logic -> panel -> bad input."""
-
-    STEPS = 3  # enough to exercise every code path quickly; results are not judged here
-
-    def setUp(self):
-        slicer.mrmlScene.Clear()
-
-    def runTest(self):
-        missing = dependencies.missingPackages()
-        if missing:
-            # The extension build server builds the PyTorch extension but installs no torch (PyTorchUtils
-            # does that on first use); as SlicerTotalSegmentator's self-test, check what needs no torch.
-            logging.warning(
-                f"SADM self-test: generation steps skipped, {', '.join(missing)} not installed. Install the "
-                "PyTorch extension and press Generate once (it offers to install them), then rerun the test."
-            )
-            self.setUp()
-            self.delayDisplay("Sample data: the synthetic cardiac sequence loads")
-            self.assertGreater(self._sampleSequence().GetNumberOfDataNodes(), 1)
-            return
-        self.setUp()
-        self.test_LogicGeneratesFutureFrameOnInputGrid()
-        self.setUp()
-        self.test_PanelGeneratesAndCancels()
-        self.setUp()
-        self.test_BadRolesLeaveSceneUnchanged()
-
-    def _model(self) -> str:
-        """The bundled demo model, or an untrained tiny one when the demo is not installed."""
-        if DEFAULT_MODEL in SADMModuleLogic.availableModels():
-            return DEFAULT_MODEL
-        import tempfile
-
-        from sadm.config import preset
-        from sadm.networks.sadm import SADM
-        from sadm.storage.checkpoint import save_model
-
-        folder = Path(tempfile.mkdtemp(prefix="SADMSelfTest")) / "tiny"
-        return str(save_model(folder, SADM(preset("tiny"))))
-
-    def _sampleSequence(self):
-        import SampleData
-
-        registerSampleData()
-        return SampleData.SampleDataLogic().downloadSample(SAMPLE_DATA[0][0])
-
-    def test_LogicGeneratesFutureFrameOnInputGrid(self):
-        self.delayDisplay("Logic: generate one future frame from the synthetic cardiac sequence")
-        sequence = self._sampleSequence()
-        frameCount = sequence.GetNumberOfDataNodes()
-        reference = sequence.GetNthDataNode(0)
-        before = slicer.util.arrayFromVolume(reference).copy()
-        roles = [OBSERVED] * min(frameCount, 3) + [FUTURE]
-        sequenceForRun = sequence if frameCount <= 3 else _firstItems(sequence, 3)
-        outputs = SADMModuleLogic().generate(sequenceForRun, roles, model=self._model(), steps=self.STEPS)
-        self.assertEqual(len(outputs.volumes), 1)
-        generated = outputs.volumes[0]
-        self.assertTrue(generated.GetName().endswith("_SADM_t3"))
-        self.assertEqual(slicer.util.arrayFromVolume(generated).shape, before.shape)
-        self.assertEqual(generated.GetSpacing(), reference.GetSpacing())
-        self.assertEqual(generated.GetOrigin(), reference.GetOrigin())
-        self.assertEqual(outputs.sequence.GetNumberOfDataNodes(), 4)
-        self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(sequence.GetNthDataNode(0)), before))
-        self.delayDisplay("Logic test passed")
-
-    def test_PanelGeneratesAndCancels(self):
-        self.delayDisplay("Panel: Generate, wait for 100 %, then Generate + Cancel")
-        # one observed frame: the model draws the future one (with two, a model whose path is `register` makes it by
-        # registration alone, too fast to cancel)
-        sequence = _firstItems(self._sampleSequence(), 1)
-        widget = SADMModuleWidget()
-        try:
-            parameters = widget._parameterNode
-            parameters.inputSequence = sequence
-            parameters.model = self._model()
-            parameters.steps = self.STEPS
-            parameters.futureCount = 1
-            widget.ui.generateButton.click()
-            self.assertIsNotNone(widget._run, widget.ui.statusLabel.property("text"))
-            _waitWhile(lambda: widget._run is not None)
-            self.assertEqual(widget.ui.progressBar.property("value"), widget.ui.progressBar.property("maximum"))
-            self.assertIsNotNone(widget.lastOutputs)
-            nodeCount = slicer.mrmlScene.GetNumberOfNodes()
-            parameters.steps = 400
-            widget.ui.generateButton.click()
-            _waitWhile(lambda: widget._run is not None and not widget.ui.progressBar.property("value") > 0)
-            widget.ui.generateButton.click()  # now "Cancel"
-            _waitWhile(lambda: widget._run is not None)
-            self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodeCount)
-        finally:
-            widget.cleanup()
-            widget.parent.deleteLater()
-        self.delayDisplay("Panel test passed")
-
-    def test_BadRolesLeaveSceneUnchanged(self):
-        self.delayDisplay("Bad input: first frame not observed")
-        sequence = _firstItems(self._sampleSequence(), 2)
-        nodeCount = slicer.mrmlScene.GetNumberOfNodes()
-        with self.assertRaises(InvalidRolesError):
-            SADMModuleLogic().generate(sequence, [MISSING, OBSERVED, FUTURE], model=self._model(), steps=self.STEPS)
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodeCount)
-        self.delayDisplay("Bad input test passed")
-
-
-def _firstItems(sequence, count: int):
-    """A new sequence holding the first `count` items (keeps self-tests short)."""
-    shorter = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{sequence.GetName()}_first{count}")
-    shorter.SetIndexName(sequence.GetIndexName())
-    shorter.SetIndexUnit(sequence.GetIndexUnit())
-    for item in range(min(count, sequence.GetNumberOfDataNodes())):
-        shorter.SetDataNodeAtValue(sequence.GetNthDataNode(item), sequence.GetNthIndexValue(item))
-    return shorter
-
-
-def _waitWhile(condition: Callable[[], bool], timeout: float = 300.0) -> None:
-    """Let the panel's QTimer run (it fires inside processEvents) until `condition` is false."""
-    deadline = time.monotonic() + timeout
-    while condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("SADM self-test: the run did not finish in time")
-        slicer.app.processEvents()
-        time.sleep(0.01)

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 import slicer
 from slicer.i18n import tr as _
 
+from sadm.errors import SADMError
 from SADMModuleLib import MODULE_DIR
 
 TORCH_REQUIREMENT = ">=2.1"
 
 
-class SADMDependencyError(RuntimeError):
+class SADMDependencyError(SADMError, RuntimeError):
     """A Python package SADM needs is missing; the message says how to install it."""
 
 
@@ -128,9 +129,34 @@ def checkDependencies() -> None:
         )
 
 
+def installingMessage(missing: Sequence[str]) -> str:
+    """What the panel says before an install that blocks Slicer for minutes starts."""
+    if "torch" in missing:
+        return _(
+            "Installing PyTorch through the PyTorch extension (and {others}): this takes several minutes, during which "
+            "Slicer does not respond. The PyTorch extension loads PyTorch into Slicer itself; restart Slicer afterwards "
+            "to free that memory."
+        ).format(others=", ".join(name for name in missing if name != "torch") or _("nothing else"))
+    return _("Installing {packages} with pip: Slicer does not respond until it is done.").format(
+        packages=", ".join(requirementsFor(missing))
+    )
+
+
+def isWindows() -> bool:
+    return sys.platform == "win32"
+
+
 def installDependencies(askConfirmation: bool = True) -> None:
     """Install what is missing, with consent: torch through the PyTorch extension, the rest with pip."""
     missing = missingPackages()
+    old = tooOld("torch")
+    if old is not None and isWindows():
+        # An upgrade in place fails while the old PyTorch's DLLs are loaded (in Slicer, or its worker).
+        raise SADMDependencyError(
+            f"PyTorch {old[0]} is installed but SADM needs PyTorch {TORCH_REQUIREMENT}. On Windows it cannot be "
+            "upgraded while it may be loaded: open the PyTorch Util module, press Uninstall PyTorch, restart Slicer, "
+            "then press Generate (it offers to install a current PyTorch)."
+        )
     if "torch" in missing:
         _installTorch(askConfirmation)
         missing.remove("torch")

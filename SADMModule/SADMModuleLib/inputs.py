@@ -8,13 +8,12 @@ import os
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
 import slicer
 from slicer import vtkMRMLSequenceNode
 
 from sadm.generation import request as engineRequest  # torch-free: the one set of request rules
 from sadm.generation.request import OBSERVED
-from SADMModuleLib.volumes import SADMInputError, checkScalarVolume, gridDifference, resampleOntoGrid
+from SADMModuleLib.volumes import SADMInputError, checkScalarVolume, frameVoxels, gridDifference, resampleOntoGrid
 
 
 @dataclass
@@ -29,6 +28,7 @@ class SequenceInput:
     indexValues: list[str] = field(default_factory=list)
     numericIndex: bool = True
     explicitTimes: bool = False  # index values are times the caller gave (console `times=`)
+    notes: list[str] = field(default_factory=list)  # what the user should know about how it was read
 
 
 def frameNames(inputSequenceOrVolumes) -> list[str]:
@@ -84,8 +84,15 @@ def readInput(inputSequenceOrVolumes) -> SequenceInput:
             sequenceNode=None,
             indexValues=[str(i) for i in range(len(volumes))],
         )
-    for position, node in enumerate(sequenceInput.frameNodes):
-        checkScalarVolume(node, position)
+    greyAsColour = [
+        position for position, node in enumerate(sequenceInput.frameNodes) if checkScalarVolume(node, position)
+    ]
+    if greyAsColour:
+        which = "Every frame" if len(greyAsColour) == len(sequenceInput.frameNodes) else f"Frames {greyAsColour}"
+        sequenceInput.notes.append(
+            f"{which} of {sequenceInput.name} is an RGB (vector) image whose channels are equal (grey stored as "
+            "colour, as ultrasound often is); it was read as a scalar image."
+        )
     return sequenceInput
 
 
@@ -100,7 +107,7 @@ def observedFrames(sequenceInput: SequenceInput, roles: list[str]):
             continue
         difference = gridDifference(node, reference) if index > 0 else None
         if difference is None:
-            frames.append(np.array(slicer.util.arrayFromVolume(node), copy=True))
+            frames.append(frameVoxels(node))
             continue
         frames.append(resampleOntoGrid(node, reference, index))
         resampled.add(index)

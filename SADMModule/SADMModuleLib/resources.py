@@ -3,16 +3,14 @@ the GPU memory a run needs, and recovering from running out of it."""
 
 from __future__ import annotations
 
-import gc
 import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 from slicer.i18n import tr as _
 
-from sadm.errors import CheckpointError
+from sadm.errors import CheckpointError, SADMError
 from SADMModuleLib.dependencies import installedVersion, missingPackages, torchProblem
 from SADMModuleLib.models import DEFAULT_MODEL, resolveModel
 
@@ -22,7 +20,7 @@ REGISTERED_SECONDS = 1.0
 (about 0.85 s a frame of a 12×128×128 cine on 2 CPU threads, the pair's field shared by its frames)."""
 
 
-class SADMResourceError(RuntimeError):
+class SADMResourceError(SADMError, RuntimeError):
     """The chosen device cannot run the request (no CUDA, too little GPU memory)."""
 
 
@@ -119,6 +117,10 @@ def describeDevice(
         ).format(device=name, version=facts.get("torch"), build=facts.get("cuda_build") or "none")
     if resolved.startswith("cuda"):
         gpu = facts["cuda"][int(resolved.partition(":")[2] or 0)]
+        if gpu.get("free") is None:  # a GPU the worker did not run on: its free memory was not read
+            return _("CUDA: {name}, {total:.1f} GB; its free memory is checked when Generate starts").format(
+                name=gpu["name"], total=gpu["total"] / 2**30
+            )
         return _("CUDA: {name}, {free:.1f} GB free").format(name=gpu["name"], free=gpu["free"] / 2**30)
     if resolved == "mps":
         return _("Apple MPS")
@@ -186,15 +188,3 @@ def formatDuration(seconds: float) -> str:
     if seconds < 5400:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def isOutOfMemory(error: BaseException) -> bool:
-    name = type(error).__name__
-    return name == "OutOfMemoryError" or ("out of memory" in str(error).lower() and isinstance(error, RuntimeError))
-
-
-def freeGpuMemory() -> None:
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()

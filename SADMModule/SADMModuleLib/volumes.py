@@ -7,13 +7,17 @@ import numpy as np
 import slicer
 import vtk
 
+from sadm.errors import SADMError
 
-class SADMInputError(ValueError):
+
+class SADMInputError(SADMError, ValueError):
     """The selected nodes cannot be read as one sequence of scalar volumes."""
 
 
-def checkScalarVolume(node, position: int) -> None:
-    """Frames must be single-component scalar volumes with voxels (not label maps, not RGB)."""
+def checkScalarVolume(node, position: int) -> bool:
+    """Frames must be scalar volumes with voxels (not label maps, not tensors). A vector (RGB) volume whose
+    channels are all equal is grey stored as colour, as ultrasound from DICOM often is: accepted, its first
+    channel read (returns True); a truly coloured one is refused, naming the module that converts it."""
     if node is None:
         raise SADMInputError(f"frame {position} is empty (no node); remove it or select a scalar volume")
     name, kind = node.GetName(), node.GetClassName()
@@ -22,23 +26,33 @@ def checkScalarVolume(node, position: int) -> None:
             f"frame {position} ({name}) is a label map ({kind}); SADM generates intensity images: give scalar "
             "volumes (Volumes module > Volume information > Convert to scalar volume)"
         )
-    if (
-        not node.IsA("vtkMRMLScalarVolumeNode")
-        or node.IsA("vtkMRMLVectorVolumeNode")
-        or node.IsA("vtkMRMLTensorVolumeNode")
-    ):
+    vector = node.IsA("vtkMRMLVectorVolumeNode")  # RGB; in MRML a subclass of the tensor volume node
+    if not node.IsA("vtkMRMLScalarVolumeNode") or (node.IsA("vtkMRMLTensorVolumeNode") and not vector):
         raise SADMInputError(
-            f"frame {position} ({name}) is a {kind}, not a scalar volume; give single-component scalar volumes "
-            "(convert RGB/vector images with the Vector to Scalar Volume module)"
+            f"frame {position} ({name}) is a {kind}, not a scalar volume; give single-component scalar volumes"
         )
     image = node.GetImageData()
     if image is None or image.GetNumberOfPoints() == 0:
         raise SADMInputError(f"frame {position} ({name}) has no voxels; load its image first")
-    if image.GetNumberOfScalarComponents() != 1:
-        raise SADMInputError(
-            f"frame {position} ({name}) has {image.GetNumberOfScalarComponents()} components per voxel; "
-            "SADM needs one (use the Vector to Scalar Volume module)"
-        )
+    components = image.GetNumberOfScalarComponents()
+    if components == 1:
+        return False
+    voxels = slicer.util.arrayFromVolume(node)
+    if voxels.ndim == 4 and np.array_equal(voxels, np.broadcast_to(voxels[..., :1], voxels.shape)):
+        return True
+    raise SADMInputError(
+        f"frame {position} ({name}) is a colour image ({kind}, {components} components per voxel whose values "
+        "differ); SADM needs one grey value per voxel. Convert the frames with Slicer's Vector to Scalar Volume "
+        "module (Converters > Vector to Scalar Volume, luminance) and give the result"
+    )
+
+
+def frameVoxels(node) -> np.ndarray:
+    """A frame's voxels as a (k, j, i) copy: the first channel of a grey image stored as RGB."""
+    voxels = slicer.util.arrayFromVolume(node)
+    if voxels.ndim == 4:
+        voxels = voxels[..., 0]
+    return np.array(voxels, copy=True)
 
 
 def ijkToWorld(node) -> vtk.vtkMatrix4x4:
@@ -102,6 +116,13 @@ def resampleOntoGrid(node, reference, position: int = 0) -> np.ndarray:
         )
     image = vtk.vtkImageData()
     image.ShallowCopy(node.GetImageData())
+    if image.GetNumberOfScalarComponents() > 1:  # grey stored as RGB: its first channel
+        first = vtk.vtkImageExtractComponents()
+        first.SetInputData(image)
+        first.SetComponents(0)
+        first.Update()
+        image = vtk.vtkImageData()
+        image.ShallowCopy(first.GetOutput())
     image.SetOrigin(0, 0, 0)
     image.SetSpacing(1, 1, 1)
     reslice = vtk.vtkImageReslice()

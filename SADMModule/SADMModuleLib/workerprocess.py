@@ -11,7 +11,9 @@ yields the events of SADMModuleLib.generationrun.GenerationRun, and the main thr
 
 from __future__ import annotations
 
+import atexit
 import collections
+import contextlib
 import logging
 import os
 import queue
@@ -26,18 +28,23 @@ from pathlib import Path
 
 import sadm
 import sadm.errors
-from sadm.errors import GenerationCancelled
+from sadm.errors import GenerationCancelled, SADMError
 from sadm.serving import protocol
 from SADMModuleLib.dependencies import SADMDependencyError, torchLoadProblem
 from SADMModuleLib.resources import deviceProblem
 
 STARTUP_TIMEOUT_S = 120.0
 """How long the worker may take to import torch and say `ready` (a cold start on a slow disk)."""
+SHUTDOWN_GRACE_S = 5.0
+"""How long a worker told to shut down may take before its process tree is killed (in the background)."""
 STDERR_LINES = 20
 """The worker's last stderr lines kept for the message when it stops unexpectedly."""
+LAUNCHER_CRASH = "exit abnormally"
+"""What CTK's launcher (PythonSlicer) prints when the program it runs crashed or was killed; it then
+exits with code 1 (CTK AppLauncher, Base/ctkAppLauncher.cpp, `applicationFinished`)."""
 
 
-class WorkerError(RuntimeError):
+class WorkerError(SADMError, RuntimeError):
     """The worker reported an error that is not one of the engine's own (e.g. out of memory)."""
 
 
@@ -45,18 +52,85 @@ class WorkerCrashed(WorkerError):
     """The worker process ended during a run; the next run starts a new one."""
 
 
+def findPython() -> str:
+    """The interpreter that runs the worker: in Slicer `sys.executable` is PythonSlicer; it is empty when
+    the application was started without its launcher (SlicerApp-real), then PythonSlicer is looked up on
+    PATH, as slicer.util's pip helpers, SlicerTotalSegmentator and SlicerMONAIAuto3DSeg do."""
+    if sys.executable:
+        return sys.executable
+    found = shutil.which("PythonSlicer")
+    if found:
+        return found
+    raise WorkerError(
+        "Slicer's Python (PythonSlicer) was not found: sys.executable is empty and PythonSlicer is not on PATH, "
+        "as when SlicerApp-real is started directly. Start Slicer with its launcher (Slicer, or Slicer.exe on "
+        "Windows), or add the folder that holds PythonSlicer (Slicer's bin folder) to PATH."
+    )
+
+
+def killProcessTree(process: subprocess.Popen | None, workerPid: int | None = None) -> None:
+    """Kill the worker and whatever runs it. In Slicer the process started is PythonSlicer, a CTK launcher
+    that runs python-real as its child and does not forward a kill (SlicerMONAIAuto3DSeg's process.py:
+    "proc.kill() does not work, that would only stop the launcher"). POSIX: the worker was started in its
+    own session, so its whole process group goes, and the pid the worker reported in `ready`; Windows:
+    `taskkill /T` on the launcher's tree and on the worker."""
+    pids = [pid for pid in (workerPid, None if process is None else process.pid) if pid]
+    if os.name == "nt":
+        for pid in pids:
+            subprocess.run(
+                ["taskkill", "/F", "/T", "/PID", str(pid)],
+                capture_output=True,
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+                check=False,
+            )
+    else:
+        if process is not None:
+            with contextlib.suppress(OSError):  # the launcher's group: the launcher and python-real
+                os.killpg(process.pid, signal.SIGKILL)
+        if workerPid and (process is None or process.poll() is None or workerPid != process.pid):
+            with contextlib.suppress(OSError):
+                os.kill(workerPid, signal.SIGKILL)
+    if process is not None:
+        with contextlib.suppress(OSError):
+            process.kill()
+
+
+_stopping: set = set()  # (process, workerPid) of workers told to shut down and not yet gone
+
+
+def _reap(process: subprocess.Popen, workerPid: int | None, grace: float) -> None:
+    """Background: wait for a worker told to shut down; kill its tree when it does not go in time."""
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        killProcessTree(process, workerPid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(grace)
+    _stopping.discard((process, workerPid))
+
+
+@atexit.register
+def _killStopping() -> None:
+    """Slicer quits: workers still shutting down are killed, not waited for."""
+    for process, workerPid in list(_stopping):
+        if process.poll() is None:
+            killProcessTree(process, workerPid)
+
+
 class WorkerProcess:
     """One warm `python -m sadm.serving` process. Start runs with `WorkerRun(worker, request).start()`;
     call `shutdown()` when the scene closes or Slicer quits."""
 
     def __init__(self, python: str | None = None, env: dict[str, str] | None = None) -> None:
-        """python: the interpreter (in Slicer, `sys.executable` is PythonSlicer). env: the worker's
+        """python: the interpreter (default `findPython()`: in Slicer, PythonSlicer). env: the worker's
         environment (default: this process's), with the `sadm` engine put on PYTHONPATH."""
-        self.python = python or sys.executable
+        self.python = python
         self.env = dict(os.environ if env is None else env)
         engineRoot = str(Path(sadm.__file__).resolve().parent.parent)
         self.env["PYTHONPATH"] = os.pathsep.join(p for p in (engineRoot, self.env.get("PYTHONPATH")) if p)
         self.env["PYTHONUNBUFFERED"] = "1"
+        # The pipes are read as UTF-8; on Windows Python would write them in the ANSI code page.
+        self.env["PYTHONIOENCODING"] = "utf-8"
         self._process: subprocess.Popen | None = None
         self._events: queue.Queue = queue.Queue()
         self._stderr: collections.deque = collections.deque(maxlen=STDERR_LINES)
@@ -65,6 +139,8 @@ class WorkerProcess:
         self._nextId = 0
         self.activeRun: WorkerRun | None = None
         self.starts = 0
+        self.workerPid: int | None = None
+        """The pid of the Python running the worker, from its `ready` (behind PythonSlicer, not `pid`)."""
         self.loads = 0  # model loads by the current worker, as its last `ready` / `result` said
         self.deviceFacts: dict | None = None
         """What the worker's torch runs on (sadm.devices.device_facts), from its last result: the panel
@@ -72,6 +148,7 @@ class WorkerProcess:
 
     @property
     def pid(self) -> int | None:
+        """The process started (in Slicer the PythonSlicer launcher; the worker itself is `workerPid`)."""
         return None if self._process is None else self._process.pid
 
     @property
@@ -83,9 +160,11 @@ class WorkerProcess:
         if self.running:
             return
         self._discard()
+        python = self.python or findPython()
+        newGroup = {"start_new_session": True} if os.name != "nt" else {}
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         self._process = subprocess.Popen(
-            [self.python, "-m", "sadm.serving"],
+            [python, "-m", "sadm.serving"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -95,14 +174,19 @@ class WorkerProcess:
             errors="replace",
             bufsize=1,
             creationflags=flags,
+            **newGroup,
         )
         self._events = queue.Queue()
         self._stderr.clear()
         self._ready = False
+        self.workerPid = None
         self.starts += 1
         process, events = self._process, self._events
-        threading.Thread(target=self._readStdout, args=(process, events), name="SADM worker", daemon=True).start()
-        threading.Thread(target=self._readStderr, args=(process,), name="SADM worker log", daemon=True).start()
+        stderrReader = threading.Thread(target=self._readStderr, args=(process,), name="SADM worker log", daemon=True)
+        stderrReader.start()
+        threading.Thread(
+            target=self._readStdout, args=(process, events, stderrReader), name="SADM worker", daemon=True
+        ).start()
 
     def newId(self) -> int:
         self._nextId += 1
@@ -131,6 +215,8 @@ class WorkerProcess:
             return None
         if event.get("event") == "ready":
             self._ready = True
+            if isinstance(event.get("pid"), int):
+                self.workerPid = event["pid"]
         if "loads" in event:
             self.loads = event["loads"]
         if isinstance(event.get("facts"), dict):
@@ -138,7 +224,10 @@ class WorkerProcess:
         return event
 
     def crashMessage(self, returncode: int | None) -> str:
-        """What happened to the worker, in words, with its last stderr lines."""
+        """What happened to the worker, in words, with its last stderr lines. Through PythonSlicer a worker
+        killed by a signal (the out-of-memory killer) or crashed shows as the launcher's exit code 1 and
+        its "exit abnormally" line."""
+        lines = [line for line in self._stderr if line.strip()]
         if returncode is not None and returncode < 0:
             try:
                 how = f"was killed by {signal.Signals(-returncode).name}"
@@ -146,15 +235,20 @@ class WorkerProcess:
                 how = f"was killed by signal {-returncode}"
             if -returncode == getattr(signal, "SIGKILL", 9):
                 how += " (often the system running out of memory)"
+        elif returncode == 1 and any(LAUNCHER_CRASH in line for line in lines[-3:]):
+            how = "crashed or was killed (often the system running out of memory)"
+            lines = [line for line in lines if LAUNCHER_CRASH not in line]
         else:
             how = f"stopped with exit code {returncode}"
         text = f"the SADM worker process {how}; no node was added. Press Generate again to start a new one."
-        tail = [line for line in self._stderr if line.strip()][-5:]
+        tail = lines[-5:]
         return text + ("\nIts last messages:\n" + "\n".join(tail) if tail else "")
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """End the worker: ask it, then kill it if it does not go within `timeout`."""
-        process = self._process
+    def shutdown(self, timeout: float | None = None, wait: bool = False) -> None:
+        """End the worker without blocking the GUI: cancel its run, ask it to go and close its stdin; a
+        background thread kills its process tree if it has not gone within `timeout`. wait=True: block
+        until it has gone (tests, scripts)."""
+        process, workerPid = self._process, self.workerPid
         if process is None:
             return
         if self.activeRun is not None and not self.activeRun.finished:
@@ -165,18 +259,29 @@ class WorkerProcess:
                 process.stdin.close()
         except OSError:
             pass
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         self._discard()
+        if process.poll() is not None:
+            return
+        _stopping.add((process, workerPid))
+        timeout = SHUTDOWN_GRACE_S if timeout is None else timeout
+        reaper = threading.Thread(
+            target=_reap, args=(process, workerPid, timeout), name="SADM worker stop", daemon=True
+        )
+        reaper.start()
+        if wait:
+            reaper.join()
+
+    def kill(self) -> None:
+        """Kill the worker's whole process tree now (it did not start in time)."""
+        process, workerPid = self._process, self.workerPid
+        self._discard()
+        killProcessTree(process, workerPid)
 
     def _discard(self) -> None:
         self._process = None
         self._ready = False
 
-    def _readStdout(self, process: subprocess.Popen, events: queue.Queue) -> None:
+    def _readStdout(self, process: subprocess.Popen, events: queue.Queue, stderrReader: threading.Thread) -> None:
         for line in process.stdout:
             if not line.strip():
                 continue
@@ -184,7 +289,9 @@ class WorkerProcess:
                 events.put(protocol.decode(line))
             except ValueError:
                 logging.warning(f"SADM worker: not a protocol line: {line.rstrip()[:200]}")
-        events.put({"event": "exited", "returncode": process.wait()})
+        returncode = process.wait()
+        stderrReader.join(2.0)  # its last lines (the launcher's "exit abnormally") belong to the message
+        events.put({"event": "exited", "returncode": returncode})
 
     def _readStderr(self, process: subprocess.Popen) -> None:
         for line in process.stderr:
@@ -301,7 +408,7 @@ class WorkerRun:
         event = self._worker.nextEvent(timeout)
         if event is None:
             if not self._worker._ready and time.monotonic() > self._startDeadline and not self.finished:
-                self._worker.shutdown(timeout=1.0)
+                self._worker.kill()
                 self._finish(
                     "failed",
                     WorkerCrashed(f"the SADM worker did not start within {STARTUP_TIMEOUT_S:.0f} s; it was stopped"),

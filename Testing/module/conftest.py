@@ -10,6 +10,8 @@ check does not differ between releases). `--slicer-version=5.6` runs everything 
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 import slicerharness
@@ -102,3 +104,18 @@ def logic():
 @pytest.fixture
 def qapp():
     return slicer.app.qapp
+
+
+@pytest.fixture
+def python_slicer(tmp_path_factory, monkeypatch):
+    """Make `sys.executable` PythonSlicer, as in Slicer: the harness's model of CTK's launcher, which runs
+    this interpreter as python-real behind it (slicerharness/launcher.py). Call it with the cold start to
+    model; it returns the launcher's path."""
+    from slicerharness.launcher import write_launcher
+
+    def make(cold_start_s: float = 0.0) -> str:
+        launcher = write_launcher(tmp_path_factory.mktemp("PythonSlicer"), cold_start_s)
+        monkeypatch.setattr(sys, "executable", launcher)
+        return launcher
+
+    return make

@@ -59,19 +59,41 @@ def test_label_map_is_not_an_image(scene, logic, tiny_model):
 
 
 def test_rgb_sequence_is_not_scalar(scene, logic, tiny_model):
+    """Issue 29 defect 12: a truly coloured sequence is refused, naming the module that converts it."""
     sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", "colour video")
     for t in range(2):
         rgb = slicer.vtkMRMLVectorVolumeNode()
-        slicer.util.updateVolumeFromArray(rgb, np.zeros((1, 8, 8, 3), np.uint8))
+        colour = np.zeros((1, 8, 8, 3), np.uint8)
+        colour[..., 0] = 200  # red
+        slicer.util.updateVolumeFromArray(rgb, colour)
         sequence.SetDataNodeAtValue(rgb, str(t))
     rejects(
         logic,
         sequence,
         [OBSERVED, OBSERVED, FUTURE],
         SADMInputError,
-        r"frame 0 .* is a vtkMRMLVectorVolumeNode, not a scalar volume",
+        r"frame 0 .* is a colour image \(vtkMRMLVectorVolumeNode, 3 components.*Vector to Scalar Volume module",
         model=tiny_model,
     )
+
+
+def test_grey_stored_as_rgb_is_read_as_scalar_with_a_note(scene, logic, tiny_model):
+    """Issue 29 defect 12: an echocardiography cine from DICOM is an RGB sequence whose channels are equal."""
+    frames = blob_frames(2)
+    grey = sequence_node(frames, "echo grey")
+    sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", "echo")
+    for t, frame in enumerate(frames):
+        rgb = slicer.vtkMRMLVectorVolumeNode()
+        rgb.SetName(f"echo_{t}")
+        slicer.util.updateVolumeFromArray(rgb, np.repeat(frame[..., None], 3, axis=-1))
+        sequence.SetDataNodeAtValue(rgb, str(40 * t))
+    request = logic.prepareRequest(sequence, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=2)
+    expected = logic.prepareRequest(grey, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=2)
+    assert [f.shape for f in request.frames[:2]] == [frames[0].shape] * 2
+    assert all(np.array_equal(a, b) for a, b in zip(request.frames[:2], expected.frames[:2]))
+    assert any("RGB (vector) image whose channels are equal" in note for note in request.notes), request.notes
+    outputs = logic.generate(sequence, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=2, showResult=False)
+    assert slicer.util.arrayFromVolume(outputs.volumes[0]).shape == frames[0].shape
 
 
 def test_empty_sequence(scene, logic, tiny_model):

@@ -4,22 +4,26 @@ a killed worker, the engine's own errors, and a stdout that carries only protoco
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 import torch
-from SADMModuleLib.workerprocess import WorkerCrashed, WorkerGeneration, WorkerProcess, WorkerRun
+from SADMModuleLib import workerprocess
+from SADMModuleLib.workerprocess import WorkerCrashed, WorkerError, WorkerGeneration, WorkerProcess, WorkerRun
 
 from sadm.errors import GenerationCancelled, InvalidRolesError
 from sadm.generation.engine import Engine
 from sadm.generation.request import GenerationRequest, SamplingOptions
 from sadm.serving import protocol
+from slicerharness.launcher import alive, children, write_launcher
 
 WAIT_S = 300  # a generous limit for a stuck worker, never a timing assertion
 
@@ -55,7 +59,7 @@ def worker():
     """A worker on this interpreter, with the test process's thread count (same float reductions)."""
     process = WorkerProcess(sys.executable, env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
     yield process
-    process.shutdown()
+    process.shutdown(wait=True)
 
 
 def run(worker: WorkerProcess, request: Request) -> tuple[WorkerRun, list[tuple]]:
@@ -188,3 +192,159 @@ def test_bad_roles_on_the_wire_get_the_engines_message(tiny_model, tmp_path):
     with pytest.raises(InvalidRolesError) as engine:
         GenerationRequest(("missing",))
     assert error == {"event": "error", "id": 1, "type": "InvalidRolesError", "message": str(engine.value)}
+
+
+# --- behind PythonSlicer (slicerharness/launcher.py models CTK's launcher) -------------------------
+
+
+def behind_launcher(tmp_path, cold_start_s: float = 0.0) -> WorkerProcess:
+    """A worker started as in Slicer: PythonSlicer, a launcher running python-real as its child."""
+    launcher = write_launcher(tmp_path, cold_start_s)
+    return WorkerProcess(launcher, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def python_real(worker: WorkerProcess) -> int:
+    """The pid of the launcher's child, the Python that runs (or is about to run) the worker."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = children(worker.pid)
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError("the launcher started no python-real")
+
+
+def wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def test_shutdown_kills_python_real_behind_the_launcher(tmp_path, tiny_model):
+    """Defect 1: `process.kill()` stopped only the launcher; the real worker went on holding its memory."""
+    worker = behind_launcher(tmp_path, cold_start_s=120)  # busy: it reads no command for two minutes
+    WorkerRun(worker, request_for(tiny_model)).start()
+    real = python_real(worker)
+    worker.shutdown(timeout=0.5)
+    assert wait_gone(real, 20), "python-real outlived the shutdown of its launcher"
+
+
+def test_the_startup_timeout_kills_python_real_behind_the_launcher(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setattr(workerprocess, "STARTUP_TIMEOUT_S", 1.0)
+    worker = behind_launcher(tmp_path, cold_start_s=120)
+    generation = WorkerRun(worker, request_for(tiny_model)).start()
+    real = python_real(worker)
+    generation.wait(WAIT_S)
+    assert generation.outcome == "failed" and "did not start within 1 s" in str(generation.error)
+    assert wait_gone(real, 20), "python-real outlived the startup timeout"
+
+
+def test_a_worker_killed_behind_the_launcher_is_reported_as_killed(tmp_path, tiny_model):
+    """Defect 6: through PythonSlicer a killed worker is the launcher's exit code 1 and 'exit abnormally'."""
+    worker = behind_launcher(tmp_path)
+    try:
+        long = WorkerRun(worker, request_for(tiny_model, steps=100_000)).start()
+        wait_for_progress(long)
+        assert worker.workerPid not in (None, worker.pid)  # the pid `ready` gave: python-real's
+        os.kill(worker.workerPid, signal.SIGKILL)  # as the out-of-memory killer does
+        long.wait(WAIT_S)
+        assert long.outcome == "failed" and isinstance(long.error, WorkerCrashed)
+        message = str(long.error)
+        assert "crashed or was killed (often the system running out of memory)" in message, message
+        assert "exit abnormally" not in message and "Generate again" in message
+    finally:
+        worker.shutdown(wait=True)
+
+
+def test_a_cancel_sent_during_a_cold_start_stops_the_run(tmp_path, tiny_model):
+    """Defect 2: generate and cancel both wait in the pipe while the worker starts; the cancel was dropped
+    (its id was not the current one yet) and the whole run went on behind "Cancelling…"."""
+    worker = behind_launcher(tmp_path, cold_start_s=2.0)
+    try:
+        long = WorkerRun(worker, request_for(tiny_model, steps=100_000)).start()
+        long.cancel()
+        long.wait(90)
+        assert long.outcome == "cancelled", f"the run went on after Cancel: {long.outcome}"
+        after, _ = run(worker, request_for(tiny_model))  # the same warm worker serves the next run
+        assert after.outcome == "done" and worker.starts == 1
+    finally:
+        worker.shutdown(wait=True)
+
+
+def test_a_cancel_read_before_its_generate_is_taken_cancels_it():
+    """Defect 2, deterministic: the reader thread has read both lines before the main thread takes the
+    generate command."""
+    from sadm.serving import worker as worker_module
+
+    channel = io.StringIO()
+    served = worker_module.Worker(channel)
+    generate = {"command": "generate", "id": 7, "model": "never-loaded", "request": {}, "frames": [], "output": ""}
+    served.read_commands(io.StringIO(protocol.encode(generate) + protocol.encode({"command": "cancel", "id": 7})))
+    assert served.serve() == 0
+    events = [json.loads(line) for line in channel.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["ready", "cancelled"] and events[1]["id"] == 7
+
+
+def test_the_end_of_stdin_cancels_the_running_request(tiny_model, tmp_path):
+    """Defect 3: Slicer gone (its end of the pipe closed) queued a shutdown behind the running request,
+    so an orphan worker finished its whole run."""
+    frame = protocol.save_array(tmp_path / "frame0.npy", frames(1)[0])
+    generate = {
+        "command": "generate",
+        "id": 1,
+        "model": tiny_model,
+        "device": "cpu",
+        "request": protocol.request_to_json(
+            request_for(tiny_model, roles=("observed", "future"), steps=100_000).request
+        ),
+        "frames": [frame, None],
+        "output": str(tmp_path / "out"),
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sadm.serving"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        process.stdin.write(protocol.encode(generate))
+        process.stdin.flush()
+        while json.loads(process.stdout.readline())["event"] != "progress":
+            pass
+        process.stdin.close()  # Slicer ended
+        assert process.wait(60) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_the_worker_writes_utf8_whatever_the_console_code_page(tmp_path, tiny_model):
+    """Defect 10: on Windows the worker's stderr was written in the ANSI code page (modelled here by
+    PYTHONIOENCODING=cp1252 in Slicer's environment) and read as UTF-8."""
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('raise OSError("Überwachung: Gerät fehlt")\n', encoding="utf-8")
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252", "PYTHONPATH": str(tmp_path)}
+    worker = WorkerProcess(sys.executable, env=env)
+    try:
+        generation = WorkerRun(worker, request_for(tiny_model)).start()
+        generation.wait(WAIT_S)
+        deadline = time.monotonic() + 10
+        while not any("OSError: Überwachung" in line for line in worker._stderr) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("OSError: Überwachung: Gerät fehlt" in line for line in worker._stderr), list(worker._stderr)
+    finally:
+        worker.shutdown(wait=True)
+
+
+def test_python_slicer_is_found_on_path_when_sys_executable_is_empty(tmp_path, tiny_model, monkeypatch):
+    """Defect 9: started without its launcher (SlicerApp-real), Slicer's sys.executable is ""."""
+    launcher = write_launcher(tmp_path)
+    monkeypatch.setattr(sys, "executable", "")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert workerprocess.findPython() == launcher
+
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(WorkerError, match="PythonSlicer\\) was not found.*Start Slicer with its launcher"):
+        workerprocess.findPython()
+    generation = WorkerRun(WorkerProcess(), request_for(tiny_model)).start()  # reported as the run's failure
+    assert generation.outcome == "failed" and "PythonSlicer) was not found" in str(generation.error)

@@ -4,6 +4,7 @@ protocol lines on stdout. Generation runs on the main thread; a reader thread ta
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import signal
@@ -16,7 +17,17 @@ from typing import TextIO
 
 from sadm.errors import GenerationCancelled
 from sadm.serving import protocol
+from sadm.serving.host import (
+    EngineHost,
+    OutOfDeviceMemory,
+    TorchLoadError,
+    free_device_memory,
+    is_out_of_memory,
+    out_of_memory_message,
+)
 from sadm.storage.atomic import atomic_folder
+
+__all__ = ["TorchLoadError", "Worker", "claim_stdout", "main"]
 
 
 def claim_stdout() -> TextIO:
@@ -33,23 +44,35 @@ class Worker:
     """Serves requests one at a time and keeps the last engine loaded (one model on one device:
     a second model would double the GPU memory held)."""
 
+    CANCELLED_IDS_KEPT = 64
+
     def __init__(self, channel: TextIO) -> None:
         self._channel = channel
         self._write_lock = threading.Lock()
         self._commands: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
+        self._state_lock = threading.Lock()  # _current, _cancelled and _host_gone change together
         self._current: object = None  # the id of the request being generated
-        self._engine = None
-        self._engine_key: tuple | None = None
-        self.loads = 0
+        self._cancelled: collections.deque = collections.deque(maxlen=self.CANCELLED_IDS_KEPT)
+        self._host_gone = False
+        self.host = EngineHost()
+
+    @property
+    def loads(self) -> int:
+        return self.host.loads
 
     def send(self, event: str, **fields) -> None:
         with self._write_lock:
-            self._channel.write(protocol.encode({"event": event, **fields}))
-            self._channel.flush()
+            try:
+                self._channel.write(protocol.encode({"event": event, **fields}))
+                self._channel.flush()
+            except (OSError, ValueError):
+                pass  # the host has gone: nobody reads; the run stops at the end of stdin
 
     def read_commands(self, stream: TextIO) -> None:
-        """Reader thread: a cancel takes effect at once; everything else queues for the main thread."""
+        """Reader thread: a cancel takes effect at once, also for a request not taken yet (a cold start:
+        generate and cancel both wait in the pipe); everything else queues for the main thread."""
+        told_to_stop = False
         for line in stream:
             if not line.strip():
                 continue
@@ -59,11 +82,30 @@ class Worker:
                 self._commands.put({"command": "invalid", "message": str(error)})
                 continue
             if message.get("command") == "cancel":
-                if message.get("id") is None or message.get("id") == self._current:
-                    self._cancel.set()
+                self.cancel(message.get("id"))
                 continue
+            told_to_stop = told_to_stop or message.get("command") == "shutdown"
             self._commands.put(message)
-        self._commands.put({"command": "shutdown"})  # the host closed our stdin (it ended or crashed)
+        if told_to_stop:
+            self._commands.put({"command": "shutdown"})  # the host said what it wanted before it closed stdin
+        else:
+            self.host_gone()
+
+    def cancel(self, request_id: object = None) -> None:
+        """Stop request `request_id` (None: the current one); one not started yet is cancelled when taken."""
+        with self._state_lock:
+            if request_id is None or request_id == self._current:
+                self._cancel.set()
+            elif request_id not in self._cancelled:
+                self._cancelled.append(request_id)
+
+    def host_gone(self) -> None:
+        """The host closed our stdin without a `shutdown` (Slicer ended or crashed): stop the running
+        request and take no more, so that an orphan does not finish its run."""
+        with self._state_lock:
+            self._host_gone = True
+            self._cancel.set()
+        self._commands.put({"command": "shutdown"})
 
     def cancel_current(self, *_signal) -> None:
         """SIGINT / SIGBREAK handler: stop the current request, keep the process."""
@@ -88,37 +130,27 @@ class Worker:
                     message=f"unknown command {command!r}; send generate, cancel or shutdown",
                 )
 
-    def _engine_key_for(self, folder: Path, device: str) -> tuple:
-        weights = folder / "model.safetensors"
-        return (str(folder.resolve()), device, weights.stat().st_mtime_ns if weights.exists() else 0)
-
     def engine_for(self, model: str, device: str, samples: int = 1):
-        """The loaded engine; loaded again only when the model folder, its weights or the device change.
-        On CUDA the memory check runs first, so a run that cannot fit is refused before any work."""
-        _load_torch()
-        from sadm.devices import check_gpu_memory, resolve_device
-        from sadm.generation.engine import Engine
-        from sadm.storage.checkpoint import read_config
-        from sadm.storage.registry import resolve_model
+        """The loaded engine (sadm.serving.host.EngineHost): loaded again only when the model folder, its
+        weights or the device change; on CUDA the memory check runs first."""
+        return self.host.engine_for(model, device, samples)
 
-        folder = resolve_model(model)
-        resolved = resolve_device(device)
-        key = self._engine_key_for(folder, str(resolved))
-        if resolved.type == "cuda":
-            loaded = key == self._engine_key  # its weights already sit in the allocated memory
-            check_gpu_memory(None if loaded else folder, read_config(folder), samples, resolved)
-        if key != self._engine_key:
-            self._engine, self._engine_key = None, None
-            _free_device_memory()
-            self._engine = Engine.load(folder, resolved)
-            self._engine_key = key
-            self.loads += 1
-        return self._engine
+    def _take(self, request_id: object) -> bool:
+        """Make `request_id` the current request; False when it was cancelled before it was taken."""
+        with self._state_lock:
+            if self._host_gone or request_id in self._cancelled:
+                if request_id in self._cancelled:
+                    self._cancelled.remove(request_id)
+                return False
+            self._cancel.clear()
+            self._current = request_id
+            return True
 
     def _generate(self, message: dict) -> None:
         request_id = message.get("id")
-        self._current = request_id
-        self._cancel.clear()
+        if not self._take(request_id):
+            self.send("cancelled", id=request_id, message="generation was cancelled before it started")
+            return
         started = time.monotonic()
         try:
             request = protocol.request_from_json(message["request"])
@@ -129,7 +161,7 @@ class Worker:
                 self.send("progress", id=request_id, done=done, total=total, frame=frame)
 
             generating = time.monotonic()
-            result = engine.generate(frames, request, progress=progress, cancel=self._cancel)
+            result = self.host.generate(engine, frames, request, progress=progress, cancel=self._cancel)
             generate_seconds = time.monotonic() - generating
             paths = _write_result(result, Path(message["output"]))
         except GenerationCancelled as error:
@@ -139,8 +171,6 @@ class Worker:
             traceback.print_exc(file=sys.stderr)
         else:
             seconds = time.monotonic() - started
-            from sadm.devices import device_facts
-
             release_cached_memory()  # before the facts, so the free memory they report is what Slicer gets
             self.send(
                 "result",
@@ -149,23 +179,13 @@ class Worker:
                 seconds=seconds,
                 generate_seconds=generate_seconds,
                 device=str(engine.device),
-                facts=device_facts(),
+                facts=device_facts(engine.device),
                 **paths,
             )
         finally:
-            self._current = None
+            with self._state_lock:
+                self._current = None
             release_cached_memory()
-
-
-class TorchLoadError(RuntimeError):
-    """PyTorch is installed but cannot be imported (on Windows, a DLL that fails to load is an OSError)."""
-
-
-def _load_torch() -> None:
-    try:
-        import torch  # noqa: F401
-    except (ImportError, OSError) as error:
-        raise TorchLoadError(f"{type(error).__name__}: {error}") from error
 
 
 def release_cached_memory() -> None:
@@ -194,29 +214,43 @@ def _write_result(result, output: Path) -> dict:
 
 def _describe_error(error: BaseException, message: dict) -> dict:
     """type + message of an error event; out-of-memory gets what to do about it."""
-    name = type(error).__name__
-    if name == "OutOfMemoryError" or ("out of memory" in str(error).lower() and isinstance(error, RuntimeError)):
-        _free_device_memory()
+    if isinstance(error, OutOfDeviceMemory) or is_out_of_memory(error):
+        free_device_memory()
         samples = (message.get("request") or {}).get("sampling", {}).get("samples", 1)
-        return {
-            "type": protocol.OUT_OF_MEMORY,
-            "message": (
-                f"the device ran out of memory while generating {samples} sample(s); the memory was freed. Lower "
-                f"Samples (now {samples}), close other programs that use the GPU, or set Device to 'cpu' (slower)."
-            ),
-        }
+        text = str(error) if isinstance(error, OutOfDeviceMemory) else out_of_memory_message(samples)
+        return {"type": protocol.OUT_OF_MEMORY, "message": text}
     if isinstance(error, KeyError):
         return {"type": "ProtocolError", "message": f"the generate command lacks the field {error}"}
-    return {"type": name, "message": str(error)}
+    return {"type": type(error).__name__, "message": str(error)}
 
 
-def _free_device_memory() -> None:
-    import gc
+def device_facts(used) -> dict:
+    """sadm.devices.device_facts without a CUDA context on every GPU: the free memory is read of the
+    device the run used only (mem_get_info creates a context of hundreds of MB on the GPU it asks,
+    kept by the warm worker); the other GPUs give their name and total memory from their properties."""
+    import torch
 
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    from sadm.devices import usable_gpu_memory
+
+    used = torch.device(used)
+    cuda = []
+    if torch.cuda.is_available():
+        current = (used.index or 0) if used.type == "cuda" else None
+        for index in range(torch.cuda.device_count()):
+            properties = torch.cuda.get_device_properties(index)
+            if index == current:
+                free, total = usable_gpu_memory(index)
+            else:
+                free, total = None, properties.total_memory
+            cuda.append({"name": properties.name, "free": None if free is None else int(free), "total": int(total)})
+    mps = getattr(torch.backends, "mps", None)
+    return {
+        "torch": str(torch.__version__),
+        "cuda_build": torch.version.cuda,
+        "cuda": cuda,
+        "mps": bool(mps is not None and mps.is_available()),
+        "threads": int(torch.get_num_threads()),
+    }
 
 
 def main() -> int:

@@ -44,7 +44,9 @@ class Application(QtCore.QObject):
         self._layout_manager = LayoutManager()
 
     def processEvents(self) -> None:
-        self.qapp.processEvents()
+        from .eventloop import keeping_none
+
+        keeping_none(self.qapp.processEvents)
 
     def testingEnabled(self) -> bool:
         return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import sys
 import time
 from collections.abc import Callable
 
@@ -20,6 +21,9 @@ from PySide6 import QtCore, QtWidgets
 
 _libc = ctypes.PyDLL(ctypes.util.find_library("c"))  # PyDLL: the GIL stays held during the call
 _IDLE_US = 2000  # one idle slice of the event loop
+_incref = ctypes.pythonapi.Py_IncRef  # given back for good: a list holding them would drop them again at exit
+_incref.argtypes = [ctypes.c_void_p]
+_incref.restype = None
 
 
 def hold_gil_idle(microseconds: int = _IDLE_US) -> None:
@@ -27,11 +31,24 @@ def hold_gil_idle(microseconds: int = _IDLE_US) -> None:
     _libc.usleep(ctypes.c_uint(int(microseconds)))
 
 
+def keeping_none(call, *args) -> None:
+    """`call(*args)`, giving back the references to None it drops. PySide6 6.12's
+    `QCoreApplication.processEvents()` and `sendPostedEvents()` each release one reference to None they
+    never took; Python 3.11's None is not immortal, so after a few thousand event-loop passes (a long
+    module test run) it is deallocated: "Fatal Python error: none_dealloc". Every harness pass of the
+    event loop goes through here."""
+    before = sys.getrefcount(None)
+    call(*args)  # (its result, None, would hold a reference while counted)
+    lost = before - sys.getrefcount(None)  # before anything here holds None again
+    for _ in range(lost):
+        _incref(id(None))
+
+
 def process_events() -> None:
     """One pass of the event loop, deferred deletes included, as Slicer's main loop runs them."""
     app = QtWidgets.QApplication.instance()
-    app.processEvents()
-    app.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
+    keeping_none(app.processEvents)
+    keeping_none(app.sendPostedEvents, None, QtCore.QEvent.DeferredDelete)
 
 
 def wait_until(

@@ -86,8 +86,10 @@ class ScriptedLoadableModuleTest(unittest.TestCase):
     messageDelay = 0
 
     def delayDisplay(self, message: str, requestedDelay=None, msec=None) -> None:
+        from .eventloop import keeping_none
+
         print(message)
-        QtWidgets.QApplication.processEvents()
+        keeping_none(QtWidgets.QApplication.processEvents)
 
     def takeScreenshot(self, name: str, description: str, type=-1) -> None:
         pass
