@@ -818,7 +818,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         if self._host.engine is not None:
             from sadm.devices import device_facts
 
-            return device_facts()
+            return device_facts(self._host.engine.device)
         return None
 
     def estimateSeconds(

@@ -64,14 +64,20 @@ def usable_gpu_memory(index: int) -> tuple[int, int]:
     return driver_free + torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index), total
 
 
-def device_facts() -> dict:
+def device_facts(used: str | torch.device | None = None) -> dict:
     """What this process's PyTorch can run on, as JSON-able facts: the warm worker sends them so the
-    Slicer panel can describe the device without importing torch (or creating a CUDA context) itself."""
+    Slicer panel can describe the device without importing torch (or creating a CUDA context) itself.
+    Free memory is read of the `used` GPU only (mem_get_info creates a context of hundreds of MB on the
+    GPU it asks, which a warm worker keeps); the others give their name and total from their properties
+    ("free": None)."""
+    used = None if used is None else torch.device(used)
+    current = (used.index or 0) if used is not None and used.type == "cuda" else None
     cuda = []
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
-            free, total = usable_gpu_memory(index)
-            cuda.append({"name": torch.cuda.get_device_name(index), "free": int(free), "total": int(total)})
+            properties = torch.cuda.get_device_properties(index)
+            free, total = usable_gpu_memory(index) if index == current else (None, properties.total_memory)
+            cuda.append({"name": properties.name, "free": None if free is None else int(free), "total": int(total)})
     mps = getattr(torch.backends, "mps", None)
     return {
         "torch": str(torch.__version__),

@@ -170,6 +170,8 @@ class Worker:
             self.send("error", id=request_id, **_describe_error(error, message))
             traceback.print_exc(file=sys.stderr)
         else:
+            from sadm.devices import device_facts  # torch is loaded by now: the engine ran
+
             seconds = time.monotonic() - started
             release_cached_memory()  # before the facts, so the free memory they report is what Slicer gets
             self.send(
@@ -222,35 +224,6 @@ def _describe_error(error: BaseException, message: dict) -> dict:
     if isinstance(error, KeyError):
         return {"type": "ProtocolError", "message": f"the generate command lacks the field {error}"}
     return {"type": type(error).__name__, "message": str(error)}
-
-
-def device_facts(used) -> dict:
-    """sadm.devices.device_facts without a CUDA context on every GPU: the free memory is read of the
-    device the run used only (mem_get_info creates a context of hundreds of MB on the GPU it asks,
-    kept by the warm worker); the other GPUs give their name and total memory from their properties."""
-    import torch
-
-    from sadm.devices import usable_gpu_memory
-
-    used = torch.device(used)
-    cuda = []
-    if torch.cuda.is_available():
-        current = (used.index or 0) if used.type == "cuda" else None
-        for index in range(torch.cuda.device_count()):
-            properties = torch.cuda.get_device_properties(index)
-            if index == current:
-                free, total = usable_gpu_memory(index)
-            else:
-                free, total = None, properties.total_memory
-            cuda.append({"name": properties.name, "free": None if free is None else int(free), "total": int(total)})
-    mps = getattr(torch.backends, "mps", None)
-    return {
-        "torch": str(torch.__version__),
-        "cuda_build": torch.version.cuda,
-        "cuda": cuda,
-        "mps": bool(mps is not None and mps.is_available()),
-        "threads": int(torch.get_num_threads()),
-    }
 
 
 def main() -> int:
