@@ -148,6 +148,7 @@ class SADMModuleParameterNode:
     seed: Annotated[int, WithinRange(0, 2**31 - 1)] = 0
     samples: Annotated[int, WithinRange(1, 32)] = 1
     showResult: bool = True
+    showSpread: bool = True
 
 
 #
@@ -570,7 +571,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("SADM could not add the results to the scene."), waitCursor=True):
             outputs = self.logic.createOutputNodes(run.request, run.result)
             if self._parameterNode.showResult:
-                self.logic.showResult(outputs)
+                self.logic.showResult(outputs, self._parameterNode.showSpread)
             self.lastOutputs = outputs
             self.ui.progressBar.setRange(0, 100)
             self.ui.progressBar.setValue(100)
@@ -629,13 +630,16 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         showResult: bool = True,
         times: Sequence[float] | None = None,
         native: str | None = None,
+        showSpread: bool = True,
     ) -> GenerationOutputs:
         """Generate every missing and future frame and add the results to the scene.
 
         inputSequenceOrVolumes: a vtkMRMLSequenceNode of scalar volumes, or a list of
         vtkMRMLScalarVolumeNode in time order. roles: one of "observed" / "missing" / "future" per
         input frame, then "future" once per timepoint to add. steps None: the sampler's default;
-        guidance None: the model's. samples > 1 returns the mean and adds "_std" maps.
+        guidance None: the model's. samples > 1 returns the mean and adds "_std" maps: the predictive σ,
+        calibrated where the model has a calibration (the truth within ±2σ at about 95 % of voxels on
+        validation subjects), shown over the generated frames with showResult unless showSpread is False.
         progress(doneSteps, totalSteps, frameIndex) is called after every denoising step; setting
         `cancel` stops within one step (GenerationCancelled is raised, no node is added).
         times: one time per timepoint (input and future), e.g. ages [61, 64.5, 70, 78]; they become the
@@ -666,7 +670,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         result = self.runRequest(request, progress, cancel)
         outputs = self.createOutputNodes(request, result)
         if showResult:
-            self.showResult(outputs)
+            self.showResult(outputs, showSpread)
         return outputs
 
     useWorkerProcess = True
@@ -869,6 +873,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         browser. If anything fails, every node added so far is removed again."""
         return outputNodes.createOutputNodes(request, result)
 
-    def showResult(self, outputs: GenerationOutputs) -> None:
-        """Side-by-side layout: the input (Red) and the generated sequence (Yellow) at the same timepoint."""
-        outputNodes.showResult(outputs)
+    def showResult(self, outputs: GenerationOutputs, showSpread: bool = True) -> None:
+        """Side-by-side layout: the input (Red) and the generated sequence (Yellow) at the same timepoint,
+        the σ maps over the latter (samples > 1) unless `showSpread` is False."""
+        outputNodes.showResult(outputs, showSpread)

@@ -13,22 +13,29 @@ from SADMModuleLib.inputs import SequenceInput
 from SADMModuleLib.preparedrequest import PreparedRequest
 
 ATTRIBUTE_PREFIX = "SADM."
+SPREAD_COLOURS = ("vtkMRMLColorTableNodeFileInferno.txt", "vtkMRMLColorTableNodeRainbow")
+"""The σ overlay's colour table: Inferno (perceptually uniform, dark where σ is small), or Rainbow where
+Slicer's colour files were not loaded; both are nodes Slicer's colour logic adds at startup."""
+SPREAD_OPACITY = 0.5
 
 
 class GenerationOutputs(list):
     """The nodes one run added, as a list (so `for n in outputs: slicer.mrmlScene.RemoveNode(n)`
     undoes it) with named parts: volumes (one per generated frame, index order), stdMaps (samples > 1),
-    sequence (observed + generated frames), inputSequence (the list input, as a sequence), browser,
-    and the browser's proxy nodes."""
+    sequence (observed + generated frames), spreadSequence (the σ maps at every timepoint, 0 where
+    observed; samples > 1), inputSequence (the list input, as a sequence), browser, and the browser's
+    proxy nodes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.volumes: list = []
         self.stdMaps: list = []
         self.sequence = None
+        self.spreadSequence = None
         self.inputSequence = None
         self.browser = None
         self.outputProxy = None
+        self.spreadProxy = None
         self.inputProxy = None
 
 
@@ -115,6 +122,8 @@ def addSequences(request: PreparedRequest, outputs: GenerationOutputs) -> None:
             frame = source.frameNodes[index]
         sequence.SetDataNodeAtValue(frame, value)  # a deep copy: the input node is only read
     tag(sequence, request)
+    if outputs.stdMaps:
+        addSpreadSequence(request, outputs)
     if source.sequenceNode is None:
         inputSequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{source.name}_SADM_input")
         outputs.append(inputSequence)
@@ -122,6 +131,42 @@ def addSequences(request: PreparedRequest, outputs: GenerationOutputs) -> None:
         copyIndexing(inputSequence, source)
         for node, value in zip(source.frameNodes, source.indexValues):
             inputSequence.SetDataNodeAtValue(node, value)
+
+
+def addSpreadSequence(request: PreparedRequest, outputs: GenerationOutputs) -> None:
+    """The σ maps as a sequence beside the output, so that the overlay follows the timepoint shown:
+    each generated frame's map, and zeros (known, shown transparent) at the observed frames."""
+    source = request.input
+    spread = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{source.name}_SADM_sigma")
+    outputs.append(spread)
+    outputs.spreadSequence = spread
+    copyIndexing(spread, source)
+    maps = dict(zip(request.targets, outputs.stdMaps))
+    shape = slicer.util.arrayFromVolume(outputs.stdMaps[0]).shape
+    for index, value in enumerate(request.indexValues):
+        frame = maps.get(index)
+        if frame is None:
+            frame = vtkMRMLScalarVolumeNode()  # detached: never enters the scene
+            frame.SetName(f"{source.name}_SADM_sigma_t{index}")
+            frame.CopyOrientation(request.geometry)
+            slicer.util.updateVolumeFromArray(frame, np.zeros(shape, np.float32))
+        spread.SetDataNodeAtValue(frame, value)
+    tag(spread, request, {"Statistic": "std"})
+
+
+def styleSpread(volume, high: float) -> None:
+    """A σ map as an overlay: a colour table a reader knows, window 0 to `high`, and 0 transparent."""
+    volume.CreateDefaultDisplayNodes()
+    display = volume.GetDisplayNode()
+    colours = [i for i in SPREAD_COLOURS if slicer.mrmlScene.GetNodeByID(i) is not None]
+    if colours:
+        display.SetAndObserveColorNodeID(colours[0])
+    display.AutoWindowLevelOff()
+    display.SetWindowLevelMinMax(0.0, high)
+    display.AutoThresholdOff()
+    display.SetLowerThreshold(high * 1e-3)
+    display.SetUpperThreshold(float(np.finfo(np.float32).max))
+    display.SetApplyThreshold(1)
 
 
 def addBrowser(request: PreparedRequest, outputs: GenerationOutputs) -> None:
@@ -135,19 +180,28 @@ def addBrowser(request: PreparedRequest, outputs: GenerationOutputs) -> None:
         # Show the input as it is: never write proxy edits back, never add items to it.
         browser.SetSaveChanges(comparison, False)
         browser.SetMissingItemMode(comparison, slicer.vtkMRMLSequenceBrowserNode.MissingItemCreateFromPrevious)
+    if outputs.spreadSequence is not None:
+        browser.AddSynchronizedSequenceNodeID(outputs.spreadSequence.GetID())
+        browser.SetSaveChanges(outputs.spreadSequence, False)
     browser.SetSelectedItemNumber(request.targets[0])
     slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
     outputs.outputProxy = browser.GetProxyNode(outputs.sequence)
-    if request.transformNodeID and outputs.outputProxy is not None:
-        outputs.outputProxy.SetAndObserveTransformNodeID(request.transformNodeID)  # where frame 0 is shown
+    if outputs.spreadSequence is not None:
+        outputs.spreadProxy = browser.GetProxyNode(outputs.spreadSequence)
+        high = max(float(np.percentile(slicer.util.arrayFromVolume(m), 99)) for m in outputs.stdMaps)
+        styleSpread(outputs.spreadProxy, high or 1.0)
+    for proxy in (outputs.outputProxy, outputs.spreadProxy):
+        if request.transformNodeID and proxy is not None:
+            proxy.SetAndObserveTransformNodeID(request.transformNodeID)  # where frame 0 is shown
     outputs.inputProxy = browser.GetProxyNode(comparison) if comparison is not None else None
-    for proxy in (outputs.outputProxy, outputs.inputProxy):
+    for proxy in (outputs.outputProxy, outputs.spreadProxy, outputs.inputProxy):
         if proxy is not None and proxy not in outputs:
             outputs.append(proxy)
 
 
-def showResult(outputs: GenerationOutputs) -> None:
-    """Side-by-side layout: the input (Red) and the generated sequence (Yellow) at the same timepoint."""
+def showResult(outputs: GenerationOutputs, showSpread: bool = True) -> None:
+    """Side-by-side layout: the input (Red) and the generated sequence (Yellow) at the same timepoint,
+    with the σ maps over the generated sequence (samples > 1, unless `showSpread` is False)."""
     layoutManager = slicer.app.layoutManager() if hasattr(slicer.app, "layoutManager") else None
     if layoutManager is None:
         return  # no views (Slicer without main window)
@@ -158,6 +212,9 @@ def showResult(outputs: GenerationOutputs) -> None:
         if volume is not None:
             composite.SetBackgroundVolumeID(volume.GetID())
             composite.SetForegroundVolumeID(None)
+            if composite.GetLayoutName() == "Yellow" and showSpread and outputs.spreadProxy is not None:
+                composite.SetForegroundVolumeID(outputs.spreadProxy.GetID())
+                composite.SetForegroundOpacity(SPREAD_OPACITY)
     slicer.util.resetSliceViews()
 
 

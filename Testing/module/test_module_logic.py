@@ -176,6 +176,32 @@ def test_several_samples_give_the_mean_and_a_standard_deviation_map(scene, logic
     assert np.array_equal(ijk_to_ras(std), ijk_to_ras(mean))
 
 
+def test_the_sigma_maps_follow_the_timepoint_over_the_generated_frames(scene, logic, tiny_model):
+    """Issue 28: the σ map is shown where users look — over the generated frame in the side-by-side
+    view, a colour table Slicer has, half transparent, nothing over the observed frames (σ 0)."""
+    sequence = sequence_node(blob_frames(2), "heart", **oblique_geometry())
+    outputs = logic.generate(
+        sequence, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, sampler="ancestral", steps=STEPS, samples=2, seed=1
+    )
+    spread = outputs.spreadSequence
+    assert spread.GetName() == "heart_SADM_sigma" and spread.GetNumberOfDataNodes() == 3
+    assert not slicer.util.arrayFromVolume(spread.GetNthDataNode(0)).any()  # observed: known
+    assert np.array_equal(
+        slicer.util.arrayFromVolume(spread.GetNthDataNode(2)), slicer.util.arrayFromVolume(outputs.stdMaps[0])
+    )
+    yellow = next(c for c in slicer.util.getNodesByClass("vtkMRMLSliceCompositeNode") if c.GetLayoutName() == "Yellow")
+    assert yellow.GetForegroundVolumeID() == outputs.spreadProxy.GetID() and yellow.GetForegroundOpacity() == 0.5
+    display = outputs.spreadProxy.GetDisplayNode()
+    assert display.GetColorNodeID() == "vtkMRMLColorTableNodeRainbow"  # Inferno where Slicer loaded its files
+    assert display.GetApplyThreshold() and 0 < display.GetLowerThreshold() < display.GetWindowLevelMax()
+    assert np.array_equal(ijk_to_ras(outputs.spreadProxy), ijk_to_ras(outputs.stdMaps[0]))
+
+    hidden = logic.generate(
+        sequence, [OBSERVED, OBSERVED, FUTURE], model=tiny_model, steps=STEPS, samples=2, seed=1, showSpread=False
+    )
+    assert hidden.spreadSequence is not None and yellow.GetForegroundVolumeID() is None
+
+
 def test_same_seed_same_result_and_the_model_stays_loaded(scene, logic, tiny_model):
     sequence = sequence_node(blob_frames(2), "heart")
     first = logic.generate(

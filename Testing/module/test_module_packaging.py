@@ -99,6 +99,7 @@ def test_every_parameter_widget_in_the_ui_names_a_parameter_node_field():
         "seed": "QSpinBox",
         "samples": "QSpinBox",
         "showResult": "QCheckBox",
+        "showSpread": "QCheckBox",
         "times": "QLineEdit",
     }
     classes = {widget.get("class") for widget in tree.iter("widget")}

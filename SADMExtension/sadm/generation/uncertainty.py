@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 
 import numpy as np
-from scipy import ndimage
+import SimpleITK as sitk
 
 from sadm.errors import ConfigError
 from sadm.generation.registration import span_of
@@ -45,7 +45,7 @@ def noise_sigma(volume: np.ndarray) -> float:
     rest). Voxels whose neighbourhood touches an exact 0 (a skull-stripped or masked background) are
     left out."""
     volume = np.asarray(volume, dtype=np.float64)
-    smooth = ndimage.gaussian_filter(volume, 1.0)
+    smooth = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(volume), 1.0))
     slope = sum(g * g for g in np.gradient(smooth)[-2:])
     residuals, slopes = [], []
     for axis in (-1, -2):

@@ -77,12 +77,22 @@ def install() -> None:
 
 
 def new_scene():
-    """A fresh scene as Slicer starts one: layout node, slice composite nodes, sequences logic."""
+    """A fresh scene as Slicer starts one: layout node, slice composite nodes, sequences logic, and the
+    default colour nodes that Slicer's colour logic adds (vtkMRMLColorLogic::AddDefaultColorNodes; the
+    wheel has no application logic to find Slicer's colour files, so the file-based tables such as
+    Inferno are missing here while Slicer has them: code must work without them)."""
     import slicer
+    import vtk
 
     scene = slicer.vtkMRMLScene()
     slicer.mrmlScene = scene
     slicer.modules.sequences.bind(scene)
+    warnings = vtk.vtkObject.GetGlobalWarningDisplay()
+    vtk.vtkObject.GlobalWarningDisplayOff()  # "FindDefaultColorFiles failed: Unable to get application logic"
+    colours = slicer.vtkSlicerColorLogic()
+    colours.SetMRMLScene(scene)
+    colours.SetMRMLScene(None)  # the nodes stay; the logic observes nothing afterwards
+    vtk.vtkObject.SetGlobalWarningDisplay(warnings)
     layout = slicer.vtkMRMLLayoutNode()
     layout.SetSingletonTag("vtkMRMLLayoutNode")
     for arrangement, views in _layouts().items():
