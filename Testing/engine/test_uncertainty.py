@@ -13,12 +13,12 @@ from scipy import ndimage
 from sadm import Engine
 from sadm.config import ModelConfig
 from sadm.errors import ConfigError
+from sadm.evaluation.calibration import FitSet
 from sadm.generation.uncertainty import (
     Z_95,
     BucketFit,
     Calibration,
     Features,
-    FitSet,
     bucket_of,
     changed_voxels,
     coverage_row,
@@ -52,27 +52,31 @@ def test_buckets_say_how_a_frame_is_made_and_how_far_from_what_was_observed():
     assert bucket_of(single, 1) == "one-1" and bucket_of(single, 8) == "one-5"  # capped at 5 frames
 
 
-def toy_fit_set(tau: float, noise: float, rng: np.random.Generator, frames: int = 6) -> tuple[FitSet, list]:
-    """Frames whose truth is drawn from N(mean, noise²·2 + tau²·|∇mean|²): the model's own assumption."""
+def toy_fit_set(
+    noise_weight: float, motion: float, noise: float, rng: np.random.Generator, frames: int = 6
+) -> tuple[FitSet, list]:
+    """Frames whose truth is drawn from N(mean, α·noise²·2 + γ·|∇mean|²): the model's own assumption,
+    with the noise estimate off by a factor α (as texture on a coarse grid makes it)."""
     fit, held = FitSet(max_voxels_per_frame=30000), []
     for _ in range(frames):
         mean = smooth_volume(rng, (8, 48, 48))
         parts = features(mean[None], noise * noise, ["observed", "future"], 1)
-        truth = mean + np.sqrt(parts.variance(tau)) * rng.standard_normal(mean.shape)
+        truth = mean + np.sqrt(parts.variance(noise_weight, 1.0, motion)) * rng.standard_normal(mean.shape)
         fit.add("one-1", truth, mean, parts)
         held.append((truth, mean, parts))
     return fit, held
 
 
-def test_on_a_toy_case_drawn_from_the_predicted_distribution_the_fit_finds_tau_and_nominal_coverage():
-    rng = np.random.default_rng(1)
-    fit, _ = toy_fit_set(tau=0.8, noise=0.02, rng=rng)
+def test_on_a_toy_case_drawn_from_the_predicted_distribution_the_fit_finds_the_weights_and_nominal_coverage():
+    fit, _ = toy_fit_set(noise_weight=2.25, motion=0.64, noise=0.02, rng=np.random.default_rng(1))
     calibration = fit.fit("register", 8, "toy")
     one = calibration.buckets["one-1"]
-    assert one.tau == pytest.approx(0.8, rel=0.15)
+    assert one.noise == pytest.approx(2.25, rel=0.1)
+    assert one.motion == pytest.approx(0.64, rel=0.15)
+    assert one.draws == 1.0  # one draw: no spread to weigh
     assert one.scale == pytest.approx(1.0, abs=0.05)
     # fresh frames from the same distribution: every band holds its nominal share
-    _, fresh = toy_fit_set(tau=0.8, noise=0.02, rng=np.random.default_rng(2), frames=3)
+    _, fresh = toy_fit_set(noise_weight=2.25, motion=0.64, noise=0.02, rng=np.random.default_rng(2), frames=3)
     for truth, mean, parts in fresh:
         sigma = calibration.sigma("one-1", parts)
         row = coverage_row(truth, mean, sigma, np.ones(truth.shape, bool))
@@ -81,23 +85,34 @@ def test_on_a_toy_case_drawn_from_the_predicted_distribution_the_fit_finds_tau_a
         assert row["cover_2sigma_changed"] == pytest.approx(0.954, abs=0.01)
 
 
-def test_a_map_ten_times_too_small_covers_far_less_and_the_conformal_scale_repairs_it():
-    """What issue 28 found (the draws' std alone): the scale must rise to make up for it."""
-    rng = np.random.default_rng(3)
-    _, held = toy_fit_set(tau=0.0, noise=0.05, rng=rng)
-    truth, mean, parts = held[0]
-    too_small = Features(parts.noise_var / 100.0, parts.draw_var, parts.gradient2)
-    assert coverage_row(truth, mean, np.sqrt(too_small.variance(0.0)), np.ones(truth.shape, bool))["cover_95"] < 0.2
+def test_a_map_ten_times_too_small_covers_far_less_and_the_fit_repairs_it():
+    """What issue 28 found (the draws' std alone, a tenth of the error): the fitted weights make up for it."""
+    _, held = toy_fit_set(noise_weight=1.0, motion=0.0, noise=0.05, rng=np.random.default_rng(3))
+    shrunk = [(t, m, Features(p.noise_var / 100.0, p.draw_var, p.gradient2)) for t, m, p in held]
+    truth, mean, parts = shrunk[0]
+    assert coverage_row(truth, mean, np.sqrt(parts.variance()), np.ones(truth.shape, bool))["cover_95"] < 0.2
     refit = FitSet()
-    for truth, mean, parts in held:
-        refit.add("between-2", truth, mean, Features(parts.noise_var / 100.0, parts.draw_var, parts.gradient2))
-    scale = refit.fit("warp", 8, "toy").buckets["between-2"].scale
-    assert scale == pytest.approx(10.0, rel=0.1)
+    for truth, mean, parts in shrunk[:4]:
+        refit.add("between-2", truth, mean, parts)
+    calibration = refit.fit("warp", 8, "toy")
+    for truth, mean, parts in shrunk[4:]:
+        sigma = calibration.sigma("between-2", parts)
+        assert coverage_row(truth, mean, sigma, np.ones(truth.shape, bool))["cover_95"] == pytest.approx(0.95, abs=0.01)
+
+
+def test_the_validation_voxels_are_saved_and_refit_to_the_same_calibration(tmp_path):
+    fit, _ = toy_fit_set(noise_weight=1.5, motion=0.3, noise=0.02, rng=np.random.default_rng(4), frames=2)
+    fit.save(tmp_path / "voxels.npz")
+    assert FitSet.load(tmp_path / "voxels.npz").fit("warp", 8, "toy") == fit.fit("warp", 8, "toy")
 
 
 def test_a_bucket_never_fitted_falls_back_to_its_kind_then_to_all():
     calibration = Calibration(
-        {"all": BucketFit(1.0, 1.0, 5000), "one-1": BucketFit(0.5, 2.0, 5000), "one-3": BucketFit(0.7, 3.0, 5000)},
+        {
+            "all": BucketFit(1.0, 1.0, 0.1, 1.0, 5000),
+            "one-1": BucketFit(1.0, 1.0, 0.5, 2.0, 5000),
+            "one-3": BucketFit(1.0, 1.0, 0.7, 3.0, 5000),
+        },
         "register",
         8,
     )
@@ -108,16 +123,21 @@ def test_a_bucket_never_fitted_falls_back_to_its_kind_then_to_all():
 
 def test_the_calibration_goes_through_config_json_and_a_broken_one_is_refused_with_a_clear_error(tmp_path):
     calibration = Calibration(
-        {"all": BucketFit(0.5, 1.5, 9000), "beyond-1": BucketFit(1.25, 2.0, 4000)}, "warp", 8, "toy"
+        {"all": BucketFit(2.0, 1.0, 0.25, 1.5, 9000), "beyond-1": BucketFit(1.0, 0.5, 1.5, 2.0, 4000)}, "warp", 8, "toy"
     )
     config = ModelConfig.from_dict({**ModelConfig().to_dict(), "uncertainty": calibration.to_dict()})
     (tmp_path / "config.json").write_text(config.to_json(), encoding="utf-8")
     again = ModelConfig.from_dict(json.loads((tmp_path / "config.json").read_text(encoding="utf-8")))
     assert Calibration.from_dict(again.uncertainty) == calibration
     with pytest.raises(ConfigError, match="sadm calibrate"):
-        Calibration.from_dict({"buckets": {"all": {"tau": 1.0}}, "native": "warp", "samples": 8})
+        Calibration.from_dict({"buckets": {"all": {"noise": 1.0}}, "native": "warp", "samples": 8})
     with pytest.raises(ConfigError, match="'all' bucket"):
-        Calibration.from_dict({**calibration.to_dict(), "buckets": {"one-1": {"tau": 1, "scale": 1, "voxels": 9}}})
+        Calibration.from_dict(
+            {
+                **calibration.to_dict(),
+                "buckets": {"one-1": {"noise": 1, "draws": 1, "motion": 1, "scale": 1, "voxels": 9}},
+            }
+        )
 
 
 def test_changed_voxels_are_where_the_truth_moved_by_more_than_five_percent_of_its_range():
@@ -130,7 +150,9 @@ def test_changed_voxels_are_where_the_truth_moved_by_more_than_five_percent_of_i
 @pytest.fixture
 def calibrated_engine(tmp_path, tiny_config):
     torch.manual_seed(0)
-    calibration = Calibration({"all": BucketFit(0.5, 3.0, 9000), "one-1": BucketFit(1.0, 2.0, 9000)}, "warp", 2, "toy")
+    calibration = Calibration(
+        {"all": BucketFit(1.0, 1.0, 0.25, 3.0, 9000), "one-1": BucketFit(1.5, 0.5, 1.0, 2.0, 9000)}, "warp", 2, "toy"
+    )
     config = tiny_config.updated({"uncertainty": calibration.to_dict()})
     return Engine.load(save_model(tmp_path / "calibrated", SADM(config).eval()), device="cpu")
 
@@ -142,7 +164,7 @@ def test_the_engine_writes_the_calibrated_spread_for_its_path_and_the_draws_std_
     calibrated = calibrated_engine.generate(inputs, roles, steps=2, samples=2, native="warp")
     assert calibrated.calibrated
     noise_var = noise_sigma(frames[0]) ** 2
-    expected = 2.0 * np.sqrt(features(calibrated.draws[1], noise_var, roles, 1).variance(1.0))
+    expected = 2.0 * np.sqrt(features(calibrated.draws[1], noise_var, roles, 1).variance(1.5, 0.5, 1.0))
     assert np.allclose(calibrated.std[1], expected, rtol=1e-5)
     assert np.all(calibrated.std[1] > calibrated.draw_std[1])  # noise and motion come on top of the draws
     other = calibrated_engine.generate(inputs, roles, steps=2, samples=2, native="resample")

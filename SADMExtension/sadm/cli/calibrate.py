@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sadm.cli.options import OptionError, add_native_option, check_out_folder, choice_list
 from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, steps_or_default
-from sadm.evaluation.calibration import fit_calibration
+from sadm.evaluation.calibration import FitSet, fit_calibration, save_calibration
 from sadm.evaluation.held_out import HELD_OUT_SEED, load_held_out
 from sadm.evaluation.settings import SETTINGS
 from sadm.storage.atomic import atomic_folder, atomic_write_bytes
@@ -30,7 +30,13 @@ def add_parser(commands) -> None:
         "test subjects are scored with the result, never fitted on.",
     )
     p.add_argument("--model", required=True, metavar="NAME_OR_DIR", help="a bundled model name or a model folder")
-    p.add_argument("--data", required=True, help="validation data: an ACDC root, a CSV manifest or a folder")
+    p.add_argument("--data", help="validation data: an ACDC root, a CSV manifest or a folder")
+    p.add_argument(
+        "--refit",
+        metavar="DIR",
+        help="an earlier `sadm calibrate` output: fit again from the validation voxels it saved (voxels.npz), "
+        "without generating (--data and the sampling options are then not used)",
+    )
     p.add_argument("--out", required=True, help="output folder for calibration.json (created whole at the end)")
     p.add_argument("--subjects", type=int, help="use the first N sequences only")
     p.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated subset of single,missing,full")
@@ -68,40 +74,58 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise OptionError(
             f"--samples must be at least 2 (the spread between draws is one of its parts); got {args.samples}"
         )
-    data, out = Path(args.data).expanduser(), Path(args.out).expanduser()
-    refuse_test_split(data)
-    check_out_folder(out, args.overwrite, [data])
-    engine = Engine.load(args.model, device=args.device)
-    steps = steps_or_default(args.sampler, args.steps)
-    sequences = load_held_out(args.data, engine, None, args.subjects)
-    with tqdm(
-        total=len(sequences) * len(settings), desc="sadm calibrate", disable=args.no_progress, file=sys.stderr
-    ) as bar:
-        calibration = fit_calibration(
-            engine,
-            sequences,
-            settings,
-            args.samples,
-            sampler=args.sampler,
-            steps=steps,
-            guidance=args.guidance,
-            native=args.native,
-            seed=args.seed,
-            missing_rate=args.missing_rate,
-            fitted_on=f"{len(sequences)} sequences of {args.data} ({', '.join(settings)}), "
-            f"{args.sampler} {steps} steps, {datetime.date.today().isoformat()}",
-            progress=lambda what: (bar.set_postfix_str(what, refresh=False), bar.update()),
-        )
+    if (args.data is None) == (args.refit is None):
+        raise OptionError("give --data (validation data to generate from) or --refit (an earlier output), not both")
+    out = Path(args.out).expanduser()
+    if args.refit is not None:
+        previous = Path(args.refit).expanduser()
+        if not (previous / "voxels.npz").is_file() or not (previous / CALIBRATION_FILE).is_file():
+            raise OptionError(
+                f"--refit {previous}: not a `sadm calibrate` output (no voxels.npz and {CALIBRATION_FILE})"
+            )
+        check_out_folder(out, args.overwrite, [previous])
+        earlier = json.loads((previous / CALIBRATION_FILE).read_text(encoding="utf-8"))
+        fit = FitSet.load(previous / "voxels.npz")
+        calibration = fit.fit(earlier["native"], earlier["samples"], earlier.get("fitted_on", ""))
+        engine = None
+    else:
+        data = Path(args.data).expanduser()
+        refuse_test_split(data)
+        check_out_folder(out, args.overwrite, [data])
+        engine = Engine.load(args.model, device=args.device)
+        steps = steps_or_default(args.sampler, args.steps)
+        sequences = load_held_out(args.data, engine, None, args.subjects)
+        with tqdm(
+            total=len(sequences) * len(settings), desc="sadm calibrate", disable=args.no_progress, file=sys.stderr
+        ) as bar:
+            calibration, fit = fit_calibration(
+                engine,
+                sequences,
+                settings,
+                args.samples,
+                sampler=args.sampler,
+                steps=steps,
+                guidance=args.guidance,
+                native=args.native,
+                seed=args.seed,
+                missing_rate=args.missing_rate,
+                fitted_on=f"{len(sequences)} sequences of {args.data} ({', '.join(settings)}), "
+                f"{args.sampler} {steps} steps, {datetime.date.today().isoformat()}",
+                progress=lambda what: (bar.set_postfix_str(what, refresh=False), bar.update()),
+            )
     record = calibration.to_dict()
     with atomic_folder(out) as staging:
-        (staging / CALIBRATION_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        save_calibration(staging, calibration, fit)
     lines = [
-        f"{name}: τ {fit.tau:.3f} voxels, s {fit.scale:.3f} ({fit.voxels} voxels)"
-        for name, fit in calibration.buckets.items()
+        f"{name}: noise ×{b.noise:.3g}, draws ×{b.draws:.3g}, motion error {b.motion**0.5:.3g} voxels, "
+        f"s {b.scale:.3f} ({b.voxels} voxels)"
+        for name, b in calibration.buckets.items()
     ]
     print("\n".join(sorted(lines)))
     if args.apply:
-        config_path = Path(engine.source) / "config.json"
+        from sadm.storage.registry import resolve_model
+
+        config_path = Path(resolve_model(args.model)) / "config.json"
         config = json.loads(config_path.read_text(encoding="utf-8"))
         config["uncertainty"] = record
         atomic_write_bytes(config_path, (json.dumps(config, indent=1) + "\n").encode("utf-8"))

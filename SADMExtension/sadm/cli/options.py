@@ -20,7 +20,7 @@ def add_native_option(parser) -> None:
         help="how frames reach the input grid: warp (the nearest observed frame moved by the model's motion, "
         "keeping native detail), resample (the model's frame resampled up, the paper's) or register (where two "
         "observed frames give the motion, their registration scaled to the target's time; else warp); "
-        'default: the model\'s own (config.json "native": register for cardiac-demo, warp for brain-demo)',
+        'default: the model\'s own (config.json "native"; register for both bundled models)',
     )
 
 

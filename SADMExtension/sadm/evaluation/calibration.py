@@ -3,7 +3,9 @@ truth: the tables and the reliability diagram of `sadm evaluate` and `sadm calib
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +14,111 @@ from sadm.evaluation.runner import HeldOutSequence
 from sadm.evaluation.settings import setting_runs
 from sadm.generation.request import OBSERVED, build_request
 from sadm.generation.uncertainty import (
+    LEVEL,
+    MIN_VOXELS,
     RELIABILITY_LEVELS,
+    Z_95,
+    BucketFit,
     Calibration,
-    FitSet,
+    Features,
     bucket_of,
     features,
     observed_noise_var,
 )
+
+PARTS = ("error2", "noise_var", "draw_var", "gradient2")
+
+
+@dataclass
+class FitSet:
+    """Validation voxels gathered per bucket: squared errors and the variance features, sampled at most
+    `max_voxels_per_frame` per frame. Saved beside a calibration (`save`), so that it can be refitted
+    without generating again."""
+
+    max_voxels_per_frame: int = 20000
+    seed: int = 0
+    parts: dict[str, list[tuple[np.ndarray, ...]]] = field(default_factory=dict)
+
+    def add(self, bucket: str, truth: np.ndarray, mean: np.ndarray, parts: Features) -> None:
+        error2 = (np.asarray(truth, np.float64) - mean) ** 2
+        rng = np.random.default_rng([self.seed, len(self.parts.get(bucket, [])), error2.size])
+        take = rng.choice(error2.size, min(self.max_voxels_per_frame, error2.size), replace=False)
+        sample = (
+            error2.ravel()[take],
+            np.full(take.size, parts.noise_var),
+            np.broadcast_to(parts.draw_var, error2.shape).ravel()[take],
+            np.asarray(parts.gradient2).ravel()[take],
+        )
+        self.parts.setdefault(bucket, []).append(tuple(np.asarray(a, np.float64) for a in sample))
+
+    def arrays(self, keys: Sequence[str]) -> tuple[np.ndarray, ...]:
+        chunks = [chunk for key in keys for chunk in self.parts[key]]
+        return tuple(np.concatenate([chunk[n] for chunk in chunks]) for n in range(len(PARTS)))
+
+    def save(self, path: Path) -> None:
+        """One .npz (no pickle): each bucket's four arrays."""
+        arrays = {f"{key}/{name}": a for key in self.parts for name, a in zip(PARTS, self.arrays([key]))}
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> FitSet:
+        with np.load(path, allow_pickle=False) as data:
+            keys = sorted({name.split("/")[0] for name in data.files})
+            return cls(parts={key: [tuple(data[f"{key}/{name}"] for name in PARTS)] for key in keys})
+
+    def fit(self, native: str, samples: int, fitted_on: str) -> Calibration:
+        """Per bucket with enough voxels, and pooled ("all"): α, β, γ by the Gaussian likelihood, then s
+        as the conformal quantile of |error| / σ at `LEVEL`."""
+        groups: dict[str, list[str]] = {"all": sorted(self.parts)}  # sorted: a saved set refits identically
+        for key in sorted(self.parts):
+            groups.setdefault(key, [key])
+        buckets = {}
+        for name, keys in groups.items():
+            error2, noise_var, draw_var, gradient2 = self.arrays(keys)
+            if error2.size < MIN_VOXELS and name != "all":
+                continue
+            buckets[name] = fit_bucket(error2, noise_var, draw_var, gradient2)
+        return Calibration(buckets, native, samples, fitted_on)
+
+
+def fit_bucket(error2: np.ndarray, noise_var: np.ndarray, draw_var: np.ndarray, gradient2: np.ndarray) -> BucketFit:
+    """Weights α, β, γ ≥ 0 of the variance parts that maximise the Gaussian likelihood of the errors (in
+    log space, L-BFGS), a part that is zero everywhere kept at 1 (it cannot be told apart), then s."""
+    from scipy.optimize import minimize
+
+    features_ = np.stack([noise_var, draw_var, gradient2])
+    present = [n for n in range(3) if np.any(features_[n] > 0)]
+    floor = max(float(np.mean(error2)) * 1e-6, 1e-20)
+
+    def variance_of(weights: np.ndarray) -> np.ndarray:
+        return np.tensordot(weights, features_, axes=1) + floor
+
+    def objective(log_weights: np.ndarray) -> tuple[float, np.ndarray]:
+        weights = np.ones(3)
+        weights[present] = np.exp(log_weights)
+        variance = variance_of(weights)
+        value = float(np.mean(np.log(variance) + error2 / variance))
+        slope = (1.0 / variance - error2 / variance**2) * features_[present]
+        return value, np.mean(slope, axis=1) * weights[present]
+
+    start = np.array(
+        [
+            np.log(max(float(np.mean(error2)) / max(float(np.mean(features_[n])), 1e-20), 1e-12)) - np.log(len(present))
+            for n in present
+        ]
+    )
+    best = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=[(-40.0, 40.0)] * len(present))
+    weights = np.ones(3)
+    weights[present] = np.exp(best.x)
+    ratio = np.sqrt(error2 / variance_of(weights))
+    scale = float(np.quantile(ratio, LEVEL)) / Z_95
+    return BucketFit(*(float(w) for w in weights), max(scale, 1e-6), int(error2.size))
+
+
+def save_calibration(out: Path, calibration: Calibration, fit: FitSet) -> None:
+    """calibration.json and the voxels it was fitted on (voxels.npz) into `out` (a staging folder)."""
+    (out / "calibration.json").write_text(json.dumps(calibration.to_dict(), indent=1) + "\n", encoding="utf-8")
+    fit.save(out / "voxels.npz")
 
 
 def fit_calibration(
@@ -35,9 +135,9 @@ def fit_calibration(
     missing_rate: float = 0.5,
     fitted_on: str = "",
     progress: Callable[[str], None] | None = None,
-) -> Calibration:
-    """τ and s per bucket from every generated frame of `sequences` in `settings`, drawn as
-    `sadm evaluate` draws them (the same role draws and seeds), `samples` draws each."""
+) -> tuple[Calibration, FitSet]:
+    """α, β, γ and s per bucket from every generated frame of `sequences` in `settings`, drawn as
+    `sadm evaluate` draws them (the same role draws and seeds), `samples` draws each; with the voxels."""
     fit = FitSet(seed=seed)
     native = native or engine.config.native
     for number, sequence in enumerate(sequences):
@@ -66,7 +166,7 @@ def fit_calibration(
                     fit.add(bucket_of(roles, index, times), sequence.frames[index], generation.mean[index], parts)
             if progress is not None:
                 progress(f"{sequence.subject} {setting}")
-    return fit.fit(native, samples, fitted_on)
+    return fit.fit(native, samples, fitted_on), fit
 
 
 SPREAD_COLUMNS = (

@@ -5,17 +5,20 @@ moves the same observed frame, so it carries that frame's acquisition noise and 
 error, while the truth has noise of its own. The predictive variance of a generated frame is therefore
 modelled, per voxel, as
 
-    σ² = s² · (σ_n² · (1 + Σ_a w_a²) + var(draws) + τ² · |∇μ|²)
+    σ² = s² · (α · σ_n² · (1 + Σ_a w_a²) + β · var(draws) + γ · |∇μ|²)
 
 - σ_n²: the acquisition noise of the observed frames (`noise_sigma`, a robust high-pass estimate),
   once for the target's own noise and once per anchor frame moved into it, with its blend weight w_a;
 - var(draws): the spread between the draws (0 for a frame registration makes);
-- τ² · |∇μ|²: a motion error of τ voxels moves an edge of gradient |∇μ| by τ·|∇μ| in intensity;
+- γ · |∇μ|²: a motion error of √γ voxels moves an edge of gradient |∇μ| by √γ·|∇μ| in intensity;
+- α, β, γ ≥ 0: how much each part counts (the noise estimate reads texture as noise on a coarse grid,
+  the draws may spread too little or too much), fitted by the Gaussian likelihood;
 - s: a conformal scale, so that ±1.96σ holds the truth at 95 % of voxels.
 
-τ and s are fitted on validation subjects (never on test subjects) per *bucket* — how the frame is
-made (between two observed frames, beyond the last two, or from one observed frame) and its distance
-in frames from the nearest observed one — and stored in the model folder's config.json ("uncertainty").
+α, β, γ and s are fitted on validation subjects (never on test subjects; `sadm.evaluation.calibration`)
+per *bucket* — how the frame is made (between two observed frames, beyond the last two, or from one
+observed frame) and its distance in frames from the nearest observed one — and stored in the model
+folder's config.json ("uncertainty"). Applying them needs numpy and SimpleITK only.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from sadm.generation.request import OBSERVED
 LEVEL = 0.95  # the band the conformal scale calibrates
 Z_95 = 1.959964
 MAX_DISTANCE = 5  # frames; farther targets share the last bucket
-TAUS = np.concatenate([[0.0], np.geomspace(0.02, 8.0, 40)])  # motion errors tried, in voxels
 MIN_VOXELS = 1000  # a bucket fitted on fewer voxels falls back to its kind's, then to "all"
 
 
@@ -90,8 +92,9 @@ class Features:
     draw_var: np.ndarray  # (k, j, i) or a scalar 0
     gradient2: np.ndarray  # |∇μ|², voxel units
 
-    def variance(self, tau: float) -> np.ndarray:
-        return self.noise_var + self.draw_var + tau * tau * self.gradient2
+    def variance(self, noise: float = 1.0, draws: float = 1.0, motion: float = 0.0) -> np.ndarray:
+        """α σ_n²(1 + Σw²) + β var(draws) + γ |∇μ|² (module docstring)."""
+        return noise * self.noise_var + draws * self.draw_var + motion * self.gradient2
 
 
 def features(draws: np.ndarray, noise_var_observed: float, roles: Sequence[str], target: int, times=None) -> Features:
@@ -107,9 +110,14 @@ def features(draws: np.ndarray, noise_var_observed: float, roles: Sequence[str],
 
 @dataclass(frozen=True)
 class BucketFit:
-    tau: float  # motion error, voxels
+    noise: float  # α
+    draws: float  # β
+    motion: float  # γ: the squared motion error, voxels²
     scale: float  # conformal scale s
     voxels: int  # how many validation voxels fitted it
+
+    def variance(self, parts: Features) -> np.ndarray:
+        return parts.variance(self.noise, self.draws, self.motion)
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,7 @@ class Calibration:
 
     def sigma(self, bucket: str, parts: Features) -> np.ndarray:
         fit = self.fit_for(bucket)
-        return (fit.scale * np.sqrt(parts.variance(fit.tau))).astype(np.float32)
+        return (fit.scale * np.sqrt(fit.variance(parts))).astype(np.float32)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -144,7 +152,9 @@ class Calibration:
         """Read config.json's "uncertainty", naming what is wrong."""
         try:
             buckets = {
-                str(k): BucketFit(float(v["tau"]), float(v["scale"]), int(v["voxels"]))
+                str(k): BucketFit(
+                    float(v["noise"]), float(v["draws"]), float(v["motion"]), float(v["scale"]), int(v["voxels"])
+                )
                 for k, v in data["buckets"].items()
             }
             calibration = cls(
@@ -160,62 +170,10 @@ class Calibration:
             raise ConfigError(
                 f"config.json 'uncertainty' is not a calibration ({error!r}); refit it with `sadm calibrate`"
             ) from error
-        if "all" not in buckets or any(f.tau < 0 or f.scale <= 0 for f in buckets.values()):
-            raise ConfigError("config.json 'uncertainty' needs an 'all' bucket and τ ≥ 0, s > 0 in every bucket")
+        weights = [w for f in buckets.values() for w in (f.noise, f.draws, f.motion)]
+        if "all" not in buckets or min(weights) < 0 or any(f.scale <= 0 for f in buckets.values()):
+            raise ConfigError("config.json 'uncertainty' needs an 'all' bucket, weights ≥ 0 and s > 0 in every bucket")
         return calibration
-
-
-@dataclass
-class FitSet:
-    """Validation voxels gathered per bucket: squared errors and the variance features."""
-
-    max_voxels_per_frame: int = 20000
-    seed: int = 0
-    _parts: dict[str, list[tuple[np.ndarray, ...]]] = field(default_factory=dict)
-
-    def add(self, bucket: str, truth: np.ndarray, mean: np.ndarray, parts: Features) -> None:
-        error2 = (np.asarray(truth, np.float64) - mean) ** 2
-        draw_var = np.broadcast_to(parts.draw_var, error2.shape)
-        rng = np.random.default_rng([self.seed, len(self._parts.get(bucket, [])), error2.size])
-        take = rng.choice(error2.size, min(self.max_voxels_per_frame, error2.size), replace=False)
-        sample = (
-            error2.ravel()[take],
-            np.full(take.size, parts.noise_var),
-            np.asarray(draw_var).ravel()[take],
-            np.asarray(parts.gradient2).ravel()[take],
-        )
-        self._parts.setdefault(bucket, []).append(sample)
-
-    def _arrays(self, keys: Sequence[str]) -> tuple[np.ndarray, ...]:
-        chunks = [chunk for key in keys for chunk in self._parts[key]]
-        return tuple(np.concatenate([chunk[n] for chunk in chunks]) for n in range(4))
-
-    def fit(self, native: str, samples: int, fitted_on: str) -> Calibration:
-        """τ by the Gaussian likelihood (its scale profiled out), then s as the conformal quantile of
-        |error| / σ at `LEVEL`, per bucket with enough voxels, per kind and pooled."""
-        groups: dict[str, list[str]] = {"all": list(self._parts)}
-        for key in self._parts:
-            groups.setdefault(key, [key])
-        buckets = {}
-        for name, keys in groups.items():
-            error2, noise_var, draw_var, gradient2 = self._arrays(keys)
-            if error2.size < MIN_VOXELS and name != "all":
-                continue
-            buckets[name] = _fit_bucket(error2, noise_var + draw_var, gradient2)
-        return Calibration(buckets, native, samples, fitted_on)
-
-
-def _fit_bucket(error2: np.ndarray, base_var: np.ndarray, gradient2: np.ndarray) -> BucketFit:
-    floor = max(float(np.median(base_var)) * 1e-3, 1e-12)
-    best = None
-    for tau in TAUS:
-        variance = np.maximum(base_var + tau * tau * gradient2, floor)
-        nll = float(np.mean(np.log(variance)) + np.log(np.mean(error2 / variance)))
-        if best is None or nll < best[0]:
-            best = (nll, float(tau), variance)
-    _, tau, variance = best
-    scale = float(np.quantile(np.sqrt(error2 / variance), LEVEL)) / Z_95
-    return BucketFit(tau, max(scale, 1e-6), int(error2.size))
 
 
 def observed_noise_var(observed: Mapping[int, np.ndarray]) -> float:
