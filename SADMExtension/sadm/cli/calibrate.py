@@ -87,7 +87,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
         earlier = json.loads((previous / CALIBRATION_FILE).read_text(encoding="utf-8"))
         fit = FitSet.load(previous / "voxels.npz")
         calibration = fit.fit(earlier["native"], earlier["samples"], earlier.get("fitted_on", ""))
-        engine = None
     else:
         data = Path(args.data).expanduser()
         refuse_test_split(data)

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sadm.evaluation.runner import HeldOutSequence
-from sadm.evaluation.settings import setting_runs
-from sadm.generation.request import OBSERVED, build_request
+from sadm.evaluation.runner import HeldOutSequence, ModelMethod, seeded_runs
 from sadm.generation.uncertainty import (
     LEVEL,
     MIN_VOXELS,
@@ -21,9 +19,6 @@ from sadm.generation.uncertainty import (
     BucketFit,
     Calibration,
     Features,
-    bucket_of,
-    features,
-    observed_noise_var,
 )
 
 PARTS = ("error2", "noise_var", "draw_var", "gradient2")
@@ -140,30 +135,13 @@ def fit_calibration(
     `sadm evaluate` draws them (the same role draws and seeds), `samples` draws each; with the voxels."""
     fit = FitSet(seed=seed)
     native = native or engine.config.native
+    method = ModelMethod("calibrate", engine, sampler, steps, guidance, samples, native)
     for number, sequence in enumerate(sequences):
         for setting in settings:
-            for run, roles in enumerate(
-                setting_runs(setting, len(sequence.frames), seed * 100003 + number, missing_rate)
-            ):
-                times = list(sequence.times[: len(roles)])
-                inputs = [frame if role == OBSERVED else None for frame, role in zip(sequence.frames, roles)]
-                request = build_request(
-                    roles,
-                    len(roles),
-                    input_times=times,
-                    sampler=sampler,
-                    steps=steps,
-                    guidance=guidance,
-                    seed=seed * 100003 + number * 101 + run,
-                    samples=samples,
-                    native=native,
-                )
-                generation = engine.generate(inputs, request)
-                observed = {i: sequence.frames[i] for i, role in enumerate(roles) if role == OBSERVED}
-                noise_var = observed_noise_var(observed)
-                for index, draws in generation.draws.items():
-                    parts = features(draws, noise_var, roles, index, times)
-                    fit.add(bucket_of(roles, index, times), sequence.frames[index], generation.mean[index], parts)
+            for roles, run_seed in seeded_runs(setting, len(sequence.frames), number, seed, missing_rate):
+                generation = method.generation(sequence.frames, roles, sequence.times, run_seed)
+                for index, (bucket, parts) in generation.spread_parts.items():
+                    fit.add(bucket, sequence.frames[index], generation.mean[index], parts)
             if progress is not None:
                 progress(f"{sequence.subject} {setting}")
     return fit.fit(native, samples, fitted_on), fit

@@ -85,7 +85,8 @@ class ModelMethod:
     samples: int = 1
     native: str | None = None  # None: the model's
 
-    def predict(self, frames, roles, times, seed, grid_frames=None):
+    def generation(self, frames, roles, times, seed):
+        """The engine's `Generation` of the non-observed frames of `roles` with this method's settings."""
         inputs = [frame if role == OBSERVED else None for frame, role in zip(frames, roles)]
         request = build_request(
             roles,
@@ -98,7 +99,10 @@ class ModelMethod:
             samples=self.samples,
             native=self.native,
         )
-        generation = self.engine.generate(inputs, request)
+        return self.engine.generate(inputs, request)
+
+    def predict(self, frames, roles, times, seed, grid_frames=None):
+        generation = self.generation(frames, roles, times, seed)
         on_grid = generation.mean_on_model_grid if grid_frames is not None else None
         return Prediction(generation.mean, on_grid, generation.std, generation.calibrated)
 
@@ -114,6 +118,13 @@ class EvaluationResult:
     spread_rows: list[dict] = field(default_factory=list)
     """One row per (method, setting, subject, frame) whose prediction came with a σ map: how well the
     map covers the truth (`sadm.generation.uncertainty.coverage_row`), native grid."""
+
+
+def seeded_runs(setting: str, length: int, number: int, seed: int, missing_rate: float) -> list[tuple[list[str], int]]:
+    """[(roles, run seed)] of sequence `number` in `setting`: the same role draws and seeds for every
+    method, and for `sadm calibrate`, which draws its validation frames as `sadm evaluate` does."""
+    runs = setting_runs(setting, length, seed * 100003 + number, missing_rate)
+    return [(roles, seed * 100003 + number * 101 + run) for run, roles in enumerate(runs)]
 
 
 def evaluate(
@@ -134,10 +145,9 @@ def evaluate(
         if model_grid is not None:
             grid_frames = np.stack([resample_to_shape(frame, model_grid) for frame in sequence.frames])
         for setting in settings:
-            runs = setting_runs(setting, len(sequence.frames), seed * 100003 + number, missing_rate)
+            runs = seeded_runs(setting, len(sequence.frames), number, seed, missing_rate)
             for method in methods:
-                for run, roles in enumerate(runs):
-                    run_seed = seed * 100003 + number * 101 + run
+                for roles, run_seed in runs:
                     started = time.perf_counter()
                     predicted = method.predict(sequence.frames, roles, sequence.times, run_seed, grid_frames)
                     spent = time.perf_counter() - started

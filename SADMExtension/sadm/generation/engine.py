@@ -32,7 +32,7 @@ from sadm.generation.native import (
 )
 from sadm.generation.registration import PairFields, span_of
 from sadm.generation.request import FUTURE, GenerationRequest, SamplingOptions, extend_times
-from sadm.generation.uncertainty import Calibration, bucket_of, features, observed_noise_var
+from sadm.generation.uncertainty import Calibration, Features, bucket_of, features, observed_noise_var
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import load_model
 from sadm.storage.registry import resolve_model
@@ -148,20 +148,24 @@ class Generation(Mapping):
         }
 
     @cached_property
+    def spread_parts(self) -> dict[int, tuple[str, Features]]:
+        """{index: (its calibration bucket, the parts of its predictive variance)}: what `spread` scales
+        and what `sadm calibrate` fits (sadm.generation.uncertainty)."""
+        noise_var = observed_noise_var(self._anchors)
+        roles, times = self.request.roles, self.request.times
+        return {
+            index: (bucket_of(roles, index, times), features(volumes, noise_var, roles, index, times))
+            for index, volumes in self.draws.items()
+        }
+
+    @cached_property
     def spread(self) -> dict[int, np.ndarray]:
         """{index: (k, j, i) float32}: the calibrated predictive σ — acquisition noise, the draws'
         spread and the motion's error, scaled so that ±1.96σ holds the truth at 95 % of voxels on the
         validation subjects. Needs `calibrated`."""
         if not self.calibrated:
             raise ValueError("this model has no spread calibration for the request's native path")
-        noise_var = observed_noise_var(self._anchors)
-        roles, times = self.request.roles, self.request.times
-        return {
-            index: self.calibration.sigma(
-                bucket_of(roles, index, times), features(volumes, noise_var, roles, index, times)
-            )
-            for index, volumes in self.draws.items()
-        }
+        return {index: self.calibration.sigma(bucket, parts) for index, (bucket, parts) in self.spread_parts.items()}
 
     @cached_property
     def std(self) -> dict[int, np.ndarray] | None:

@@ -31,6 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from sadm.errors import ConfigError
+from sadm.generation.native import anchors_of
 from sadm.generation.registration import span_of
 from sadm.generation.request import OBSERVED
 
@@ -75,15 +76,6 @@ def bucket_of(roles: Sequence[str], target: int, times: Sequence[float] | None =
     return f"{kind}-{min(distance, MAX_DISTANCE)}"
 
 
-def anchor_weights(roles: Sequence[str], target: int, times: Sequence[float] | None = None) -> list[float]:
-    """The weights with which observed frames are moved into the target: two (linear interpolation's)
-    between observed frames, else one."""
-    span = span_of(roles, target, times)
-    if span is None or not span.between:
-        return [1.0]
-    return [1.0 - span.fraction, span.fraction]
-
-
 @dataclass(frozen=True)
 class Features:
     """What the predictive variance of one target is built from (module docstring)."""
@@ -104,7 +96,7 @@ def features(draws: np.ndarray, noise_var_observed: float, roles: Sequence[str],
     mean = draws.mean(axis=0)
     draw_var = draws.var(axis=0) if len(draws) > 1 else np.zeros_like(mean)
     gradient2 = sum(g * g for g in np.gradient(mean)) if min(mean.shape) > 1 else np.zeros_like(mean)
-    weights = anchor_weights(roles, target, times)
+    weights = [weight for _, weight in anchors_of(roles, target, times)]  # the frames moved into it
     return Features(noise_var_observed * (1.0 + sum(w * w for w in weights)), draw_var, gradient2)
 
 
