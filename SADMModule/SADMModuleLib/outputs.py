@@ -105,19 +105,14 @@ def addSequences(request: PreparedRequest, outputs: GenerationOutputs) -> None:
     """The output sequence (observed + generated frames in order) and, for a volume-list input, the
     input as a sequence so that one browser shows both at the same timepoint."""
     source = request.input
-    sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{source.name}_SADM")
-    outputs.append(sequence)
-    outputs.sequence = sequence
-    copyIndexing(sequence, source)
+    sequence = outputs.sequence = newSequence(outputs, source, f"{source.name}_SADM")
     generated = dict(zip(request.targets, outputs.volumes))
     for index, value in enumerate(request.indexValues):
         if index in generated:
             frame = generated[index]
         elif index in request.resampled:
-            frame = vtkMRMLScalarVolumeNode()  # detached: never enters the scene
-            frame.SetName(f"{source.frameNodes[index].GetName()}_resampled")
-            frame.CopyOrientation(request.geometry)
-            slicer.util.updateVolumeFromArray(frame, request.frames[index].astype(np.float32))
+            name = f"{source.frameNodes[index].GetName()}_resampled"
+            frame = detachedVolume(name, request.frames[index].astype(np.float32), request)
         else:
             frame = source.frameNodes[index]
         sequence.SetDataNodeAtValue(frame, value)  # a deep copy: the input node is only read
@@ -125,10 +120,7 @@ def addSequences(request: PreparedRequest, outputs: GenerationOutputs) -> None:
     if outputs.stdMaps:
         addSpreadSequence(request, outputs)
     if source.sequenceNode is None:
-        inputSequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{source.name}_SADM_input")
-        outputs.append(inputSequence)
-        outputs.inputSequence = inputSequence
-        copyIndexing(inputSequence, source)
+        inputSequence = outputs.inputSequence = newSequence(outputs, source, f"{source.name}_SADM_input")
         for node, value in zip(source.frameNodes, source.indexValues):
             inputSequence.SetDataNodeAtValue(node, value)
 
@@ -137,21 +129,32 @@ def addSpreadSequence(request: PreparedRequest, outputs: GenerationOutputs) -> N
     """The σ maps as a sequence beside the output, so that the overlay follows the timepoint shown:
     each generated frame's map, and zeros (known, shown transparent) at the observed frames."""
     source = request.input
-    spread = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{source.name}_SADM_sigma")
-    outputs.append(spread)
-    outputs.spreadSequence = spread
-    copyIndexing(spread, source)
+    spread = outputs.spreadSequence = newSequence(outputs, source, f"{source.name}_SADM_sigma")
     maps = dict(zip(request.targets, outputs.stdMaps))
     shape = slicer.util.arrayFromVolume(outputs.stdMaps[0]).shape
     for index, value in enumerate(request.indexValues):
         frame = maps.get(index)
         if frame is None:
-            frame = vtkMRMLScalarVolumeNode()  # detached: never enters the scene
-            frame.SetName(f"{source.name}_SADM_sigma_t{index}")
-            frame.CopyOrientation(request.geometry)
-            slicer.util.updateVolumeFromArray(frame, np.zeros(shape, np.float32))
+            frame = detachedVolume(f"{source.name}_SADM_sigma_t{index}", np.zeros(shape, np.float32), request)
         spread.SetDataNodeAtValue(frame, value)
     tag(spread, request, {"Statistic": "std"})
+
+
+def newSequence(outputs: GenerationOutputs, source: SequenceInput, name: str):
+    """A sequence node in the scene, indexed like the input, counted among this run's outputs."""
+    sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", name)
+    outputs.append(sequence)
+    copyIndexing(sequence, source)
+    return sequence
+
+
+def detachedVolume(name: str, array: np.ndarray, request: PreparedRequest):
+    """A volume on the request's grid that never enters the scene (a sequence stores a copy of it)."""
+    volume = vtkMRMLScalarVolumeNode()
+    volume.SetName(name)
+    volume.CopyOrientation(request.geometry)
+    slicer.util.updateVolumeFromArray(volume, array)
+    return volume
 
 
 def styleSpread(volume, high: float) -> None:

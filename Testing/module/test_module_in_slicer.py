@@ -14,7 +14,7 @@ from slicer_scenes import blob_frames, sequence_node
 
 import SADMModule
 from slicerharness import eventloop, pytorchutils
-from slicerharness.launcher import alive, children
+from slicerharness.launcher import alive, python_real
 
 
 def settle(rounds: int = 3) -> None:
@@ -41,16 +41,6 @@ def start_input(panel, steps: int = 2, samples: int = 1, future: int = 1) -> Non
     panel._parameterNode.futureCount = future
     panel._parameterNode.device = "cpu"
     settle()
-
-
-def python_real(worker) -> int:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = children(worker.pid)
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError("the launcher started no python-real")
 
 
 def test_a_generation_runs_behind_python_slicer(panel, python_slicer):
@@ -83,7 +73,7 @@ def test_closing_the_panel_or_the_scene_during_a_run_does_not_freeze_slicer(pane
     panel.parent.isEntered = True  # the user is in the module, as when closing the scene from the menu
     start_input(panel)
     panel.ui.generateButton.click()
-    real = python_real(panel.logic._worker)
+    real = python_real(panel.logic._worker.pid)
 
     started = time.monotonic()
     slicer.mrmlScene.Clear(0)  # Close Scene
@@ -92,7 +82,7 @@ def test_closing_the_panel_or_the_scene_during_a_run_does_not_freeze_slicer(pane
 
     panel.ui.inputSequenceSelector.setCurrentNode(sequence_node(blob_frames(2), "heart"))
     panel.ui.generateButton.click()
-    second = python_real(panel.logic._worker)
+    second = python_real(panel.logic._worker.pid)
     started = time.monotonic()
     panel.cleanup()  # Slicer quits
     assert time.monotonic() - started < 1.0

@@ -23,7 +23,7 @@ from sadm.errors import GenerationCancelled, InvalidRolesError
 from sadm.generation.engine import Engine
 from sadm.generation.request import GenerationRequest, SamplingOptions
 from sadm.serving import protocol
-from slicerharness.launcher import alive, children, write_launcher
+from slicerharness.launcher import alive, python_real, write_launcher
 
 WAIT_S = 300  # a generous limit for a stuck worker, never a timing assertion
 
@@ -163,18 +163,23 @@ def worker_lines(tiny_model, tmp_path, commands: list[dict], prelude: str = "") 
     return done.stdout.splitlines(), done.stderr
 
 
-def test_stdout_carries_only_protocol_lines(tiny_model, tmp_path):
-    """Prints, C-level writes and warnings of the engine go to stderr; stdout stays parseable."""
+def generate_command(tiny_model, tmp_path, **options) -> dict:
+    """A worker's `generate` line for frame 1 from frame 0 of a blob sequence (`request_for` options)."""
     frame = protocol.save_array(tmp_path / "frame0.npy", frames(1)[0])
-    generate = {
+    return {
         "command": "generate",
         "id": 1,
         "model": tiny_model,
         "device": "cpu",
-        "request": protocol.request_to_json(request_for(tiny_model, roles=("observed", "future")).request),
+        "request": protocol.request_to_json(request_for(tiny_model, roles=("observed", "future"), **options).request),
         "frames": [frame, None],
         "output": str(tmp_path / "out"),
     }
+
+
+def test_stdout_carries_only_protocol_lines(tiny_model, tmp_path):
+    """Prints, C-level writes and warnings of the engine go to stderr; stdout stays parseable."""
+    generate = generate_command(tiny_model, tmp_path)
     prelude = "print('a stray print')\nimport os\nos.write(1, b'a C-level write\\n')"
     stdout, stderr = worker_lines(tiny_model, tmp_path, [generate, {"command": "nonsense", "id": 2}], prelude)
 
@@ -203,17 +208,6 @@ def behind_launcher(tmp_path, cold_start_s: float = 0.0) -> WorkerProcess:
     return WorkerProcess(launcher, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def python_real(worker: WorkerProcess) -> int:
-    """The pid of the launcher's child, the Python that runs (or is about to run) the worker."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = children(worker.pid)
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError("the launcher started no python-real")
-
-
 def wait_gone(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while alive(pid) and time.monotonic() < deadline:
@@ -225,7 +219,7 @@ def test_shutdown_kills_python_real_behind_the_launcher(tmp_path, tiny_model):
     """Defect 1: `process.kill()` stopped only the launcher; the real worker went on holding its memory."""
     worker = behind_launcher(tmp_path, cold_start_s=120)  # busy: it reads no command for two minutes
     WorkerRun(worker, request_for(tiny_model)).start()
-    real = python_real(worker)
+    real = python_real(worker.pid)
     worker.shutdown(timeout=0.5)
     assert wait_gone(real, 20), "python-real outlived the shutdown of its launcher"
 
@@ -234,7 +228,7 @@ def test_the_startup_timeout_kills_python_real_behind_the_launcher(tmp_path, tin
     monkeypatch.setattr(workerprocess, "STARTUP_TIMEOUT_S", 1.0)
     worker = behind_launcher(tmp_path, cold_start_s=120)
     generation = WorkerRun(worker, request_for(tiny_model)).start()
-    real = python_real(worker)
+    real = python_real(worker.pid)
     generation.wait(WAIT_S)
     assert generation.outcome == "failed" and "did not start within 1 s" in str(generation.error)
     assert wait_gone(real, 20), "python-real outlived the startup timeout"
@@ -289,18 +283,7 @@ def test_a_cancel_read_before_its_generate_is_taken_cancels_it():
 def test_the_end_of_stdin_cancels_the_running_request(tiny_model, tmp_path):
     """Defect 3: Slicer gone (its end of the pipe closed) queued a shutdown behind the running request,
     so an orphan worker finished its whole run."""
-    frame = protocol.save_array(tmp_path / "frame0.npy", frames(1)[0])
-    generate = {
-        "command": "generate",
-        "id": 1,
-        "model": tiny_model,
-        "device": "cpu",
-        "request": protocol.request_to_json(
-            request_for(tiny_model, roles=("observed", "future"), steps=100_000).request
-        ),
-        "frames": [frame, None],
-        "output": str(tmp_path / "out"),
-    }
+    generate = generate_command(tiny_model, tmp_path, steps=100_000)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "sadm.serving"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env

@@ -24,6 +24,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HARNESS_PARENT = str(Path(__file__).resolve().parent.parent)
@@ -80,3 +81,14 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def python_real(launcher_pid: int, timeout_s: float = 60.0) -> int:
+    """The pid of the launcher's child, the Python that runs (or is about to run) the worker."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = children(launcher_pid)
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError("the launcher started no python-real")
