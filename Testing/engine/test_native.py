@@ -130,7 +130,7 @@ def test_the_anchor_is_redrawn_from_the_targets_context_and_noise_at_the_anchors
         target = len(roles) - 1
         sequence = frames[:, : len(roles)]
         redraws = {}
-        with_anchor = run(sequence, roles, anchors={target: [anchor]}, anchor_draws=redraws)
+        with_anchor = run(sequence, roles, redraw_at={target: [anchor]}, redraws=redraws)
         plain = run(sequence, roles)
         torch.testing.assert_close(with_anchor, plain, rtol=0, atol=1e-3)
         at_anchor = run(sequence, roles, positions=asked)  # the last frame asked for at the anchor's position

@@ -25,8 +25,8 @@ def autoregressive_generate(
     sampling: SamplingOptions,
     generator: torch.Generator | None = None,
     on_step: Callable[[int, int], None] | None = None,
-    anchors: dict[int, Sequence[int]] | None = None,
-    anchor_draws: dict[int, torch.Tensor] | None = None,
+    redraw_at: dict[int, Sequence[int]] | None = None,
+    redraws: dict[int, torch.Tensor] | None = None,
     skip: Collection[int] = (),
 ) -> torch.Tensor:
     """Alg. 2 on a batch of N draws of one sequence.
@@ -38,9 +38,9 @@ def autoregressive_generate(
     already generated frames as images, frames still to generate as zero volumes.
     `on_step(frame_index, step)` runs after every denoising step (it may raise to cancel).
 
-    `anchors` {target: observed indices}: alongside each such target, also draw the frame the
-    target's own context X̃ gives at each anchor a's position (its index or time), from the same noise,
-    in the same batch; the draws go into `anchor_draws` {target: (anchors, N, D, H, W)}. The two draws
+    `redraw_at` {target: observed indices}: alongside each such target, also draw the frame the
+    target's own context X̃ gives at each of those frames' positions a (its index or time), from the
+    same noise, in the same batch; the draws go into `redraws` {target: (positions, N, D, H, W)}. The two draws
     share everything but the position asked for, so they differ by what the model thinks changes
     between a and the target, not by its style (see sadm.generation.native).
 
@@ -64,13 +64,15 @@ def autoregressive_generate(
     for index, role in enumerate(roles):
         if role == OBSERVED or index in skip:
             continue
-        redrawn = list(anchors.get(index, ())) if anchors is not None and anchor_draws is not None else []
+        redrawn = list(redraw_at.get(index, ())) if redraw_at is not None and redraws is not None else []
         conditioning = _conditioning(model, filled, index, positions)
-        for anchor in redrawn:
-            conditioning = torch.cat([conditioning, _conditioning(model, filled, index, positions, positions[anchor])])
+        for position in redrawn:
+            conditioning = torch.cat(
+                [conditioning, _conditioning(model, filled, index, positions, positions[position])]
+            )
         if not model.is_diffusion:
             if redrawn:
-                anchor_draws[index] = conditioning[draws:, 0].clamp(0.0, 1.0).unflatten(0, (len(redrawn), draws))
+                redraws[index] = conditioning[draws:, 0].clamp(0.0, 1.0).unflatten(0, (len(redrawn), draws))
                 conditioning = conditioning[:draws]
             filled[:, index] = conditioning[:, 0].clamp(0.0, 1.0)
             if on_step is not None:
@@ -90,7 +92,7 @@ def autoregressive_generate(
         frame = ((model.frame_from_diffused(x, conditioning)[:, 0] + 1.0) / 2.0).clamp(0.0, 1.0)
         filled[:, index] = frame[:draws]
         if redrawn:
-            anchor_draws[index] = frame[draws:].unflatten(0, (len(redrawn), draws))
+            redraws[index] = frame[draws:].unflatten(0, (len(redrawn), draws))
     return filled
 
 

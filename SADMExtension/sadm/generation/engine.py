@@ -21,16 +21,8 @@ from sadm.errors import GenerationCancelled
 from sadm.generation.autoregressive import autoregressive_generate
 from sadm.generation.context import padded_length
 from sadm.generation.frames import validate_frames
-from sadm.generation.native import (
-    WarpSettings,
-    anchors_of,
-    drawn_fraction,
-    progress_plan,
-    redrawn_positions,
-    registered_spans,
-    warped_draw,
-)
-from sadm.generation.registration import PairFields, span_of
+from sadm.generation.native import native_draws, progress_plan, redrawn_positions, registered_spans
+from sadm.generation.registration import PairFields
 from sadm.generation.request import FUTURE, GenerationRequest, SamplingOptions, extend_times
 from sadm.generation.uncertainty import Calibration, Features, bucket_of, features, observed_noise_var
 from sadm.networks.sadm import SADM
@@ -52,9 +44,9 @@ class Generation(Mapping):
         request: GenerationRequest,
         on_model_grid: dict[int, np.ndarray],
         native_shape: tuple[int, ...],
-        anchors: dict[int, np.ndarray] | None = None,
+        pairs: PairFields | None = None,
         intensity: IntensityRange | None = None,
-        anchor_draws: dict[int, np.ndarray] | None = None,
+        redraws: dict[int, np.ndarray] | None = None,
         registered: dict[int, np.ndarray] | None = None,
         calibration: Calibration | None = None,
     ):
@@ -63,66 +55,39 @@ class Generation(Mapping):
         self.on_model_grid = on_model_grid
         """{index: (samples, *config.grid)} in the observed frames' intensities."""
         self.native_shape = tuple(native_shape)
-        self._anchors = anchors or {}  # {observed index: its native frame}
+        self.pairs = pairs or PairFields({})
+        """The observed native frames (`pairs.frames`) and their registrations, once per pair."""
         self._intensity = intensity
-        self.anchor_draws = anchor_draws or {}
-        """{target: (anchors, samples, *config.grid)} in [0, 1]: the model's draws at the target's
-        anchors' positions from the target's own context and noise (what the warp measures the motion
-        against)."""
+        self.redraws = redraws or {}
+        """{target: (positions, samples, *config.grid)} in [0, 1]: the model's draws at the observed
+        positions `native.redrawn_positions` names, from the target's own context and noise (what the
+        warp measures the motion against)."""
         self.registered = registered or {}
         """{target: (k, j, i)}, `register` path: the targets made by registering the observed native
         frames alone (`native.registered_spans`); the model drew none of them."""
-        self.fractions: dict[int, list[float]] = {}
-        """{target: per draw}, `register` path: how far along its span's motion it lies."""
 
     @cached_property
-    def _pairs(self) -> PairFields:
-        """The observed native frames' registrations, once per pair for every target and draw."""
-        return PairFields(self._anchors)
+    def _native(self) -> tuple[dict[int, np.ndarray], dict[int, list[float]]]:
+        return native_draws(
+            self.request,
+            self.on_model_grid,
+            self.native_shape,
+            self.pairs,
+            self._intensity,
+            self.redraws,
+            self.registered,
+        )
 
-    @cached_property
+    @property
     def draws(self) -> dict[int, np.ndarray]:
-        """{index: (samples, k, j, i)}: each draw on the input grid, as `request.sampling.native` says:
-        the target's observed native anchors (see `anchors_of`) warped by the draw's motion and blended,
-        or the draw resampled up (linear resampling commutes with the intensity mapping)."""
-        if self.request.sampling.native == "resample" or not self._anchors:
-            return {
-                index: np.stack([resample_to_shape(volume, self.native_shape) for volume in volumes])
-                for index, volumes in self.on_model_grid.items()
-            }
-        roles, times, settings = self.request.roles, self.request.times, WarpSettings()
-        draws = {}
-        for index, volumes in self.on_model_grid.items():
-            if index in self.registered:
-                self.fractions[index] = [span_of(roles, index, times).fraction] * len(volumes)
-                draws[index] = np.stack([self.registered[index]] * len(volumes))
-                continue
-            redraws = self.anchor_draws.get(index)
-            span = span_of(roles, index, times) if self.request.sampling.native == "register" else None
-            if span is not None:
-                fractions = []
-                for n, volume in enumerate(volumes):
-                    drawn = drawn_fraction(
-                        span.fraction,
-                        redraws[0, n],
-                        redraws[1, n],
-                        self._intensity.normalize(volume),
-                        self.native_shape,
-                    )
-                    fractions.append(span.fraction + settings.fraction_weight * (drawn - span.fraction))
-                self.fractions[index] = fractions
-                draws[index] = np.stack([self._pairs.frame_at(span, f) for f in fractions])
-                continue
-            anchors = anchors_of(roles, index, times)
-            warped = []
-            for n, volume in enumerate(volumes):
-                draw = self._intensity.normalize(volume)
-                frame = np.zeros(self.native_shape, np.float64)
-                for slot, (anchor, weight) in enumerate(anchors):
-                    frame += weight * warped_draw(self._anchors[anchor], redraws[slot, n], draw)
-                warped.append(frame.astype(np.float32))
-            draws[index] = np.stack(warped)
-        return draws
+        """{index: (samples, k, j, i)}: each draw on the input grid, as `request.sampling.native` says
+        (`native.native_draws`)."""
+        return self._native[0]
+
+    @property
+    def fractions(self) -> dict[int, list[float]]:
+        """{target: per draw}, `register` path: how far along its span's motion it lies."""
+        return self._native[1]
 
     @cached_property
     def mean(self) -> dict[int, np.ndarray]:
@@ -151,7 +116,7 @@ class Generation(Mapping):
     def spread_parts(self) -> dict[int, tuple[str, Features]]:
         """{index: (its calibration bucket, the parts of its predictive variance)}: what `spread` scales
         and what `sadm calibrate` fits (sadm.generation.uncertainty)."""
-        noise_var = observed_noise_var(self._anchors)
+        noise_var = observed_noise_var(self.pairs.frames)
         roles, times = self.request.roles, self.request.times
         return {
             index: (bucket_of(roles, index, times), features(volumes, noise_var, roles, index, times))
@@ -301,10 +266,10 @@ class Engine:
 
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("generation was cancelled before it started")
-        anchors, anchor_draws = None, {}
+        redraw_at, redraws = None, {}
         if sampling.native != "resample":
             # Beside each target, the model's draw at observed frames' positions (sadm.generation.native).
-            anchors = {index: redrawn_positions(roles, index, request.times, sampling.native) for index in drawn}
+            redraw_at = {index: redrawn_positions(roles, index, request.times, sampling.native) for index in drawn}
         filled = autoregressive_generate(
             self.model,
             sequence.to(self.device),
@@ -313,8 +278,8 @@ class Engine:
             sampling,
             generator=torch.Generator().manual_seed(sampling.seed),
             on_step=on_step,
-            anchors=anchors,
-            anchor_draws=anchor_draws,
+            redraw_at=redraw_at,
+            redraws=redraws,
             skip=set(spans) | set(range(len(roles), length)),  # padding frames are never drawn
         ).cpu()
         observed = {index: np.asarray(frames[index], dtype=np.float32) for index in request.observed}
@@ -328,7 +293,13 @@ class Engine:
             else np.stack([resample_to_shape(registered[index], config.grid)] * sampling.samples)
             for index in generated
         }
-        redraws = {index: volumes.cpu().numpy() for index, volumes in anchor_draws.items()}
         return Generation(
-            request, on_model_grid, native_shape, observed, intensity, redraws, registered, self.calibration
+            request,
+            on_model_grid,
+            native_shape,
+            pairs,
+            intensity,
+            {index: volumes.cpu().numpy() for index, volumes in redraws.items()},
+            registered,
+            self.calibration,
         )

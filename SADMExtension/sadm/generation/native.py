@@ -24,9 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from sadm.generation.registration import Span, span_of, warp_by
+from sadm.data.normalize import IntensityRange
+from sadm.data.resample import resample_to_shape
+from sadm.generation.registration import PairFields, Span, span_of, warp_by
 from sadm.generation.registration import image_over as _on_grid
-from sadm.generation.request import OBSERVED
+from sadm.generation.request import OBSERVED, GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -146,3 +148,58 @@ def drawn_fraction(
     between = fraction < 1.0
     to_target = _vectors(motion_field(start_draw if between else end_draw, draw, native_shape, settings))
     return (0.0 if between else 1.0) + float(np.sum(along * to_target)) / norm
+
+
+def native_draws(
+    request: GenerationRequest,
+    on_model_grid: dict[int, np.ndarray],
+    native_shape: Sequence[int],
+    pairs: PairFields,
+    intensity: IntensityRange | None,
+    redraws: dict[int, np.ndarray],
+    registered: dict[int, np.ndarray],
+) -> tuple[dict[int, np.ndarray], dict[int, list[float]]]:
+    """({index: (samples, k, j, i)}, {index: per draw, how far along its span's motion it lies}): each
+    draw on the input grid, as `request.sampling.native` says — registered (`registered`, every draw
+    the same), the span's registration at the drawn fraction (`register` with the model's fraction),
+    the target's anchors (`anchors_of`, native frames in `pairs.frames`) warped by the draw's motion
+    and blended (`warp`), or the draw resampled up (`resample`; linear resampling commutes with the
+    intensity mapping). `redraws` {target: (positions, samples, *grid)} in [0, 1] are the model's draws at
+    `redrawn_positions` from the target's context and noise."""
+    if request.sampling.native == "resample" or not pairs.frames:
+        draws = {
+            index: np.stack([resample_to_shape(volume, native_shape) for volume in volumes])
+            for index, volumes in on_model_grid.items()
+        }
+        return draws, {}
+    roles, times, settings = request.roles, request.times, WarpSettings()
+    draws, fractions = {}, {}
+    for index, volumes in on_model_grid.items():
+        if index in registered:
+            fractions[index] = [span_of(roles, index, times).fraction] * len(volumes)
+            draws[index] = np.stack([registered[index]] * len(volumes))
+            continue
+        at = redraws.get(index)
+        span = span_of(roles, index, times) if request.sampling.native == "register" else None
+        if span is not None:
+            fractions[index] = [
+                span.fraction
+                + settings.fraction_weight
+                * (
+                    drawn_fraction(span.fraction, at[0, n], at[1, n], intensity.normalize(volume), native_shape)
+                    - span.fraction
+                )
+                for n, volume in enumerate(volumes)
+            ]
+            draws[index] = np.stack([pairs.frame_at(span, f) for f in fractions[index]])
+            continue
+        anchors = anchors_of(roles, index, times)
+        warped = []
+        for n, volume in enumerate(volumes):
+            draw = intensity.normalize(volume)
+            frame = np.zeros(tuple(native_shape), np.float64)
+            for slot, (anchor, weight) in enumerate(anchors):
+                frame += weight * warped_draw(pairs.frames[anchor], at[slot, n], draw)
+            warped.append(frame.astype(np.float32))
+        draws[index] = np.stack(warped)
+    return draws, fractions
