@@ -65,16 +65,17 @@ def write_cine_series(
     phases: int = 4,
     tags: Sequence[str] = ("temporal", "trigger"),
     series_uid: str = "1.2.826.0.1.3680043.2.1125.7.1",
+    slices: int = SHAPE[0],
 ) -> list[float]:
     """One MR series of single-slice files, every slice position at every phase, in shuffled file
     names; returns each phase's trigger time (ms, the mean over its slices: slices differ by 0.5 ms)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    names = rng.permutation(phases * SHAPE[0])
+    names = rng.permutation(phases * slices)
     orientation = [float(v) for v in (*ROW, *COLUMN)]
     for phase in range(phases):
-        volume = phase_volume(phase)
-        for k in range(SHAPE[0]):
+        volume = phase_volume(phase, (slices, *SHAPE[1:]))
+        for k in range(slices):
             ds = _base(MR_IMAGE, series_uid, SHAPE[1], SHAPE[2])
             ds.ImageOrientationPatient = orientation
             ds.ImagePositionPatient = [float(v) for v in slice_position(k)]
@@ -86,8 +87,8 @@ def write_cine_series(
                 ds.NumberOfTemporalPositions = phases
             if "trigger" in tags:
                 ds.TriggerTime = 40.0 * phase + 0.5 * k
-            _save(ds, folder / f"IM{names[phase * SHAPE[0] + k]:04d}", volume[k])
-    return [40.0 * phase + 0.5 * (SHAPE[0] - 1) / 2 for phase in range(phases)]
+            _save(ds, folder / f"IM{names[phase * slices + k]:04d}", volume[k])
+    return [40.0 * phase + 0.5 * (slices - 1) / 2 for phase in range(phases)]
 
 
 def write_enhanced_mr(path: Path, phases: int = 3, slope: float = 1.0, intercept: float = 0.0) -> list[float]:

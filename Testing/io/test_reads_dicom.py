@@ -56,6 +56,17 @@ def test_a_cine_series_folder_is_one_frame_per_temporal_position(tmp_path, tags)
         assert sequence.times is None  # ordered by InstanceNumber, no time to give
 
 
+def test_a_single_slice_cine_series_is_a_sequence_of_one_slice_volumes(tmp_path):
+    triggers = write_cine_series(tmp_path / "cine", phases=3, slices=1)
+
+    sequence = read_sequence(tmp_path / "cine")
+
+    assert len(sequence) == 3 and sequence.times == pytest.approx(triggers)
+    for phase, (frame, geometry) in enumerate(zip(sequence.frames, sequence.geometries)):
+        np.testing.assert_array_equal(frame, phase_volume(phase, (1, *SHAPE[1:])))
+        assert_geometry(geometry)  # k along the slice normal, one slice thickness deep
+
+
 def test_a_cine_series_is_discovered_watched_and_read_by_sadm_generate(tmp_path):
     write_cine_series(tmp_path / "cine", phases=3)
 

@@ -35,6 +35,7 @@ class DicomSlice:
     temporal: float | None = None  # TemporalPositionIdentifier / TemporalPositionIndex
     trigger_ms: float | None = None  # TriggerTime / NominalCardiacTriggerDelayTime
     instance: int | None = None  # InstanceNumber
+    thickness: float | None = None  # SpacingBetweenSlices, else SliceThickness (mm): one slice's depth
     file: str = ""
 
 
@@ -62,6 +63,7 @@ def series_slice(file: str, index: int) -> DicomSlice:
 
     position, orientation = tag("0020|0032"), tag("0020|0037")
     temporal, trigger, instance = tag("0020|0100"), tag("0018|1060"), tag("0020|0013")
+    thickness = tag("0018|0088") or tag("0018|0050")
     return DicomSlice(
         index=index,
         position=position[:3] if position and len(position) >= 3 else None,
@@ -69,6 +71,7 @@ def series_slice(file: str, index: int) -> DicomSlice:
         temporal=temporal[0] if temporal else None,
         trigger_ms=trigger[0] if trigger else None,
         instance=int(instance[0]) if instance else None,
+        thickness=thickness[0] if thickness else None,
         file=file,
     )
 

@@ -17,8 +17,16 @@ import SimpleITK as sitk
 from sadm.errors import DataError
 from sadm.io.acdc import is_acdc_patient
 from sadm.io.checks import check_sequence
-from sadm.io.dicom import DicomSlice, along_normal, dicom_series_files, series_time_points, time_of
-from sadm.io.images import read_volume, sitk_reason
+from sadm.io.dicom import (
+    DicomSlice,
+    along_normal,
+    dicom_series_files,
+    series_time_points,
+    stack_geometry,
+    time_of,
+)
+from sadm.io.frame_list import OneVolumeReader, files_of
+from sadm.io.images import sitk_reason
 from sadm.io.reader import SequenceReader, SequenceSource
 from sadm.io.sequence import Geometry, LongitudinalSequence
 
@@ -77,15 +85,14 @@ class DicomCineReader(SequenceReader):
         return check_sequence(sequence, str(folder))
 
     def watched_files(self, source: SequenceSource) -> list[Path]:
-        return sorted(Path(name) for name in dicom_series_files(source.paths[0]))
+        return files_of(source.paths[0])
 
 
-class DicomVolumeReader(SequenceReader):
+class DicomVolumeReader(OneVolumeReader):
     """A folder holding the slices of one 3D volume (one DICOM series, one time point)."""
 
     name = "dicom-volume"
     describes = "a DICOM series folder (one 3D volume)"
-    one_volume = True
 
     def claims(self, path: Path) -> bool:
         series = _series_ids(path)
@@ -93,15 +100,8 @@ class DicomVolumeReader(SequenceReader):
             return False
         return len(series) > 1 or len(series_time_points(path)) == 1  # several series: refused when read
 
-    def sources(self, path: Path) -> list[SequenceSource]:
-        return [SequenceSource(path.name, self.name, (path,))]
-
-    def read(self, source: SequenceSource) -> LongitudinalSequence:
-        volume, geometry = read_volume(source.paths[0])
-        return LongitudinalSequence([volume], [geometry], [str(source.paths[0])], subject=source.subject)
-
     def watched_files(self, source: SequenceSource) -> list[Path]:
-        return sorted(Path(name) for name in dicom_series_files(source.paths[0]))
+        return files_of(source.paths[0])
 
     def not_a_sequence(self, path: Path) -> str:
         series = _series_ids(path)
@@ -123,12 +123,15 @@ def _read_slices(slices: list[DicomSlice], where: str) -> tuple[np.ndarray, Geom
         image = reader.Execute()
     except RuntimeError as error:
         raise DataError(f"cannot read {where} ({sitk_reason(error)})") from None
-    if image.GetDimension() == 2:
-        image = sitk.JoinSeries(image)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DataError(
             f"{where} is a colour series ({image.GetNumberOfComponentsPerPixel()} values per voxel); SADM reads "
             "greyscale images: export the series as greyscale (MONOCHROME2)"
         )
     volume = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
-    return volume, Geometry.of_image(image)
+    if len(slices) > 1:
+        return volume, Geometry.of_image(image)
+    # One slice (a single-slice cine): its k axis is the slice normal, one slice thickness deep.
+    columns_mm, rows_mm = image.GetSpacing()[:2]
+    geometry = stack_geometry(slices, (rows_mm, columns_mm), slices[0].thickness, where)
+    return volume.reshape((1, *volume.shape[-2:])), geometry

@@ -31,18 +31,27 @@ class FrameFilesReader(SequenceReader):
         return read_frame_files(source.paths, subject=source.subject, times=source.times)
 
     def watched_files(self, source: SequenceSource) -> list[Path]:
-        files = []
-        for path in source.paths:
-            files.extend(sorted(Path(name) for name in dicom_series_files(path)) if path.is_dir() else [path])
-        return files
+        return [file for path in source.paths for file in files_of(path)]
 
 
-class VolumeFileReader(SequenceReader):
-    """One 3D scalar image file (NIfTI, NRRD, MetaImage): a one-frame sequence."""
+class OneVolumeReader(SequenceReader):
+    """A path holding one 3D volume (`read_volume` reads it): a one-frame sequence named by the path."""
+
+    one_volume = True
+
+    def sources(self, path: Path) -> list[SequenceSource]:
+        return [SequenceSource(path.name, self.name, (path,))]
+
+    def read(self, source: SequenceSource) -> LongitudinalSequence:
+        volume, geometry = read_volume(source.paths[0])
+        return LongitudinalSequence([volume], [geometry], [str(source.paths[0])], subject=source.subject)
+
+
+class VolumeFileReader(OneVolumeReader):
+    """One 3D scalar image file (NIfTI, NRRD, MetaImage)."""
 
     name = "volume"
     describes = "a 3D image file"
-    one_volume = True
 
     def claims(self, path: Path) -> bool:
         if not (path.is_file() and path.name.lower().endswith(_VOLUME_SUFFIXES)):
@@ -54,13 +63,6 @@ class VolumeFileReader(SequenceReader):
         except RuntimeError:
             return False  # the sequence readers report what is wrong with it
         return reader.GetDimension() == 3 and reader.GetNumberOfComponents() == 1
-
-    def sources(self, path: Path) -> list[SequenceSource]:
-        return [SequenceSource(path.name, self.name, (path,))]
-
-    def read(self, source: SequenceSource) -> LongitudinalSequence:
-        volume, geometry = read_volume(source.paths[0])
-        return LongitudinalSequence([volume], [geometry], [str(source.paths[0])], subject=source.subject)
 
 
 def read_frame_files(
@@ -85,3 +87,8 @@ def read_frame_files(
     )
     where = f"the sequence of subject '{subject}'" if subject else f"the sequence {[str(p) for p in paths]}"
     return check_sequence(sequence, where)
+
+
+def files_of(path: Path) -> list[Path]:
+    """The file, or the slice files of the DICOM series in a folder (what a cache watches)."""
+    return sorted(Path(name) for name in dicom_series_files(path)) if path.is_dir() else [path]
