@@ -184,3 +184,38 @@ def test_a_real_multi_frame_dose_grid_is_refused_as_not_a_cine():
 def test_a_real_single_frame_file_points_to_its_series_folder():
     with pytest.raises(DataError, match=r"MR_small.dcm is a single-frame DICOM file \(one 2D slice\)"):
         read_sequence(real_file("MR_small.dcm"))
+
+
+def test_nifti_and_dicom_folders_are_read_without_pydicom(tmp_path):
+    """pydicom is an optional extra: only multi-frame files need it."""
+    import subprocess
+    import sys
+
+    write_cine_series(tmp_path / "cine", phases=2)
+    code = (
+        "import sys\n"
+        "class NoPydicom:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'pydicom':\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, NoPydicom())\n"
+        "import numpy as np, SimpleITK as sitk\n"
+        "from sadm.io.readers import read_sequence\n"
+        f"path = {str(tmp_path / 'cine.nii.gz')!r}\n"
+        "sitk.WriteImage(sitk.JoinSeries([sitk.Image([4, 3, 2], sitk.sitkInt16)] * 2), path)\n"
+        "assert len(read_sequence(path)) == 2\n"
+        f"assert len(read_sequence({str(tmp_path / 'cine')!r})) == 2\n"
+        "assert 'pydicom' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_multi_frame_file_without_pydicom_says_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+
+    write_2d_cine(tmp_path / "echo.dcm")
+    monkeypatch.setitem(sys.modules, "pydicom", None)  # `import pydicom` raises ImportError
+
+    with pytest.raises(DataError, match=r"needs pydicom; install it with `pip install 'sadm\[dicom\]'`"):
+        read_sequence(tmp_path / "echo.dcm")
