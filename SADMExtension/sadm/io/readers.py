@@ -92,7 +92,7 @@ def read_sequence(path: str | Path | Sequence[str | Path]) -> LongitudinalSequen
     reader = _claiming(path)
     if reader is None and path.is_dir():
         raise DataError(f"{path} is a folder of several sequences (or none); use discover_sequences() to list them")
-    sources = discover_sequences(path)
+    sources = _sources(path, reader)
     if len(sources) != 1:
         names = ", ".join(source.subject for source in sources[:5])
         raise DataError(f"{path} holds {len(sources)} sequences ({names}, ...); use discover_sequences() to list them")
@@ -117,7 +117,12 @@ def read_input(paths: Sequence[str | Path]) -> LongitudinalSequence:
 def discover_sequences(path: str | Path) -> list[SequenceSource]:
     """Every sequence under a data path, in a stable order, with unique subjects."""
     path = _existing(path)
-    reader = _claiming(path)
+    return _sources(path, _claiming(path))
+
+
+def _sources(path: Path, reader: SequenceReader | None) -> list[SequenceSource]:
+    """The sequences at `path`, given the reader that claims it (None: a file of no known kind, or a
+    folder whose files are read one by one)."""
     if reader is not None and reader.one_volume:
         raise DataError(reader.not_a_sequence(path))
     if reader is not None:
