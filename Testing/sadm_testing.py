@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sadm.data.sequence import Geometry
+from sadm.io.sequence import Geometry
 
 
 def moving_blob_sequence(length: int = 4, shape=(8, 16, 16), scale: float = 1.0) -> list[np.ndarray]:

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-import sadm.data.synthetic.cardiac as cardiac
+import sadm.phantoms.cardiac as cardiac
 from sadm.cli import main as sadm_main
 from sadm.data.preprocess import preprocess_sequence
-from sadm.data.readers import discover_sequences
 from sadm.evaluation.held_out import held_out_params
 from sadm.evaluation.metrics import score
 from sadm.generation.engine import Engine
+from sadm.io.readers import discover_sequences
 
 
 @contextlib.contextmanager

@@ -14,7 +14,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "SADMExtension" / "sadm"
 
 LAYERS = [
     {"errors", "defaults", "config", "devices"},
+    {"io"},
     {"data"},
+    {"phantoms"},
     {"diffusion"},
     {"networks"},
     {"storage"},
@@ -49,7 +51,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def _unit(module: str) -> str | None:
-    """'sadm.data.readers' -> 'data'; the package's public names (`sadm.Engine`) -> None (top level)."""
+    """'sadm.io.readers' -> 'io'; the package's public names (`sadm.Engine`) -> None (top level)."""
     parts = module.split(".")
     if len(parts) < 2:
         return None

@@ -9,8 +9,8 @@ from sequence_files import OBLIQUE, make_frames
 from sadm.data.normalize import IntensityRange
 from sadm.data.preprocess import PreprocessParams, align_frames_to_first, direction_difference_deg, preprocess_sequence
 from sadm.data.resample import resample_to_shape
-from sadm.data.sequence import Geometry, LongitudinalSequence
 from sadm.errors import ConfigError, DataError
+from sadm.io.sequence import Geometry, LongitudinalSequence
 from sadm_testing import rotation
 
 IDENTITY = Geometry((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))

@@ -12,8 +12,8 @@ from sequence_files import make_frames, write_4d
 
 from sadm.data.cache import INDEX_FILE, build_cache, read_cache
 from sadm.data.preprocess import PreprocessParams, preprocess_sequence
-from sadm.data.readers import discover_sequences
 from sadm.errors import DataError
+from sadm.io.readers import discover_sequences
 
 PARAMS = PreprocessParams(grid=(2, 3, 3))
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sadm.data.synthetic.cardiac import LV_LABEL, MYO_LABEL
 from sadm.evaluation.baselines import BASELINES
 from sadm.evaluation.blood_pool import blood_pool_rule
 from sadm.evaluation.runner import BaselineMethod, HeldOutSequence, evaluate
 from sadm.evaluation.tables import markdown_table, summarize
+from sadm.phantoms.cardiac import LV_LABEL, MYO_LABEL
 
 SPACING = (1.0, 1.0, 2.0)  # mm along i, j, k: a voxel is 2 mm³ = 0.002 ml
 VOXEL_ML = 0.002

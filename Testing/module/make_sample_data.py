@@ -25,7 +25,7 @@ SEED = 20230618  # fixed: the files must not change when regenerated
 def cardiac_frames():
     """End-diastole to end-systole of one synthetic cine subject (the paper's cardiac setting), every
     other frame: few enough that future timepoints still fit a 12-frame model."""
-    from sadm.data.synthetic.cardiac import cardiac_subject
+    from sadm.phantoms.cardiac import cardiac_subject
 
     phantom = cardiac_subject(SEED, 0)
     kept = list(range(0, phantom.es_index + 1, 2))
@@ -38,7 +38,7 @@ def cardiac_frames():
 
 def brain_frames():
     """Five ages of one synthetic ageing subject (the paper's brain setting)."""
-    from sadm.data.synthetic.brain import brain_subject
+    from sadm.phantoms.brain import brain_subject
 
     phantom = brain_subject(SEED, 0)
     spacing = (float(phantom.template.spacing_mm),) * 3

@@ -8,9 +8,9 @@ import pytest
 from slicer_scenes import blob_frames, node_ids, sequence_node
 
 from sadm.cli import main
-from sadm.data.sequence import Geometry
-from sadm.data.writers import write_sequence
 from sadm.generation.engine import Engine
+from sadm.io.sequence import Geometry
+from sadm.io.writers import write_sequence
 from SADMModule import FUTURE, MISSING, OBSERVED
 
 AGES = ["61", "64.5", "70"]  # uneven: the future age continues the last interval, 75.5

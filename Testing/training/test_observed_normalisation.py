@@ -13,7 +13,7 @@ from sadm.config import TrainConfig
 from sadm.data.normalize import IntensityRange, frame_ranges, renormalize_to_observed
 from sadm.data.preprocess import PreprocessParams, preprocess_sequence
 from sadm.data.resample import resample_to_shape
-from sadm.data.sequence import Geometry, LongitudinalSequence
+from sadm.io.sequence import Geometry, LongitudinalSequence
 from sadm.training.batches import make_batch
 
 GEOMETRY = Geometry((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))

@@ -15,10 +15,10 @@ import slicer
 from sadm.cli import generate as generate_command
 from sadm.cli import main
 from sadm.config import preset
-from sadm.data.images import read_volume
-from sadm.data.readers import read_sequence
-from sadm.data.sequence import Geometry
-from sadm.data.writers import write_sequence
+from sadm.io.images import read_volume
+from sadm.io.readers import read_sequence
+from sadm.io.sequence import Geometry
+from sadm.io.writers import write_sequence
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import save_model
 

@@ -12,11 +12,11 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from sadm.data.images import read_volume
-from sadm.data.readers import read_sequence
-from sadm.data.sequence import Geometry
-from sadm.data.writers import write_sequence, write_volume
 from sadm.errors import DataError
+from sadm.io.images import read_volume
+from sadm.io.readers import read_sequence
+from sadm.io.sequence import Geometry
+from sadm.io.writers import write_sequence, write_volume
 from sadm_testing import OBLIQUE
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])

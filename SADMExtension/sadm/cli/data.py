@@ -28,7 +28,7 @@ def add_parser(commands) -> None:
 def run_make_synthetic(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sadm.data.synthetic import make_synthetic
+    from sadm.phantoms import make_synthetic
 
     options = {}
     for item in args.option:

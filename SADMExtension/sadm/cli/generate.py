@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,8 +29,8 @@ from sadm.generation.request import GenerationRequest, SamplingOptions, build_re
 from sadm.storage.atomic import atomic_folder
 
 if TYPE_CHECKING:
-    from sadm.data.sequence import Geometry, LongitudinalSequence
     from sadm.generation.engine import Generation
+    from sadm.io.sequence import Geometry, LongitudinalSequence
 
 SEQUENCE_FILE = "sequence.seq.nrrd"
 RECORD_FILE = "generation.json"
@@ -142,6 +142,8 @@ def _generate(args: argparse.Namespace) -> int:
     )
     device = device_option(args.device)
 
+    from sadm.io.readers import read_input
+
     sequence = read_input(inputs)
     request = build_request(
         args.roles,
@@ -239,40 +241,6 @@ def _time_list(text: str) -> list[float]:
     return values
 
 
-def read_input(paths: Sequence[Path]) -> LongitudinalSequence:
-    """The sequence at the input path(s); one 3D volume alone is a one-frame sequence (the paper's
-    single-image setting: a baseline scan plus --future)."""
-    from sadm.data.readers import read_sequence
-    from sadm.data.sequence import LongitudinalSequence
-
-    if len(paths) == 1 and _is_one_volume(paths[0]):
-        from sadm.data.images import read_volume
-
-        volume, geometry = read_volume(paths[0])
-        return LongitudinalSequence([volume], [geometry], [str(paths[0])], subject=paths[0].name)
-    return read_sequence(paths[0] if len(paths) == 1 else list(paths))
-
-
-def _is_one_volume(path: Path) -> bool:
-    """A 3D scalar image file or a single DICOM series folder (read_sequence refuses both alone)."""
-    import SimpleITK as sitk
-
-    from sadm.data.acdc import is_acdc_patient
-    from sadm.data.images import dicom_series_files, has_image_suffix
-
-    if path.is_dir():
-        return not is_acdc_patient(path) and bool(dicom_series_files(path))
-    if not (path.is_file() and has_image_suffix(path)):
-        return False
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        return False  # read_sequence reports what is wrong with it
-    return reader.GetDimension() == 3 and reader.GetNumberOfComponents() == 1
-
-
 def prepare_input(sequence: LongitudinalSequence, request: GenerationRequest) -> GenerationInput:
     """Observed frames aligned onto frame 0's grid (frames to generate are not read further), and
     the warnings the alignment gave."""
@@ -368,7 +336,7 @@ def write_outputs(
     folder: Path, prepared: GenerationInput, generated: dict[int, np.ndarray], spread: dict[int, np.ndarray] | None
 ) -> dict:
     """frame_XX.nrrd (+ frame_XX_std.nrrd) per generated frame and the observed + generated sequence."""
-    from sadm.data.writers import write_sequence, write_volume
+    from sadm.io.writers import write_sequence, write_volume
 
     files: dict = {"generated": {}, "sequence": SEQUENCE_FILE}
     for index, volume in sorted(generated.items()):

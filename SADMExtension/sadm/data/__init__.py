@@ -1,1 +1,1 @@
-"""Image I/O, preprocessing and datasets for longitudinal 3D sequences."""
+"""Preprocessing of read sequences: resampling, intensity ranges, the model-grid tensors and their cache."""

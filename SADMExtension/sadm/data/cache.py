@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 
 from sadm.data.preprocess import PreprocessParams, preprocess_sequence
-from sadm.data.readers import SequenceSource
 from sadm.errors import DataError
+from sadm.io.readers import SequenceSource
 from sadm.storage.atomic import atomic_path
 
 INDEX_FILE = "index.json"

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from sadm.data.checks import check_sequence
 from sadm.data.normalize import IntensityRange, frame_ranges
 from sadm.data.resample import resample_to_shape
-from sadm.data.sequence import LongitudinalSequence
 from sadm.errors import ConfigError, DataError
+from sadm.io.checks import check_sequence
+from sadm.io.sequence import LongitudinalSequence
 
 # Bump when the preprocessing changes in a way that makes cached arrays differ.
 PREPROCESS_VERSION = 1

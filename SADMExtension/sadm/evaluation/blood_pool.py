@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from sadm.data.images import read_volume
-from sadm.data.synthetic.cardiac import LV_LABEL, MYO_LABEL
+from sadm.io.images import read_volume
+from sadm.phantoms.cardiac import LV_LABEL, MYO_LABEL
 
 MARGIN_MM = 4.0
 """How far the ROI reaches beyond the ED cavity: room for a generated wall drawn a little off."""

@@ -12,16 +12,16 @@ import numpy as np
 from tqdm import tqdm
 
 from sadm.config import preset
-from sadm.data.montage import mid_slices, save_montage
 from sadm.data.resample import resample_to_shape
-from sadm.data.writers import write_sequence, write_volume
 from sadm.defaults import DEFAULT_SAMPLER
 from sadm.errors import CheckpointError
 from sadm.evaluation.baselines import BASELINES, reference_index
 from sadm.evaluation.held_out import held_out_cardiac_sequence
 from sadm.evaluation.metrics import score
+from sadm.evaluation.montage import mid_slices, save_montage
 from sadm.generation.engine import Engine
 from sadm.generation.request import SamplingOptions, build_request
+from sadm.io.writers import write_sequence, write_volume
 from sadm.networks.sadm import SADM
 from sadm.storage.atomic import atomic_folder
 from sadm.storage.checkpoint import save_model

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 
 from sadm.data.preprocess import PreprocessParams, preprocess_sequence
-from sadm.data.readers import discover_sequences
-from sadm.data.sequence import Geometry
-from sadm.data.synthetic.cardiac import CardiacPhantom, cardiac_subject, systole_contractions
 from sadm.evaluation.blood_pool import acdc_blood_pool_rule
 from sadm.evaluation.runner import HeldOutSequence
+from sadm.io.readers import discover_sequences
+from sadm.io.sequence import Geometry
+from sadm.phantoms.cardiac import CardiacPhantom, cardiac_subject, systole_contractions
 
 HELD_OUT_SEED = 1000
 """Test subjects: training data use seed 0, so these were never seen in training; scored once per

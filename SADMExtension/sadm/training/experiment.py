@@ -16,11 +16,11 @@ import torch
 import torch.distributed as dist
 
 from sadm.config import ModelConfig, TrainConfig, merge_dicts, preset
-from sadm.data.dataset import SequenceDataset, load_training_data, split_subjects
 from sadm.devices import resolve_device
 from sadm.errors import ConfigError
 from sadm.storage.checkpoint import read_config, total_steps
 from sadm.storage.registry import resolve_model
+from sadm.training.dataset import SequenceDataset, load_training_data, split_subjects
 from sadm.training.trainer import Distributed, Trainer, latest_checkpoint
 
 

@@ -21,7 +21,6 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from sadm.config import ModelConfig, TrainConfig
-from sadm.data.dataset import collate_sequences
 from sadm.data.normalize import renormalize_to_observed
 from sadm.devices import autocast, resolve_device
 from sadm.errors import CheckpointError, ConfigError
@@ -31,6 +30,7 @@ from sadm.networks.sadm import SADM
 from sadm.storage.atomic import atomic_folder, atomic_write_bytes
 from sadm.storage.checkpoint import initial_weights, load_tensors, save_model, save_tensors, write_model_files
 from sadm.training.batches import make_batch
+from sadm.training.dataset import collate_sequences
 from sadm.training.ema import EMA
 
 STATE_TENSORS = "training_state.safetensors"

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from sadm.data.images import sitk_reason
-from sadm.data.sequence import Geometry
 from sadm.errors import DataError
+from sadm.io.images import sitk_reason
+from sadm.io.sequence import Geometry
 from sadm.storage.atomic import atomic_path
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")  # single-file formats: one rename makes them whole

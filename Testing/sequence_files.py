@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from sadm.data.sequence import Geometry
+from sadm.io.sequence import Geometry
 from sadm_testing import OBLIQUE
 
 SHAPE = (4, 5, 6)  # (k, j, i)

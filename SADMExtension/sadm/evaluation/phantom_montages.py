@@ -2,7 +2,7 @@
 a mid-ventricular short-axis slice through the cardiac cycle, an axial slice through the
 lateral ventricles across the five ages.
 
-    python -m sadm.data.synthetic.preview Resources/Montages
+    python -m sadm.evaluation.phantom_montages Resources/Montages
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sadm.data.montage import mid_slices, save_montage
-from sadm.data.synthetic.brain import BrainOptions, brain_subject
-from sadm.data.synthetic.cardiac import CardiacOptions, cardiac_subject
+from sadm.evaluation.montage import mid_slices, save_montage
+from sadm.phantoms.brain import BrainOptions, brain_subject
+from sadm.phantoms.cardiac import CardiacOptions, cardiac_subject
 
 VENTRICLE_LEVEL_MNI_Z = 18.0  # mm: bodies of the lateral ventricles
 

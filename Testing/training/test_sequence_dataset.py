@@ -11,8 +11,8 @@ import torch
 from sequence_files import image_of, make_frames, write_acdc_patient
 from torch.utils.data import DataLoader
 
-from sadm.data.dataset import SequenceDataset, collate_sequences, load_training_data, split_subjects
 from sadm.errors import ConfigError
+from sadm.training.dataset import SequenceDataset, collate_sequences, load_training_data, split_subjects
 
 
 @pytest.fixture

@@ -14,14 +14,28 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from sadm.data.checks import check_sequence
-from sadm.data.images import describe, read_image
-from sadm.data.sequence import Geometry, LongitudinalSequence
 from sadm.errors import DataError
+from sadm.io.checks import check_sequence
+from sadm.io.images import describe, read_image
+from sadm.io.reader import SequenceReader, SequenceSource, subject_of_file
+from sadm.io.sequence import Geometry, LongitudinalSequence
 
 # NRRD axis kinds whose components are parts of one value (a colour, a vector, a tensor), not frames.
 _NON_TEMPORAL_KINDS = re.compile(r"color|tensor|symmetric|complex|quaternion|gradient|normal|point|[234]-vector")
-_SEQUENCE_SUFFIXES = (".seq.nrrd", ".seq.nhdr")
+
+
+class FourDImageReader(SequenceReader):
+    """One file holding every frame: 4D NIfTI / NRRD / MetaImage or Slicer's .seq.nrrd."""
+
+    name = "4d"
+    describes = "a 4D image / Slicer .seq.nrrd"
+    suffixes = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+    def claims(self, path: Path) -> bool:
+        return path.is_file() and self.has_suffix(path)
+
+    def read(self, source: SequenceSource) -> LongitudinalSequence:
+        return read_4d_image(source.paths[0], subject=source.subject)
 
 
 def read_4d_image(path: Path, subject: str | None = None) -> LongitudinalSequence:
@@ -50,15 +64,6 @@ def read_4d_image(path: Path, subject: str | None = None) -> LongitudinalSequenc
         metadata=metadata,
     )
     return check_sequence(sequence, str(path))
-
-
-def subject_of_file(path: Path) -> str:
-    """'patient001_4d.nii.gz' -> 'patient001_4d'; 'cine.seq.nrrd' -> 'cine'."""
-    name = path.name
-    for suffix in (*_SEQUENCE_SUFFIXES, ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
 
 
 def _split_4d_scalar(image: sitk.Image, path: Path):

@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from sadm.data.synthetic import AGE_GROUPS, BrainOptions, brain_subject, load_template, make_synthetic
+from sadm.phantoms import AGE_GROUPS, BrainOptions, brain_subject, load_template, make_synthetic
 
 FAST = BrainOptions(voxel_mm=4.0)
 
@@ -147,8 +147,8 @@ def test_subjects_differ_in_anatomy_and_in_how_they_age_not_only_in_degree(templ
 def test_a_subjects_own_atrophy_flow_changes_the_aged_scans_not_the_young_anatomy(template):
     from dataclasses import replace
 
-    from sadm.data.synthetic.brain import render_brain, sample_brain_subject
-    from sadm.data.synthetic.fields import subject_rngs
+    from sadm.phantoms.brain import render_brain, sample_brain_subject
+    from sadm.phantoms.fields import subject_rngs
 
     def render(subject):
         _, field_rng, noise_rng = subject_rngs(0, 2, streams=3)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sadm.data.sequence import LongitudinalSequence
 from sadm.errors import DataError
+from sadm.io.sequence import LongitudinalSequence
 
 
 def check_finite(volume: np.ndarray, where: str) -> None:
@@ -16,9 +16,10 @@ def check_finite(volume: np.ndarray, where: str) -> None:
         raise DataError(f"{where} holds {bad} NaN/Inf voxels; replace them (e.g. with 0) before training")
 
 
-def check_sequence(sequence: LongitudinalSequence, where: str) -> LongitudinalSequence:
-    """A longitudinal sequence needs at least two 3D frames of finite voxels; returns it unchanged."""
-    if len(sequence) < 2:
+def check_sequence(sequence: LongitudinalSequence, where: str, min_frames: int = 2) -> LongitudinalSequence:
+    """A longitudinal sequence needs at least two 3D frames of finite voxels (one for `sadm generate`'s
+    single-image input, `min_frames=1`); returns it unchanged."""
+    if len(sequence) < min_frames:
         raise DataError(
             f"{where} holds {len(sequence)} frame(s); a longitudinal sequence needs at least 2 "
             "(the first conditions the generation of later ones)"

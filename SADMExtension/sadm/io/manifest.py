@@ -1,4 +1,5 @@
-"""CSV manifests: one row per scan, `subject,timepoint,path[,time]`, one sequence per subject.
+"""CSV manifests: one row per scan, `subject,timepoint,path[,time]`, one sequence per subject; read by
+`ManifestReader`, written by `write_manifest` (the one place the format is written).
 
 `path` is relative to the CSV's folder unless absolute (a 3D file or a DICOM series folder);
 `timepoint` orders a subject's rows; `time` (optional, e.g. age in years) is the frame's position.
@@ -7,12 +8,48 @@
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sadm.errors import DataError
+from sadm.io.frame_list import FrameFilesReader
+from sadm.io.reader import SequenceReader, SequenceSource
+from sadm.io.sequence import LongitudinalSequence
+from sadm.storage.atomic import atomic_write_bytes
 
 REQUIRED_COLUMNS = ("subject", "timepoint", "path")
+COLUMNS = (*REQUIRED_COLUMNS, "time")
+
+
+class ManifestReader(SequenceReader):
+    """A CSV manifest: its subjects' rows become one ordered list of frame files each."""
+
+    name = "manifest"
+    describes = "a CSV manifest (subject,timepoint,path[,time])"
+
+    def claims(self, path: Path) -> bool:
+        return path.is_file() and path.suffix.lower() == ".csv"
+
+    def sources(self, path: Path) -> list[SequenceSource]:
+        return [
+            SequenceSource(entry.subject, FrameFilesReader.name, entry.paths, entry.times)
+            for entry in read_manifest(path)
+        ]
+
+    def read(self, source: SequenceSource) -> LongitudinalSequence:
+        return FrameFilesReader().read(source)
+
+
+def write_manifest(path: Path, rows: Iterable[dict]) -> Path:
+    """Write a manifest (header `subject,timepoint,path,time`, a row per scan) whole or not at all."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, text.getvalue().encode("utf-8"))
+    return Path(path)
 
 
 @dataclass(frozen=True)

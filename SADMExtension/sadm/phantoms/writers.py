@@ -3,18 +3,14 @@ the ACDC layout for the heart, NIfTI files plus a CSV manifest for brain ageing.
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from sadm.data.synthetic.brain import BrainPhantom
-from sadm.data.synthetic.cardiac import CardiacPhantom
-
-MANIFEST_COLUMNS = ("subject", "timepoint", "path", "time")
+from sadm.phantoms.brain import BrainPhantom
+from sadm.phantoms.cardiac import CardiacPhantom
 
 
 def _image(array: np.ndarray, spacing, origin, direction) -> sitk.Image:
@@ -64,15 +60,3 @@ def brain_manifest_rows(subject: str, ages: Iterable[int]) -> list[dict]:
         }
         for timepoint, age in enumerate(ages, start=1)
     ]
-
-
-def write_manifest(path: Path, rows: list[dict]) -> Path:
-    """Write the CSV manifest (subject,timepoint,path,time) via a temporary file and a rename."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    with partial.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(partial, path)
-    return path

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 from sequence_files import OBLIQUE, SHAPE, assert_geometry_equal, image_of, make_frames, write_dicom_series
 
-from sadm.data.readers import discover_sequences, read_sequence
+from sadm.io.readers import discover_sequences, read_sequence
 
 
 def test_reads_an_ordered_list_of_3d_files_of_mixed_formats(tmp_path):

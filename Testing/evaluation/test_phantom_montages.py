@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sadm.data.montage import mid_slices, save_montage
-from sadm.data.synthetic.preview import brain_montage, cardiac_columns, cardiac_montage
+from sadm.evaluation.montage import mid_slices, save_montage
+from sadm.evaluation.phantom_montages import brain_montage, cardiac_columns, cardiac_montage
 
 
 def ramp(height: int, width: int) -> np.ndarray:

@@ -13,8 +13,8 @@ from torch.utils.data import Dataset
 
 from sadm.data.cache import CacheEntry, build_cache, read_cache
 from sadm.data.preprocess import PreprocessParams
-from sadm.data.readers import discover_sequences
 from sadm.errors import ConfigError
+from sadm.io.readers import discover_sequences
 
 
 class SequenceDataset(Dataset):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sequence_files import OBLIQUE, SHAPE, assert_geometry_equal, write_4d, write_slicer_sequence, write_vector_nrrd
 
-from sadm.data.readers import read_sequence
-from sadm.data.timeseries import read_4d_image
+from sadm.io.four_d import read_4d_image
+from sadm.io.readers import read_sequence
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".nrrd", ".mha"])

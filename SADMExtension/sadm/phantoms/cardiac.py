@@ -8,11 +8,11 @@ from soft edges in-plane and sub-slice sampling through the thick slices.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from sadm.data.synthetic.fields import (
+from sadm.phantoms.fields import (
     ellipse_distance,
     random_rotation,
     rician,
@@ -551,10 +551,3 @@ def cardiac_subject(
     options = options or CardiacOptions()
     anatomy_rng, noise_rng = subject_rngs(seed, index)
     return render_cardiac(sample_cardiac_subject(anatomy_rng, options), options, noise_rng, contractions)
-
-
-def subject_summary(phantom: CardiacPhantom) -> dict:
-    """Plain-number facts about a phantom (for logs and model cards)."""
-    s = asdict(phantom.subject)
-    keep = ("n_frames", "es_index", "pixel_mm", "slice_mm", "ejection_fraction", "lv_radius", "wall")
-    return {key: s[key] for key in keep} | {"lv_ed_ml": float(phantom.lv_cavity_ml[0])}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from sadm.data import synthetic
-from sadm.data.synthetic import make_synthetic
+from sadm import phantoms as synthetic
+from sadm.phantoms import make_synthetic
 
 SMALL = dict(shape=(6, 48, 48), pixel_mm=4.0, frames=6, sub_slices=2)
 
 
 def test_an_interrupted_subject_never_looks_complete(tmp_path, monkeypatch):
-    from sadm.data.synthetic import writers
+    from sadm.phantoms import writers
 
     def crash_after_the_4d_file(phantom, folder, name):
         (folder / f"{name}_4d.nii.gz").write_bytes(b"half")
@@ -58,7 +58,7 @@ def test_progress_is_reported_per_subject(tmp_path):
 
 
 def test_the_project_readers_load_synthetic_data_like_real_data(tmp_path):
-    from sadm.data.readers import discover_sequences
+    from sadm.io.readers import discover_sequences
 
     root = make_synthetic("cardiac", tmp_path / "acdc", subjects=2, seed=0, **SMALL)
     sources = discover_sequences(root)

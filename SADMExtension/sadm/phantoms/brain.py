@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from sadm.data.synthetic.fields import random_rotation, rician, smooth_noise, subject_rngs
+from sadm.phantoms.fields import random_rotation, rician, smooth_noise, subject_rngs
 
 AGE_GROUPS: tuple[tuple[int, int], ...] = ((18, 30), (31, 45), (46, 60), (61, 74), (75, 97))
 VARIETIES = ("subject", "template")

@@ -14,10 +14,10 @@ from sequence_files import (
     write_slicer_sequence,
 )
 
-from sadm.data.acdc import read_acdc_patient
-from sadm.data.dataset import load_training_data
-from sadm.data.readers import discover_sequences, read_sequence
 from sadm.errors import DataError, SADMError
+from sadm.io.acdc import read_acdc_patient
+from sadm.io.readers import discover_sequences, read_sequence
+from sadm.training.dataset import load_training_data
 
 
 def test_data_errors_are_sadm_errors_and_value_errors():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from sadm.data.synthetic import CardiacOptions, cardiac_subject, contraction_curve, make_synthetic
-from sadm.data.synthetic.cardiac import LV_LABEL, MYO_LABEL, RV_LABEL
+from sadm.phantoms import CardiacOptions, cardiac_subject, contraction_curve, make_synthetic
+from sadm.phantoms.cardiac import LV_LABEL, MYO_LABEL, RV_LABEL
 
 # a coarse grid over the same field of view as the default: fast, still the whole chest
 SMALL = dict(shape=(8, 64, 64), pixel_mm=3.0, frames=(10, 12), sub_slices=3)
@@ -105,7 +105,7 @@ def test_more_subjects_start_with_the_same_subjects(tmp_path):
 def test_any_number_of_ed_to_es_phases_is_rendered_directly_not_blended():
     """Evaluation sequences: each phase drawn from the anatomy at its contraction, with its own noise —
     the middle frame of three is not the mean of its neighbours, as a linearly resampled one would be."""
-    from sadm.data.synthetic.cardiac import systole_contractions
+    from sadm.phantoms.cardiac import systole_contractions
 
     cycle = cardiac_subject(3, 0, CardiacOptions(**SMALL))
     phases = cardiac_subject(3, 0, CardiacOptions(**SMALL), contractions=systole_contractions(5))

@@ -1,4 +1,4 @@
-"""Fixtures of the data tests (the file writers live in sequence_files.py)."""
+"""Fixtures of the reader tests (the file writers live in Testing/sequence_files.py)."""
 
 from __future__ import annotations
 

@@ -7,15 +7,12 @@ written to disk in the real formats, deterministic by seed, one subject at a tim
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Callable
 
-from sadm.data.synthetic.brain import (
+from sadm.phantoms.brain import (
     AGE_GROUPS,
     BrainOptions,
     BrainPhantom,
@@ -23,12 +20,12 @@ from sadm.data.synthetic.brain import (
     load_template,
     sample_brain_subject,
 )
-from sadm.data.synthetic.cardiac import CardiacOptions, CardiacPhantom, cardiac_subject, contraction_curve
-from sadm.data.synthetic.fields import subject_rngs
+from sadm.phantoms.cardiac import CardiacOptions, CardiacPhantom, cardiac_subject, contraction_curve
+from sadm.phantoms.fields import subject_rngs
+from sadm.storage.atomic import atomic_folder, atomic_write_bytes
 
 KINDS = ("cardiac", "brain")
 MARKER = "synthetic.json"  # what made this folder: kind, seed, options (resuming must match)
-STAGING = ".partial"  # subjects being written; renamed into place when complete
 GENERATOR_VERSION = 2  # 2: the brain phantom's subject variety (issue 27); bump when a change alters the subjects of a given seed, so resuming refuses to mix
 
 __all__ = [
@@ -77,27 +74,14 @@ def _claim_folder(out: Path, kind: str, seed: int, options) -> None:
                 f"{out} already holds synthetic data made with {found}; asked for {wanted}. Use an empty folder."
             )
         return
-    partial = out / f".{MARKER}.partial-{os.getpid()}"
-    partial.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, marker)
+    atomic_write_bytes(marker, (json.dumps(wanted, indent=2) + "\n").encode("utf-8"))
 
 
 def _write_subject(out: Path, name: str, write: Callable[[Path], None]) -> None:
-    """Write into `<out>/.partial/<name>-<pid>`, then rename: an interrupted (even killed) run
-    never leaves a subject under its real name, nor anywhere a reader scanning `out` looks."""
-    staging = out / STAGING
-    partial = staging / f"{name}-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        write(partial)
-        os.replace(partial, out / name)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    finally:
-        with contextlib.suppress(OSError):
-            staging.rmdir()  # only when no other writer is using it
+    """Write into a hidden staging folder, then rename: an interrupted run never leaves a subject
+    under its real name (readers skip hidden folders)."""
+    with atomic_folder(out / name) as staging:
+        write(staging)
 
 
 def make_synthetic(
@@ -116,7 +100,8 @@ def make_synthetic(
     `progress(done, total)` is called after each subject. Returns what a reader opens: the
     folder for cardiac (ACDC layout), the manifest CSV for brain.
     """
-    from sadm.data.synthetic.writers import brain_manifest_rows, write_acdc_subject, write_brain_subject, write_manifest
+    from sadm.io.manifest import write_manifest
+    from sadm.phantoms.writers import brain_manifest_rows, write_acdc_subject, write_brain_subject
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")

@@ -15,8 +15,8 @@ from sequence_files import (
     write_slicer_sequence,
 )
 
-from sadm.data.acdc import list_acdc_patients, read_acdc_info, read_acdc_patient
-from sadm.data.readers import ACDC, FOUR_D, discover_sequences, read_sequence
+from sadm.io.acdc import list_acdc_patients, read_acdc_info, read_acdc_patient
+from sadm.io.readers import ACDC, FOUR_D, discover_sequences, read_sequence
 
 
 def test_reads_acdc_frames_from_ed_to_es(tmp_path):

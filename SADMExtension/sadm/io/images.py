@@ -8,16 +8,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from sadm.data.checks import check_finite
-from sadm.data.integrity import check_nifti, is_nifti
-from sadm.data.sequence import Geometry
 from sadm.errors import DataError
-
-IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-
-
-def has_image_suffix(path: Path) -> bool:
-    return path.name.lower().endswith(IMAGE_SUFFIXES)
+from sadm.io.checks import check_finite
+from sadm.io.dicom import dicom_series_files, series_time_points
+from sadm.io.integrity import check_nifti, is_nifti
+from sadm.io.sequence import Geometry
 
 
 def read_image(path: Path) -> sitk.Image:
@@ -48,18 +43,18 @@ def read_dicom_series(folder: Path) -> sitk.Image:
             f"{folder} holds {len(series_ids)} DICOM series ({', '.join(series_ids)}); expected one series per "
             "folder (one folder per timepoint)"
         )
+    time_points = series_time_points(folder)
+    if len(time_points) > 1:
+        raise DataError(
+            f"{folder} holds a cine series of {len(time_points)} time points, not one 3D volume; pass the folder "
+            "alone: it is the whole sequence"
+        )
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(dicom_series_files(folder))
     try:
         return reader.Execute()
     except RuntimeError as error:
         raise DataError(f"cannot read the DICOM series in {folder} ({sitk_reason(error)})") from None
-
-
-def dicom_series_files(folder: Path) -> list[str]:
-    """The slice files of the one series in `folder`, in GDCM's order (also what a cache watches)."""
-    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0])) if series_ids else []
 
 
 def read_volume(path: Path) -> tuple[np.ndarray, Geometry]:

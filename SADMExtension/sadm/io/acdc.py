@@ -10,12 +10,34 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from sadm.data.checks import check_sequence
-from sadm.data.sequence import LongitudinalSequence
-from sadm.data.timeseries import read_4d_image
 from sadm.errors import DataError
+from sadm.io.checks import check_sequence
+from sadm.io.four_d import read_4d_image
+from sadm.io.reader import SequenceReader, SequenceSource
+from sadm.io.sequence import LongitudinalSequence
 
 INFO_FILE = "Info.cfg"
+
+
+class AcdcReader(SequenceReader):
+    """An ACDC patient folder, or an ACDC root holding them (one sequence per patient)."""
+
+    name = "acdc"
+    describes = "an ACDC root (patientNNN/Info.cfg folders), an ACDC patient folder"
+
+    def claims(self, path: Path) -> bool:
+        return path.is_dir() and (is_acdc_patient(path) or bool(list_acdc_patients(path)))
+
+    def sources(self, path: Path) -> list[SequenceSource]:
+        folders = [path] if is_acdc_patient(path) else list_acdc_patients(path)
+        return [SequenceSource(folder.name, self.name, (folder,)) for folder in folders]
+
+    def read(self, source: SequenceSource) -> LongitudinalSequence:
+        return read_acdc_patient(source.paths[0])
+
+    def watched_files(self, source: SequenceSource) -> list[Path]:
+        folder = source.paths[0]
+        return [folder / INFO_FILE, acdc_cine_file(folder)]
 
 
 @dataclass(frozen=True)
@@ -78,7 +100,11 @@ def list_acdc_patients(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; expected an ACDC root holding patientNNN/Info.cfg folders")
-    return sorted(child for child in root.iterdir() if child.is_dir() and is_acdc_patient(child))
+    return sorted(
+        child
+        for child in root.iterdir()
+        if child.is_dir() and not child.name.startswith(".") and is_acdc_patient(child)  # not a folder being written
+    )
 
 
 def acdc_cine_file(folder: Path) -> Path:
