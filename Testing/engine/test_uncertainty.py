@@ -15,6 +15,7 @@ from sadm.config import ModelConfig
 from sadm.errors import ConfigError
 from sadm.evaluation.calibration import FitSet
 from sadm.generation.uncertainty import (
+    MOVED_CAP,
     Z_95,
     BucketFit,
     Calibration,
@@ -23,6 +24,8 @@ from sadm.generation.uncertainty import (
     changed_voxels,
     coverage_row,
     features,
+    in_plane_maximum,
+    moved_voxels,
     noise_sigma,
 )
 from sadm.networks.sadm import SADM
@@ -145,6 +148,98 @@ def test_changed_voxels_are_where_the_truth_moved_by_more_than_five_percent_of_i
     truth = reference.copy()
     truth[0, 0, 0], truth[1, 1, 1] = 1.0, 0.04
     assert changed_voxels(truth, reference).sum() == 1
+
+
+def moving_square(
+    noise: float, rng: np.random.Generator, shift: int = 3, levels: tuple[float, float] = (0.3, 0.9)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A static scene with one bright square that moves `shift` voxels, both frames with white noise:
+    (reference, truth, the clean truth)."""
+    clean_reference = np.full((6, 64, 64), levels[0])
+    clean_reference[:, 20:36, 20:36] = levels[1]
+    clean_truth = np.full_like(clean_reference, levels[0])
+    clean_truth[:, 20 + shift : 36 + shift, 20:36] = levels[1]
+    reference = clean_reference + noise * rng.standard_normal(clean_reference.shape)
+    truth = clean_truth + noise * rng.standard_normal(clean_truth.shape)
+    return reference, truth, clean_truth
+
+
+def test_moved_voxels_are_where_the_anatomy_moved_not_where_two_noise_samples_differ():
+    reference, truth, _ = moving_square(0.02, np.random.default_rng(5))
+    really_moved = np.zeros(truth.shape, bool)
+    really_moved[:, 20:23, 20:36] = really_moved[:, 36:39, 20:36] = True
+    static = ~ndimage.binary_dilation(really_moved, np.ones((1, 5, 5), bool))  # 2 voxels from any motion
+    moved, changed = moved_voxels(truth, reference), changed_voxels(truth, reference)
+    assert (moved & static).mean() < 0.002  # noise alone hardly ever counts as motion
+    assert (moved & really_moved).sum() >= 0.9 * really_moved.sum()
+    # voxel-wise, a noise difference beyond 5 % of the range is a 1.8σ event: thousands of static voxels
+    assert (changed & static).sum() > 10 * max((moved & static).sum(), 1)
+    assert (changed & static).mean() > 0.03
+
+
+def test_a_perfect_map_covers_the_moved_voxels_but_not_the_voxels_where_the_noise_changed():
+    """A frame made as the native paths make it, by moving the observed frame exactly as the anatomy
+    moved (so it carries that frame's noise), with the exact σ (both frames' noise): the error is
+    the difference of two noise samples. Where that difference exceeds 5 % of the range — the
+    voxel-wise "changed" test — the error is large by selection, so no honest map reaches 85 % there;
+    over the moved voxels the same map is nominal."""
+    rng = np.random.default_rng(6)
+    reference, truth, _ = moving_square(0.0175, rng, levels=(0.05, 1.0))  # the cardiac phantom's noise / range
+    made = reference.copy()  # the background stays, the square moves by exactly its shift
+    made[:, 20:39, 20:36] = reference[:, 17:36, 20:36]
+    sigma = np.full(truth.shape, 0.0175 * np.sqrt(2.0))
+    row = coverage_row(truth, made, sigma, moved_voxels(truth, reference), changed_voxels(truth, reference))
+    assert row["cover_2sigma"] == pytest.approx(0.954, abs=0.01)
+    assert row["cover_2sigma_changed"] == pytest.approx(0.954, abs=0.03)
+    assert row["cover_2sigma_changed_raw"] < 0.5
+
+
+def test_the_change_part_is_the_largest_squared_change_from_the_nearest_observed_frame_in_plane():
+    observed = {0: np.zeros((2, 5, 5)), 3: np.ones((2, 5, 5))}
+    mean = np.zeros((2, 5, 5))
+    mean[1, 2, 2] = 0.5
+    roles = ["observed", "missing", "missing", "observed"]
+    near_start = features(mean[None], 0.0, roles, 1, observed=observed).change2  # weights 2/3, 1/3: frame 0
+    assert near_start[1, 1:4, 1:4] == pytest.approx(np.full((3, 3), 0.25))
+    assert near_start[0].max() == 0.0 and near_start[1, 0].max() == 0.0
+    near_end = features(mean[None], 0.0, roles, 2, observed=observed).change2  # frame 3 is nearer
+    assert near_end[0, 0, 0] == 1.0 and near_end[1, 2, 2] == 1.0
+    columns = np.arange(4.0)[None, None].repeat(3, axis=1)  # (1, 3, 4): 0 1 2 3 in every row
+    assert np.array_equal(in_plane_maximum(columns)[0, 1], [1.0, 2.0, 3.0, 3.0])
+
+
+def motion_fit_set(rng: np.random.Generator, frames: int) -> tuple[FitSet, FitSet, list]:
+    """Frames in which the anatomy moves in six rows of each slice, but the prediction moves only
+    three of them (the other three keep the reference: a motion missed, an error of 0.1 plus noise);
+    the same voxels fitted without and with the moved mark."""
+    plain, marked, held = FitSet(max_voxels_per_frame=40000), FitSet(max_voxels_per_frame=40000), []
+    for _ in range(frames):
+        reference = smooth_volume(rng, (8, 48, 48))
+        moved = np.zeros(reference.shape, bool)
+        moved[:, 10:16, :] = True
+        predicted = np.zeros(reference.shape, bool)
+        predicted[:, 10:13, :] = True
+        mean = reference + 0.1 * predicted
+        parts = features(mean[None], 0.02**2, ["observed", "future"], 1, observed={0: reference})
+        spread = np.where(predicted, 0.06, 0.02 * np.sqrt(2.0))
+        truth = reference + 0.1 * moved + spread * rng.standard_normal(mean.shape)
+        plain.add("one-1", truth, mean, parts)
+        marked.add("one-1", truth, mean, parts, reference)
+        held.append((truth, mean, parts, moved_voxels(truth, reference)))
+    return plain, marked, held
+
+
+def test_weighing_the_moved_voxels_like_the_rest_lifts_their_coverage_within_the_cap():
+    plain, marked, _ = motion_fit_set(np.random.default_rng(7), frames=4)
+    _, _, fresh = motion_fit_set(np.random.default_rng(8), frames=3)
+    covered = {}
+    for name, fit in (("plain", plain), ("marked", marked)):
+        calibration = fit.fit("register", 8, "toy")
+        rows = [coverage_row(t, m, calibration.sigma("one-1", p), moved) for t, m, p, moved in fresh]
+        covered[name] = (np.mean([r["cover_2sigma_changed"] for r in rows]), np.mean([r["cover_2sigma"] for r in rows]))
+    assert covered["plain"][0] < 0.75 and covered["plain"][1] == pytest.approx(0.954, abs=0.01)
+    assert covered["marked"][0] > covered["plain"][0] + 0.06
+    assert 0.95 <= covered["marked"][1] <= MOVED_CAP + 0.01  # wider, but never past the cap
 
 
 @pytest.fixture

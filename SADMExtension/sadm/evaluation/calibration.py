@@ -10,23 +10,30 @@ from pathlib import Path
 
 import numpy as np
 
+from sadm.evaluation.baselines import reference_index
 from sadm.evaluation.runner import HeldOutSequence, ModelMethod, seeded_runs
 from sadm.generation.uncertainty import (
     LEVEL,
     MIN_VOXELS,
+    MOVED_CAP,
+    MOVED_LEVEL,
     RELIABILITY_LEVELS,
     Z_95,
     BucketFit,
     Calibration,
     Features,
+    moved_voxels,
 )
 
-PARTS = ("error2", "noise_var", "draw_var", "gradient2")
+FEATURES = ("noise_var", "draw_var", "gradient2", "change2")  # in the order of BucketFit's weights
+PARTS = ("error2", *FEATURES, "moved")
+MIN_MOVED = 200  # fewer moved voxels than this in a bucket: plain likelihood and scale
 
 
 @dataclass
 class FitSet:
-    """Validation voxels gathered per bucket: squared errors and the variance features, sampled at most
+    """Validation voxels gathered per bucket: squared errors, the variance features and whether the
+    anatomy moved there (`moved_voxels`, from the truth: known on validation only), sampled at most
     `max_voxels_per_frame` per frame. Saved beside a calibration (`save`), so that it can be refitted
     without generating again."""
 
@@ -34,15 +41,21 @@ class FitSet:
     seed: int = 0
     parts: dict[str, list[tuple[np.ndarray, ...]]] = field(default_factory=dict)
 
-    def add(self, bucket: str, truth: np.ndarray, mean: np.ndarray, parts: Features) -> None:
+    def add(
+        self, bucket: str, truth: np.ndarray, mean: np.ndarray, parts: Features, reference: np.ndarray | None = None
+    ) -> None:
+        """One generated frame's voxels; `reference` (the last observed frame before it) marks the moved ones."""
         error2 = (np.asarray(truth, np.float64) - mean) ** 2
         rng = np.random.default_rng([self.seed, len(self.parts.get(bucket, [])), error2.size])
         take = rng.choice(error2.size, min(self.max_voxels_per_frame, error2.size), replace=False)
+        moved = np.zeros(error2.shape) if reference is None else moved_voxels(truth, reference)
         sample = (
             error2.ravel()[take],
             np.full(take.size, parts.noise_var),
             np.broadcast_to(parts.draw_var, error2.shape).ravel()[take],
             np.asarray(parts.gradient2).ravel()[take],
+            np.broadcast_to(parts.change2, error2.shape).ravel()[take],
+            np.asarray(moved, np.float64).ravel()[take],
         )
         self.parts.setdefault(bucket, []).append(tuple(np.asarray(a, np.float64) for a in sample))
 
@@ -51,7 +64,7 @@ class FitSet:
         return tuple(np.concatenate([chunk[n] for chunk in chunks]) for n in range(len(PARTS)))
 
     def save(self, path: Path) -> None:
-        """One .npz (no pickle): each bucket's four arrays."""
+        """One .npz (no pickle): each bucket's arrays, one per `PARTS`."""
         arrays = {f"{key}/{name}": a for key in self.parts for name, a in zip(PARTS, self.arrays([key]))}
         np.savez_compressed(path, **arrays)
 
@@ -69,32 +82,41 @@ class FitSet:
             groups.setdefault(key, [key])
         buckets = {}
         for name, keys in groups.items():
-            error2, noise_var, draw_var, gradient2 = self.arrays(keys)
+            error2, *features_, moved = self.arrays(keys)
             if error2.size < MIN_VOXELS and name != "all":
                 continue
-            buckets[name] = fit_bucket(error2, noise_var, draw_var, gradient2)
+            buckets[name] = fit_bucket(error2, np.stack(features_), moved > 0.5)
         return Calibration(buckets, native, samples, fitted_on)
 
 
-def fit_bucket(error2: np.ndarray, noise_var: np.ndarray, draw_var: np.ndarray, gradient2: np.ndarray) -> BucketFit:
-    """Weights α, β, γ ≥ 0 of the variance parts that maximise the Gaussian likelihood of the errors (in
-    log space, L-BFGS), a part that is zero everywhere kept at 1 (it cannot be told apart), then s."""
+def fit_bucket(error2: np.ndarray, features_: np.ndarray, moved: np.ndarray | None = None) -> BucketFit:
+    """Weights α, β, γ, δ ≥ 0 of the variance parts (`features_`, one row per `FEATURES`) that maximise
+    the Gaussian likelihood of the errors (in log space, L-BFGS), a part that is zero everywhere kept at
+    1 (it cannot be told apart), then s. With enough `moved` voxels, they weigh as much as all the
+    others together, and s also puts `MOVED_LEVEL` of them inside ±2σ (capped by `MOVED_CAP`)."""
     from scipy.optimize import minimize
 
-    features_ = np.stack([noise_var, draw_var, gradient2])
-    present = [n for n in range(3) if np.any(features_[n] > 0)]
+    count = len(features_)
+    present = [n for n in range(count) if np.any(features_[n] > 0)]
     floor = max(float(np.mean(error2)) * 1e-6, 1e-20)
+    moved = np.zeros(error2.shape, bool) if moved is None else np.asarray(moved, bool)
+    balanced = MIN_MOVED <= moved.sum() < moved.size
+    voxel_weight = (
+        np.where(moved, 0.5 / max(moved.sum(), 1), 0.5 / max((~moved).sum(), 1))
+        if balanced
+        else np.full(error2.size, 1.0 / error2.size)
+    )
 
     def variance_of(weights: np.ndarray) -> np.ndarray:
         return np.tensordot(weights, features_, axes=1) + floor
 
     def objective(log_weights: np.ndarray) -> tuple[float, np.ndarray]:
-        weights = np.ones(3)
+        weights = np.ones(count)
         weights[present] = np.exp(log_weights)
         variance = variance_of(weights)
-        value = float(np.mean(np.log(variance) + error2 / variance))
+        value = float(np.sum(voxel_weight * (np.log(variance) + error2 / variance)))
         slope = (1.0 / variance - error2 / variance**2) * features_[present]
-        return value, np.mean(slope, axis=1) * weights[present]
+        return value, np.sum(voxel_weight * slope, axis=1) * weights[present]
 
     start = np.array(
         [
@@ -103,11 +125,15 @@ def fit_bucket(error2: np.ndarray, noise_var: np.ndarray, draw_var: np.ndarray, 
         ]
     )
     best = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=[(-40.0, 40.0)] * len(present))
-    weights = np.ones(3)
+    weights = np.ones(count)
     weights[present] = np.exp(best.x)
     ratio = np.sqrt(error2 / variance_of(weights))
     scale = float(np.quantile(ratio, LEVEL)) / Z_95
-    return BucketFit(*(float(w) for w in weights), max(scale, 1e-6), int(error2.size))
+    if balanced:
+        for_moved = float(np.quantile(ratio[moved], MOVED_LEVEL)) / 2.0
+        scale = max(scale, min(for_moved, float(np.quantile(ratio, MOVED_CAP)) / 2.0))
+    noise, draws, motion, change = (float(w) for w in weights)
+    return BucketFit(noise, draws, motion, max(scale, 1e-6), int(error2.size), change)
 
 
 def save_calibration(out: Path, calibration: Calibration, fit: FitSet) -> None:
@@ -141,7 +167,8 @@ def fit_calibration(
             for roles, run_seed in seeded_runs(setting, len(sequence.frames), number, seed, missing_rate):
                 generation = method.generation(sequence.frames, roles, sequence.times, run_seed)
                 for index, (bucket, parts) in generation.spread_parts.items():
-                    fit.add(bucket, sequence.frames[index], generation.mean[index], parts)
+                    reference = sequence.frames[reference_index(roles, index)]
+                    fit.add(bucket, sequence.frames[index], generation.mean[index], parts, reference)
             if progress is not None:
                 progress(f"{sequence.subject} {setting}")
     return fit.fit(native, samples, fitted_on), fit
@@ -152,7 +179,8 @@ SPREAD_COLUMNS = (
     ("cover_90", "90 %"),
     ("cover_95", "95 %"),
     ("cover_2sigma", "±2σ"),
-    ("cover_2sigma_changed", "±2σ, changed"),
+    ("cover_2sigma_changed", "±2σ, moved"),
+    ("cover_2sigma_changed_raw", "±2σ, changed voxel-wise"),
     ("r_error_sigma", "r(|err|, σ)"),
     ("sharpness", "mean σ"),
 )

@@ -18,7 +18,7 @@ from sadm.evaluation.blood_pool import BloodPoolRule
 from sadm.evaluation.metrics import score
 from sadm.evaluation.settings import setting_runs
 from sadm.generation.request import OBSERVED, build_request
-from sadm.generation.uncertainty import bucket_of, changed_voxels, coverage_row
+from sadm.generation.uncertainty import bucket_of, changed_voxels, coverage_row, moved_voxels
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,13 @@ def evaluate(
                                 "frame": index,
                                 "bucket": bucket_of(roles, index, sequence.times[: len(roles)]),
                                 "calibrated": predicted.calibrated,
-                                **coverage_row(truth, predicted.native[index], sigma, changed_voxels(truth, reference)),
+                                **coverage_row(
+                                    truth,
+                                    predicted.native[index],
+                                    sigma,
+                                    moved_voxels(truth, reference),
+                                    changed_voxels(truth, reference),
+                                ),
                             }
                         )
                 if progress is not None:

@@ -119,7 +119,10 @@ class Generation(Mapping):
         noise_var = observed_noise_var(self.pairs.frames)
         roles, times = self.request.roles, self.request.times
         return {
-            index: (bucket_of(roles, index, times), features(volumes, noise_var, roles, index, times))
+            index: (
+                bucket_of(roles, index, times),
+                features(volumes, noise_var, roles, index, times, self.pairs.frames),
+            )
             for index, volumes in self.draws.items()
         }
 
