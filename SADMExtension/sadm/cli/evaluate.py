@@ -13,14 +13,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sadm.cli.options import OptionError, add_native_option, check_out_folder, choice_list
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, steps_or_default
+from sadm.cli.options import (
+    OptionError,
+    add_native_option,
+    add_sampler_options,
+    check_out_folder,
+    choice_list,
+    sampler_keywords,
+)
 from sadm.evaluation.baselines import BASELINES
 from sadm.evaluation.calibration import reliability_diagram, spread_summary, spread_table
 from sadm.evaluation.held_out import load_held_out
 from sadm.evaluation.runner import BaselineMethod, ModelMethod, evaluate
 from sadm.evaluation.settings import SETTINGS
 from sadm.evaluation.tables import METRICS, markdown_table, paper_units_table, summarize, to_csv
+from sadm.generation.request import SamplingOptions
 from sadm.storage.atomic import atomic_folder
 
 VARIANT_LABELS = {"sadm": "SADM", "diffusion-only": "diffusion-only", "attention-only": "attention-only"}
@@ -58,8 +65,7 @@ def add_parser(commands) -> None:
     p.add_argument(
         "--missing-rate", type=float, default=0.5, help="probability that a frame is missing (missing setting)"
     )
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
-    p.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's, sadm.defaults)")
+    add_sampler_options(p)
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: each model's)")
     add_native_option(p)
     p.add_argument(
@@ -104,7 +110,11 @@ def load_methods(args: argparse.Namespace) -> list[ModelMethod]:
     for name, engine in zip(names, engines):
         samples = args.samples if engine.model.is_diffusion else 1  # a regressor gives the same frame every time
         label = f"{name} (mean of {samples} samples)" if samples > 1 else name
-        methods.append(ModelMethod(label, engine, args.sampler, args.steps, args.guidance, samples, args.native))
+        methods.append(
+            ModelMethod(
+                label, engine, args.sampler, args.steps, args.guidance, samples, args.native, args.sampler_options
+            )
+        )
     return methods
 
 
@@ -156,7 +166,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     check_out_folder(out, args.overwrite, [Path(args.data)])
 
-    args.steps = steps_or_default(args.sampler, args.steps)
+    sampling = SamplingOptions(**sampler_keywords(args), guidance=args.guidance, native=args.native)
+    args.steps, args.sampler_options = sampling.steps, sampling.sampler_options
     models = load_methods(args)
     sequences = load_held_out(args.data, models[0].engine, args.frames, args.subjects)
     protocol = {
@@ -165,6 +176,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "frames": len(sequences[0].frames),
         "sampler": args.sampler,
         "steps": args.steps,
+        "sampler_options": args.sampler_options,
         "guidance": args.guidance,
         "seed": args.seed,
         "missing_rate": args.missing_rate,
@@ -318,6 +330,7 @@ def reusable_rows(
     earlier = dict(record.get("protocol") or {})
     earlier.setdefault("data", str(Path(record.get("data", "")).expanduser().resolve()))
     earlier.setdefault("samples", record.get("samples", 1))  # records before --samples scored one sample
+    earlier.setdefault("sampler_options", record.get("sampler_options", {}))  # before: the defaults
     for key in protocol:
         earlier.setdefault(key, record.get(key))
     different = [key for key in protocol if earlier.get(key) != protocol[key]]

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sadm.defaults import NATIVE_PATHS
+from sadm.defaults import DEFAULT_SAMPLER, NATIVE_PATHS
 from sadm.devices import resolve_device
+from sadm.diffusion.catalogue import catalogue_text, sampler_names
 from sadm.errors import SADMError
 
 
@@ -22,6 +23,35 @@ def add_native_option(parser) -> None:
         "observed frames give the motion, their registration scaled to the target's time; else warp); "
         'default: the model\'s own (config.json "native"; register for both bundled models)',
     )
+
+
+def add_sampler_options(parser, sampler: bool = True, settings: bool = True) -> None:
+    """--sampler (the catalogue's names) and --steps, and --sampler-option (the sampler's settings), one
+    definition for every command; `sampler_keywords` turns them into `SamplingOptions` keywords, which
+    check them."""
+    if sampler:
+        parser.add_argument(
+            "--sampler",
+            default=DEFAULT_SAMPLER,
+            metavar="{" + ",".join(sampler_names()) + "}",  # checked by SamplingOptions: one message everywhere
+            help="the sampler of every frame; " + catalogue_text().replace("%", "%%").replace("\n", "; "),
+        )
+        parser.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's)")
+    if not settings:
+        return
+    parser.add_argument(
+        "--sampler-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the sampler, e.g. eta=0.5 for dpm++2m or v=0.5 for ancestral (repeat for several; "
+        "see --sampler for each one's settings and defaults)",
+    )
+
+
+def sampler_keywords(args) -> dict:
+    """The sampler options of `add_sampler_options` as `build_request` / `SamplingOptions` keywords."""
+    return {"sampler": args.sampler, "steps": args.steps, "sampler_options": getattr(args, "sampler_option", [])}
 
 
 class OptionError(SADMError, ValueError):
