@@ -45,7 +45,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from sadm.defaults import DEFAULT_SAMPLER
-from sadm.diffusion.catalogue import CATALOGUE, catalogue_text, sampler_spec
+from sadm.diffusion.catalogue import SAMPLER_NAMES, catalogue_text, sampler_spec
 from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError
 from sadm.generation import request as engineRequest  # torch-free: the one set of request rules
 from sadm.generation.request import FUTURE, MISSING, OBSERVED, ROLES
@@ -141,7 +141,7 @@ class SADMModuleParameterNode:
     times: str = ""
     model: str = DEFAULT_MODEL
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
-    sampler: Annotated[str, Choice(CATALOGUE.keys())] = DEFAULT_SAMPLER  # live: a sampler registered later shows
+    sampler: Annotated[str, Choice(SAMPLER_NAMES)] = DEFAULT_SAMPLER  # live: a sampler registered later shows
     steps: Annotated[int, WithinRange(1, 2000)] = sampler_spec(DEFAULT_SAMPLER).default_steps
     samplerOptions: str = ""  # the sampler's settings, e.g. "eta=0.5"
     guidance: Annotated[float, WithinRange(MODEL_GUIDANCE, 10.0)] = MODEL_GUIDANCE

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sadm.defaults import DEFAULT_SAMPLER
@@ -118,6 +118,19 @@ def sampler_spec(name: str) -> SamplerSpec:
 
 def sampler_names() -> list[str]:
     return list(CATALOGUE)
+
+
+class _Names(Sequence):
+    """The registered names as a live sequence: a menu built from it offers a sampler registered later."""
+
+    def __getitem__(self, index):
+        return sampler_names()[index]
+
+    def __len__(self) -> int:
+        return len(CATALOGUE)
+
+
+SAMPLER_NAMES: Sequence[str] = _Names()
 
 
 def catalogue_text() -> str:
