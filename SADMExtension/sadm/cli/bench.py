@@ -10,7 +10,7 @@ import platform
 import sys
 from pathlib import Path
 
-from sadm.cli.options import OptionError, add_sampler_options, choice_list, int_list
+from sadm.cli.options import OptionError, add_sampler_option, choice_list, int_list
 from sadm.diffusion.catalogue import sampler_names, sampler_spec
 from sadm.evaluation.bench import BenchCase, bench_cases, fastest_within, markdown, run_bench
 from sadm.evaluation.held_out import SPLIT_SEEDS, load_held_out, synthetic_held_out
@@ -53,7 +53,7 @@ def add_parser(commands) -> None:
         help="comma-separated guidance weights w to compare, e.g. 0.1,0 (default: the model's; w = 0 "
         "skips the unconditional pass, half the UNet work); the reference keeps the model's",
     )
-    add_sampler_options(p, sampler=False)
+    add_sampler_option(p)
     p.add_argument("--reference-sampler", default="ancestral")
     p.add_argument("--reference-steps", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of the one-frame latency (median)")

@@ -11,16 +11,14 @@ from pathlib import Path
 
 from sadm.cli.options import (
     OptionError,
-    add_native_option,
-    add_sampler_options,
+    add_sampling_options,
     check_out_folder,
     choice_list,
-    sampler_keywords,
+    sampling_options,
 )
 from sadm.evaluation.calibration import FitSet, fit_calibration, save_calibration
 from sadm.evaluation.held_out import HELD_OUT_SEED, load_held_out
 from sadm.evaluation.settings import SETTINGS
-from sadm.generation.request import SamplingOptions
 from sadm.storage.atomic import atomic_folder, atomic_write_bytes
 
 CALIBRATION_FILE = "calibration.json"
@@ -49,9 +47,7 @@ def add_parser(commands) -> None:
     p.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated subset of single,missing,full")
     p.add_argument("--samples", type=int, default=8, help="draws per sequence (the N a user will ask for)")
     p.add_argument("--missing-rate", type=float, default=0.5)
-    add_sampler_options(p, settings=False)  # fit_calibration takes no sampler settings yet
-    p.add_argument("--guidance", type=float)
-    add_native_option(p)
+    add_sampling_options(p, settings=False)  # fit_calibration takes no sampler settings yet
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--apply", action="store_true", help="store the calibration in the model folder's config.json")
@@ -76,7 +72,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from sadm import Engine
 
     settings = choice_list(args.settings, SETTINGS, "--settings")
-    steps = SamplingOptions(**sampler_keywords(args), guidance=args.guidance, native=args.native).steps
+    steps = sampling_options(args).steps
     if args.samples < 2:
         raise OptionError(
             f"--samples must be at least 2 (the spread between draws is one of its parts); got {args.samples}"

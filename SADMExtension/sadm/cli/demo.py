@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sadm.cli.options import add_native_option, add_sampler_options
+from sadm.cli.options import add_sampling_options
 
 
 def add_parser(commands) -> None:
     p = commands.add_parser("demo", help="generate missing/future frames of a held-out synthetic sequence")
     p.add_argument("--out", default="sadm-demo", help="output folder (default: sadm-demo)")
     p.add_argument("--model", default="cardiac-demo")
-    add_sampler_options(p)
-    p.add_argument("--guidance", type=float)
-    add_native_option(p)
+    add_sampling_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument(

@@ -15,11 +15,10 @@ from pathlib import Path
 
 from sadm.cli.options import (
     OptionError,
-    add_native_option,
-    add_sampler_options,
+    add_sampling_options,
     check_out_folder,
     choice_list,
-    sampler_keywords,
+    sampling_options,
 )
 from sadm.evaluation.baselines import BASELINES
 from sadm.evaluation.calibration import reliability_diagram, spread_summary, spread_table
@@ -37,7 +36,6 @@ from sadm.evaluation.reuse import (
 from sadm.evaluation.runner import BaselineMethod, ModelMethod, evaluate
 from sadm.evaluation.settings import SETTINGS
 from sadm.evaluation.tables import METRICS, markdown_table, paper_units_table, summarize, to_csv
-from sadm.generation.request import SamplingOptions
 from sadm.storage.atomic import atomic_folder
 
 TABLE_FILE, SUMMARY_FILE = "table.md", "summary.csv"
@@ -74,9 +72,7 @@ def add_parser(commands) -> None:
     p.add_argument(
         "--missing-rate", type=float, default=0.5, help="probability that a frame is missing (missing setting)"
     )
-    add_sampler_options(p)
-    p.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: each model's)")
-    add_native_option(p)
+    add_sampling_options(p)
     p.add_argument(
         "--samples",
         type=int,
@@ -135,7 +131,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     check_out_folder(out, args.overwrite, [Path(args.data)])
 
-    sampling = SamplingOptions(**sampler_keywords(args), guidance=args.guidance, native=args.native)
+    sampling = sampling_options(args)
     args.steps, args.sampler_options = sampling.steps, sampling.sampler_options
     models = load_methods(args)
     sequences = load_held_out(args.data, models[0].engine, args.frames, args.subjects)

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sadm.cli.options import add_native_option, add_sampler_options, check_out_folder, device_option, sampler_keywords
+from sadm.cli.options import add_sampling_options, check_out_folder, device_option, sampling_options
 from sadm.errors import GenerationCancelled, InvalidRequestError
-from sadm.generation.request import GenerationRequest, SamplingOptions, build_request, parse_times
+from sadm.generation.request import GenerationRequest, build_request, parse_times
 from sadm.storage.atomic import atomic_folder
 
 if TYPE_CHECKING:
@@ -90,9 +90,7 @@ def add_parser(commands) -> None:
         metavar="T,T,...",
         help="the time of every frame, input and future (replaces the input's own times)",
     )
-    add_sampler_options(p)
-    p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default: the model's)")
-    add_native_option(p)
+    add_sampling_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same frames")
     p.add_argument(
         "--samples",
@@ -125,9 +123,7 @@ def _generate(args: argparse.Namespace) -> int:
     inputs = [Path(p).expanduser() for p in args.input]
     check_out_folder(out, args.overwrite, inputs)
     # Checked (request.py's rules) before the input is read: a typo costs no read.
-    sampling = SamplingOptions(
-        **sampler_keywords(args), guidance=args.guidance, seed=args.seed, samples=args.samples, native=args.native
-    )
+    sampling = sampling_options(args, seed=args.seed, samples=args.samples)
     device = device_option(args.device)
 
     sequence = read_input(inputs)

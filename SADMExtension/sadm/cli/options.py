@@ -10,6 +10,7 @@ from sadm.defaults import DEFAULT_SAMPLER, NATIVE_PATHS
 from sadm.devices import resolve_device
 from sadm.diffusion.catalogue import catalogue_text, sampler_names
 from sadm.errors import SADMError
+from sadm.generation.request import SamplingOptions
 
 
 def add_native_option(parser) -> None:
@@ -25,20 +26,25 @@ def add_native_option(parser) -> None:
     )
 
 
-def add_sampler_options(parser, sampler: bool = True, settings: bool = True) -> None:
-    """--sampler (the catalogue's names) and --steps, and --sampler-option (the sampler's settings), one
-    definition for every command; `sampler_keywords` turns them into `SamplingOptions` keywords, which
-    check them."""
-    if sampler:
-        parser.add_argument(
-            "--sampler",
-            default=DEFAULT_SAMPLER,
-            metavar="{" + ",".join(sampler_names()) + "}",  # checked by SamplingOptions: one message everywhere
-            help="the sampler of every frame; " + catalogue_text().replace("%", "%%").replace("\n", "; "),
-        )
-        parser.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's)")
-    if not settings:
-        return
+def add_sampling_options(parser, settings: bool = True) -> None:
+    """--sampler (the catalogue's names), --steps, --sampler-option (the sampler's settings; not with
+    `settings` False), --guidance and --native: one definition for every command that draws frames;
+    `sampling_options` checks them with the request's own rules."""
+    parser.add_argument(
+        "--sampler",
+        default=DEFAULT_SAMPLER,
+        metavar="{" + ",".join(sampler_names()) + "}",  # checked by SamplingOptions: one message everywhere
+        help="the sampler of every frame; " + catalogue_text().replace("%", "%%").replace("\n", "; "),
+    )
+    parser.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's)")
+    if settings:
+        add_sampler_option(parser)
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default: the model's)")
+    add_native_option(parser)
+
+
+def add_sampler_option(parser) -> None:
+    """--sampler-option NAME=VALUE, repeatable: a setting of the sampler (sadm.diffusion.catalogue)."""
     parser.add_argument(
         "--sampler-option",
         action="append",
@@ -49,9 +55,17 @@ def add_sampler_options(parser, sampler: bool = True, settings: bool = True) -> 
     )
 
 
-def sampler_keywords(args) -> dict:
-    """The sampler options of `add_sampler_options` as `build_request` / `SamplingOptions` keywords."""
-    return {"sampler": args.sampler, "steps": args.steps, "sampler_options": getattr(args, "sampler_option", [])}
+def sampling_options(args, **fields) -> SamplingOptions:
+    """The options of `add_sampling_options` (and `fields`, e.g. seed and samples) as the request's
+    SamplingOptions: checked before anything is read or loaded, with the engine's messages."""
+    return SamplingOptions(
+        sampler=args.sampler,
+        steps=args.steps,
+        sampler_options=getattr(args, "sampler_option", []),
+        guidance=args.guidance,
+        native=args.native,
+        **fields,
+    )
 
 
 class OptionError(SADMError, ValueError):
