@@ -132,6 +132,8 @@ def test_settings_are_checked_by_the_request(name):
             SamplingOptions(sampler=name, sampler_options=[f"{setting.name}=nan"])
         given = SamplingOptions(sampler=name, sampler_options=f"{setting.name}={setting.default}")
         assert given.sampler_options == {setting.name: setting.default}
+        as_mapping = SamplingOptions(sampler=name, sampler_options={setting.name: setting.default})
+        assert given == as_mapping and hash(given) == hash(as_mapping)  # text or mapping: one request
     assert SamplingOptions(sampler=name).sampler_settings == {s.name: s.default for s in spec.settings}
     assert SamplingOptions(sampler=name).steps == spec.default_steps
 

@@ -255,6 +255,10 @@ class SamplingOptions:
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "batch_guidance", bool(self.batch_guidance))
 
+    def __hash__(self) -> int:  # hashable as before sampler_options: the mapping hashed as sorted pairs
+        fields = {**vars(self), "sampler_options": tuple(sorted(self.sampler_options.items()))}
+        return hash(tuple(fields.values()))
+
     @property
     def sampler_settings(self) -> dict[str, float]:
         """Every setting of the sampler: the options given, else the catalogue's defaults."""
