@@ -20,7 +20,7 @@ import qt
 import SADMModuleLib  # noqa: F401  (first: makes the `sadm` engine importable)
 import slicer
 import vtk
-from SADMModuleLib import dependencies, inputs, models, resources, selectors, timepointtable
+from SADMModuleLib import dependencies, inputs, models, paneloptions, resources, selectors, timepointtable
 from SADMModuleLib import outputs as outputNodes
 from SADMModuleLib.dependencies import TORCH_REQUIREMENT, SADMDependencyError
 from SADMModuleLib.generationrun import GenerationRun
@@ -45,7 +45,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from sadm.defaults import DEFAULT_SAMPLER
-from sadm.defaults import DEFAULT_STEPS as SAMPLER_DEFAULT_STEPS
+from sadm.diffusion.catalogue import SAMPLER_NAMES, catalogue_text, sampler_spec
 from sadm.errors import CheckpointError, GenerationCancelled, InvalidRolesError, SADMError
 from sadm.generation import request as engineRequest  # torch-free: the one set of request rules
 from sadm.generation.request import FUTURE, MISSING, OBSERVED, ROLES
@@ -59,7 +59,6 @@ __all__ = [  # the console API and the names the tests and README use
     "MISSING",
     "OBSERVED",
     "ROLES",
-    "SAMPLER_DEFAULT_STEPS",
     "SAMPLE_DATA",
     "TORCH_REQUIREMENT",
     "CheckpointError",
@@ -84,9 +83,7 @@ __all__ = [  # the console API and the names the tests and README use
 ]
 
 _cpuSecondsPerStep = cpuSecondsPerStep  # the name the cost-model test uses
-MODEL_GUIDANCE = -0.05
-"""The panel's Guidance at its minimum, shown as "model's default": the model's own w, as the console API's
-guidance=None (the spin box's special value; one step up is 0)."""
+MODEL_GUIDANCE = paneloptions.MODEL_GUIDANCE
 
 #
 # SADMModule
@@ -132,6 +129,8 @@ class SADMModuleParameterNode:
     futureCount - timepoints to predict after the last input frame
     times - optional, one time per timepoint ("61, 64.5, 70, 78"); empty = the input's index values
     model - a bundled model name or a model folder
+    sampler ... samplerOptions - the request's sampling options: each field named after a field of the
+        engine's SamplingOptions reaches `build_request` as it is (SADMModuleLib.paneloptions)
     """
 
     inputSequence: vtkMRMLSequenceNode
@@ -142,8 +141,9 @@ class SADMModuleParameterNode:
     times: str = ""
     model: str = DEFAULT_MODEL
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
-    sampler: Annotated[str, Choice(list(SAMPLER_DEFAULT_STEPS))] = DEFAULT_SAMPLER
-    steps: Annotated[int, WithinRange(1, 2000)] = SAMPLER_DEFAULT_STEPS[DEFAULT_SAMPLER]
+    sampler: Annotated[str, Choice(SAMPLER_NAMES)] = DEFAULT_SAMPLER  # live: a sampler registered later shows
+    steps: Annotated[int, WithinRange(1, 2000)] = sampler_spec(DEFAULT_SAMPLER).default_steps
+    samplerOptions: str = ""  # the sampler's settings, e.g. "eta=0.5"
     guidance: Annotated[float, WithinRange(MODEL_GUIDANCE, 10.0)] = MODEL_GUIDANCE
     seed: Annotated[int, WithinRange(0, 2**31 - 1)] = 0
     samples: Annotated[int, WithinRange(1, 32)] = 1
@@ -186,6 +186,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         timepointtable.setUp(self.ui.timepointTable)
         self.ui.rolesHintLabel.setStyleSheet(self.HINT_STYLE)
+        self.ui.samplerSelector.setToolTip(catalogue_text())
         self.ui.progressBar.setVisible(False)
 
         self._pollTimer = qt.QTimer()
@@ -202,7 +203,8 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelSelector.activated.connect(self._onModelActivated)
         self.ui.samplerSelector.activated.connect(self._onSamplerActivated)
         self.ui.generateButton.clicked.connect(self.onGenerateButton)
-        self.ui.timesLineEdit.textChanged.connect(self._onTimesEdited)
+        for name, lineEdit in paneloptions.textFields(self.ui).items():
+            lineEdit.textChanged.connect(lambda *args, name=name, lineEdit=lineEdit: self._onTextEdited(name, lineEdit))
 
         selectors.fillModels(self.ui.modelSelector, self.logic.availableModels())
         self.initializeParameterNode()
@@ -257,20 +259,15 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             # connectParametersToGui returns its tag in every Slicer release (connectGui only from 5.10),
-            # so disconnectGui really unbinds. Times is not bound: its line-edit connector rewrites the
-            # text on every change in 5.6/5.8, moving the cursor (see _onTimesEdited).
+            # so disconnectGui really unbinds. Text fields are not bound: the line-edit connector rewrites the
+            # text on every change in 5.6/5.8, moving the cursor (see _onTextEdited).
             self._parameterNodeGuiTag = self._parameterNode.connectParametersToGui(self._boundWidgets())
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGuiFromParameterNode)
             self._updateGuiFromParameterNode()
 
     def _boundWidgets(self) -> dict:
-        """Parameter name -> widget, from the SlicerParameterName property set in the .ui file."""
-        widgets = {}
-        for widget in vars(self.ui).values():
-            name = widget.property("SlicerParameterName")
-            if name and name != "times":
-                widgets[str(name)] = widget
-        return widgets
+        """Parameter name -> widget, from the SlicerParameterName property set in the .ui file (text fields aside)."""
+        return paneloptions.boundWidgets(self.ui)
 
     # --- parameter node -> GUI -------------------------------------------------------------
 
@@ -295,8 +292,9 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 widget.setVisible(parameters.useVolumeList)
             selectors.checkVolumes(self.ui.inputVolumesSelector, parameters.inputVolumes)
             self._fillTimepointTable()
-            if str(self.ui.timesLineEdit.property("text")) != parameters.times:
-                self.ui.timesLineEdit.setText(parameters.times)  # only a change from elsewhere moves the cursor
+            for name, lineEdit in paneloptions.textFields(self.ui).items():
+                if str(lineEdit.property("text")) != getattr(parameters, name):
+                    lineEdit.setText(getattr(parameters, name))  # only a change from elsewhere moves the cursor
             selectors.selectModel(self.ui.modelSelector, parameters.model)
             self._showRolesHint()
             self._showDeviceInfo()
@@ -405,10 +403,10 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             roles[row] = str(combo.property("currentText"))
             self._parameterNode.roles = roles
 
-    def _onTimesEdited(self, *args) -> None:
+    def _onTextEdited(self, name: str, lineEdit) -> None:
         if self._updatingGui or not self._parameterNode:
             return
-        self._parameterNode.times = str(self.ui.timesLineEdit.property("text"))
+        setattr(self._parameterNode, name, str(lineEdit.property("text")))
 
     def _onModelActivated(self, *args) -> None:
         selector = self.ui.modelSelector
@@ -432,7 +430,7 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _onSamplerActivated(self, *args) -> None:
         """Each sampler has its own sensible number of steps (DDIM: tens, ancestral: hundreds)."""
-        self._parameterNode.steps = SAMPLER_DEFAULT_STEPS[self._parameterNode.sampler]
+        self._parameterNode.steps = sampler_spec(self._parameterNode.sampler).default_steps
 
     # --- running ----------------------------------------------------------------------------
 
@@ -471,13 +469,9 @@ class SADMModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     self._allRoles(),
                     model=parameters.model,
                     device=parameters.device,
-                    sampler=parameters.sampler,
-                    steps=parameters.steps,
-                    guidance=None if parameters.guidance < 0 else parameters.guidance,
-                    seed=parameters.seed,
-                    samples=parameters.samples,
                     times=parseTimes(parameters.times),
                     inProcess=not self.logic.useWorkerProcess,
+                    **paneloptions.samplingOptions(parameters),
                 )
             except (SADMError, ValueError) as error:  # the module's own errors derive from the engine's SADMError
                 self._showStatus(str(error), error=True)
@@ -620,24 +614,21 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         roles: Sequence[str],
         model: str = DEFAULT_MODEL,
         device: str = "auto",
-        sampler: str = DEFAULT_SAMPLER,
-        steps: int | None = None,
-        guidance: float | None = None,
-        seed: int = 0,
-        samples: int = 1,
         progress: Callable[[int, int, int], None] | None = None,
         cancel: threading.Event | None = None,
         showResult: bool = True,
         times: Sequence[float] | None = None,
-        native: str | None = None,
         showSpread: bool = True,
+        **sampling,
     ) -> GenerationOutputs:
         """Generate every missing and future frame and add the results to the scene.
 
         inputSequenceOrVolumes: a vtkMRMLSequenceNode of scalar volumes, or a list of
         vtkMRMLScalarVolumeNode in time order. roles: one of "observed" / "missing" / "future" per
-        input frame, then "future" once per timepoint to add. steps None: the sampler's default;
-        guidance None: the model's. samples > 1 returns the mean and adds "_std" maps: the predictive σ,
+        input frame, then "future" once per timepoint to add.
+        sampling: the engine's SamplingOptions fields by name, checked by its `build_request` — sampler
+        (sadm.diffusion.catalogue), steps (None: the sampler's default), sampler_options (the sampler's
+        settings, e.g. {"eta": 0.5}), guidance (None: the model's), seed, samples, native. samples > 1 returns the mean and adds "_std" maps: the predictive σ,
         calibrated where the model has a calibration (the truth within ±2σ at about 95 % of voxels on
         validation subjects), shown over the generated frames with showResult unless showSpread is False.
         progress(doneSteps, totalSteps, frameIndex) is called after every denoising step; setting
@@ -645,7 +636,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         times: one time per timepoint (input and future), e.g. ages [61, 64.5, 70, 78]; they become the
         output sequence's index values, and place the frames for continuous-time models (brain-demo),
         which otherwise read them from a sequence's numeric index values.
-        native: None (the model's own path, its config's `native`), "warp" (the nearest observed frame
+        native None: the model's own path (its config's `native`), "warp" (the nearest observed frame
         moved by the model's motion, keeping the input's detail), "resample" (the model's frame resampled
         up, as in the paper) or "register" (where two observed frames give the motion, their registration
         scaled to the target's time, with no draw of the model; else "warp").
@@ -653,17 +644,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         unchanged. Returns the new nodes (see GenerationOutputs).
         """
         request = self.prepareRequest(
-            inputSequenceOrVolumes,
-            roles,
-            model=model,
-            device=device,
-            sampler=sampler,
-            steps=steps,
-            guidance=guidance,
-            seed=seed,
-            samples=samples,
-            times=times,
-            native=native,
+            inputSequenceOrVolumes, roles, model=model, device=device, times=times, **sampling
         )
         for note in request.notes:
             logging.warning(f"SADM: {note}")
@@ -734,17 +715,13 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
         roles,
         model=DEFAULT_MODEL,
         device="auto",
-        sampler=DEFAULT_SAMPLER,
-        steps=None,
-        guidance=None,
-        seed=0,
-        samples=1,
         times=None,
-        native=None,
         inProcess=True,
+        **sampling,
     ) -> PreparedRequest:
         """Check everything before any work, in the order a user would fix it, and copy the frames.
-        Roles, times and sampling options go through the engine's `build_request`, the rules
+        Roles, times and the sampling options (SamplingOptions fields by name) go through the engine's
+        `build_request`, the rules
         `sadm generate` applies too. inProcess=False (the panel's worker runs): the device is only
         named here; the worker resolves it and checks its memory, so this process never imports torch."""
         self.checkDependencies()
@@ -754,12 +731,7 @@ class SADMModuleLogic(ScriptedLoadableModuleLogic):
             len(sequenceInput.frameNodes),
             input_times=inputs.inputTimes(sequenceInput),
             times=times,
-            sampler=sampler,
-            steps=steps,
-            guidance=guidance,
-            seed=seed,
-            samples=samples,
-            native=native,
+            **sampling,
         )
         if times is not None:
             sequenceInput = inputs.withTimes(sequenceInput, request.times)

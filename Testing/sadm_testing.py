@@ -11,6 +11,24 @@ import numpy as np
 from sadm.io.sequence import Geometry
 
 
+def train_step(model, optimizer, sequences, generator=None, max_grad_norm: float | None = 1.0) -> float:
+    """One plain gradient step of Alg. 1 on a batch of sequences (B, L, D, H, W) in [0, 1]: what the
+    engine tests train their tiny models with (the Trainer adds EMA, bf16, schedules, DDP); the loss."""
+    import torch
+
+    from sadm.training.batches import make_batch
+
+    model.train()
+    batch = make_batch(sequences, generator=generator, context=model.config.attention.context)
+    loss = model.loss(batch, generator)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return float(loss.detach())
+
+
 def moving_blob_sequence(length: int = 4, shape=(8, 16, 16), scale: float = 1.0) -> list[np.ndarray]:
     """A bright ball that moves along i and grows over time on a dim background (k, j, i)."""
     k, j, i = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape), indexing="ij")

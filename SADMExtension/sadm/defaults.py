@@ -1,17 +1,8 @@
-"""Sampler names, their default step counts and the default sampler, in one torch-free place: the
-engine, the command line and the Slicer panel (which fills its menus before PyTorch is installed)
-all read them here."""
+"""The engine's defaults, in one torch-free place: the default sampler (every sampler, with its default
+step count and settings, is in `sadm.diffusion.catalogue`) and the native paths. The engine, the
+command line and the Slicer panel (which fills its menus before PyTorch is installed) read them here."""
 
 from __future__ import annotations
-
-DEFAULT_STEPS: dict[str, int] = {"ancestral": 1000, "ddim": 10, "dpm++2m": 20}
-"""Denoising steps per frame when the caller gives none: the paper's T = 1000 for ancestral."""
-
-
-def steps_or_default(sampler: str, steps: int | None) -> int:
-    """`steps`, or the sampler's default when the caller gave none (None)."""
-    return DEFAULT_STEPS[sampler] if steps is None else steps
-
 
 DEFAULT_SAMPLER = "ddim"
 """The fastest sampler and step count within 0.01 SSIM of the 1000-step ancestral sampler, as chosen

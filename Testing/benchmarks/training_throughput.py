@@ -44,7 +44,7 @@ def measure(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        batch = make_batch(sequences, None, None, generator, config.attention.context)
+        batch = make_batch(sequences, generator=generator, context=config.attention.context)
         with autocast(device, bf16):
             loss = model(batch, generator)
         optimizer.zero_grad(set_to_none=True)

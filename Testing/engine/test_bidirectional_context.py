@@ -11,8 +11,8 @@ from sadm import Engine
 from sadm.config import ConfigError, ModelConfig, preset
 from sadm.generation.context import context_indices, context_mask
 from sadm.networks.sadm import SADM, _with_target_slot
-from sadm.training.batches import make_batch, train_step
-from sadm_testing import moving_blob_sequence
+from sadm.training.batches import make_batch
+from sadm_testing import moving_blob_sequence, train_step
 
 
 def test_context_indices_are_the_past_or_everything_but_the_target():
@@ -36,7 +36,9 @@ def test_a_bidirectional_batch_holds_every_frame_but_the_target_in_time_order():
     lengths = [6, 3, 5, 6]
     sequences = torch.rand(4, 6, 2, 4, 4) + 1.0  # no frame is all zeros
     times = torch.arange(6, dtype=torch.float32).expand(4, 6) * 10
-    batch = make_batch(sequences, lengths, times, torch.Generator().manual_seed(3), context="bidirectional")
+    batch = make_batch(
+        sequences, lengths=lengths, times=times, generator=torch.Generator().manual_seed(3), context="bidirectional"
+    )
     assert batch["context"].shape[1] == 5
     for b, length in enumerate(lengths):
         target = int(batch["target_index"][b])

@@ -14,8 +14,8 @@ from sadm.config import preset
 from sadm.data.resample import resample_to_shape
 from sadm.generation.native import anchors_of
 from sadm.networks.sadm import SADM
-from sadm.training.batches import make_batch, train_step
-from sadm_testing import moving_blob_sequence
+from sadm.training.batches import make_batch
+from sadm_testing import moving_blob_sequence, train_step
 
 ROLES = ["observed", "missing", "observed", "future"]
 

@@ -3,11 +3,14 @@ c back — checked in the loss and in Alg. 2 with a stand-in sampler whose answe
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 import sadm.generation.autoregressive as autoregressive
 from sadm.config import ConfigError, ModelConfig, preset
+from sadm.diffusion.catalogue import CATALOGUE
 from sadm.diffusion.gaussian import diffusion_loss
 from sadm.generation.request import SamplingOptions
 from sadm.networks.sadm import SADM
@@ -48,7 +51,8 @@ def test_generation_adds_c_back_to_the_sampled_residual(scale, monkeypatch):
     """A sampler that returns zeros: the paper's model then yields grey (x = 0 ↔ 0.5), a residual
     model yields c itself — Aθ's regression of the frame."""
     model = residual_model(scale).eval()
-    monkeypatch.setitem(autoregressive.SAMPLERS, "ddim", lambda eps_fn, noise, log_snrs, **_: torch.zeros_like(noise))
+    zeros = replace(CATALOGUE["ddim"], function=lambda eps_fn, noise, log_snrs, **_: torch.zeros_like(noise))
+    monkeypatch.setitem(CATALOGUE, "ddim", zeros)
     length = 4
     sequence = torch.rand(1, length, *model.config.grid)
     roles = ["observed", "missing", "observed", "future"]

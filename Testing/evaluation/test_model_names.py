@@ -1,7 +1,7 @@
 """Tables name a model for what it is: the paper's SADM, or how it departs from it."""
 
-from sadm.cli.evaluate import model_name
 from sadm.config import preset
+from sadm.evaluation.naming import model_name
 
 
 def test_a_bidirectional_model_is_not_named_the_papers_sadm():

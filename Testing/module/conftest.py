@@ -69,20 +69,6 @@ def scene():
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
-    """An untrained tiny SADM model folder (grid 8×16×16, up to 6 frames): fast, and enough to test
-    everything but image quality."""
-    import torch
-
-    from sadm.config import preset
-    from sadm.networks.sadm import SADM
-    from sadm.storage.checkpoint import save_model
-
-    torch.manual_seed(0)
-    return str(save_model(tmp_path_factory.mktemp("models") / "tiny", SADM(preset("tiny"))))
-
-
-@pytest.fixture(scope="session")
 def continuous_time_model(tmp_path_factory) -> str:
     """A tiny model that places frames by time (ages), like brain-demo."""
     import torch

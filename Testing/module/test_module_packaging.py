@@ -95,6 +95,7 @@ def test_every_parameter_widget_in_the_ui_names_a_parameter_node_field():
         "device": "QComboBox",
         "sampler": "QComboBox",
         "steps": "QSpinBox",
+        "samplerOptions": "QLineEdit",
         "guidance": "QDoubleSpinBox",
         "seed": "QSpinBox",
         "samples": "QSpinBox",
@@ -123,9 +124,10 @@ def test_panel_code_uses_only_qt_api_shared_by_pythonqt_and_pyside():
 
 
 def test_the_panel_offers_exactly_the_engine_samplers():
-    from sadm.diffusion.samplers import SAMPLERS
+    from sadm.diffusion.catalogue import CATALOGUE
 
-    assert set(SADMModule.SAMPLER_DEFAULT_STEPS) == set(SAMPLERS)
+    extras = SADMModule.SADMModuleParameterNode.allParameters["sampler"][1]
+    assert [list(extra.choices) for extra in extras if hasattr(extra, "choices")] == [list(CATALOGUE)]
 
 
 def test_requirements_cover_the_engine_generation_path():

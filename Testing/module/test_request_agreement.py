@@ -69,6 +69,10 @@ def test_the_cli_and_the_logic_build_the_same_request_times_included(
             "2",
             "--guidance",
             "0.2",
+            "--sampler",
+            "dpm++2m",
+            "--sampler-option",
+            "eta=0.5",
         )
     with pytest.raises(Captured):
         logic.generate(
@@ -79,6 +83,8 @@ def test_the_cli_and_the_logic_build_the_same_request_times_included(
             seed=4,
             samples=2,
             guidance=0.2,
+            sampler="dpm++2m",
+            sampler_options={"eta": 0.5},
             showResult=False,
         )
     from_cli, from_logic = captured
@@ -98,6 +104,12 @@ def test_the_cli_and_the_logic_build_the_same_request_times_included(
         (["--future", "1", "--times", "1,3,2,4"], dict(times=[1, 3, 2, 4])),
         (["--future", "1", "--sampler", "euler"], dict(sampler="euler")),
         (["--future", "1", "--steps", "0"], dict(steps=0)),
+        (["--future", "1", "--sampler-option", "eta=0.5"], dict(sampler_options=["eta=0.5"])),
+        (
+            ["--future", "1", "--sampler", "dpm++2m", "--sampler-option", "eta=-1"],
+            dict(sampler="dpm++2m", sampler_options={"eta": -1}),
+        ),
+        (["--future", "1", "--sampler-option", "eta"], dict(sampler_options="eta")),
         (["--future", "1", "--guidance", "-1"], dict(guidance=-1)),
         (["--future", "1", "--samples", "0"], dict(samples=0)),
         (["--future", "1", "--seed", "-3"], dict(seed=-3)),

@@ -4,11 +4,8 @@ a killed worker, the engine's own errors, and a stdout that carries only protoco
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,7 +19,6 @@ from SADMModuleLib.workerprocess import WorkerCrashed, WorkerError, WorkerGenera
 from sadm.errors import GenerationCancelled, InvalidRolesError
 from sadm.generation.engine import Engine
 from sadm.generation.request import GenerationRequest, SamplingOptions
-from sadm.serving import protocol
 from slicerharness.launcher import alive, python_real, write_launcher
 
 WAIT_S = 300  # a generous limit for a stuck worker, never a timing assertion
@@ -150,55 +146,6 @@ def test_a_request_the_engine_refuses_gives_its_own_error(worker, tiny_model):
     assert run(worker, request_for(tiny_model))[0].outcome == "done"
 
 
-def worker_lines(tiny_model, tmp_path, commands: list[dict], prelude: str = "") -> tuple[list[str], str]:
-    """The raw stdout lines and stderr of a worker fed `commands` (then shutdown)."""
-    code = f"from sadm.serving import worker\nchannel = worker.claim_stdout()\n{prelude}\n"
-    code += "import sys, threading\nw = worker.Worker(channel)\n"
-    code += "threading.Thread(target=w.read_commands, args=(sys.stdin,), daemon=True).start()\nsys.exit(w.serve())\n"
-    feed = "".join(protocol.encode(c) for c in [*commands, {"command": "shutdown"}])
-    done = subprocess.run(
-        [sys.executable, "-c", code], input=feed, capture_output=True, text=True, timeout=WAIT_S, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines(), done.stderr
-
-
-def generate_command(tiny_model, tmp_path, **options) -> dict:
-    """A worker's `generate` line for frame 1 from frame 0 of a blob sequence (`request_for` options)."""
-    frame = protocol.save_array(tmp_path / "frame0.npy", frames(1)[0])
-    return {
-        "command": "generate",
-        "id": 1,
-        "model": tiny_model,
-        "device": "cpu",
-        "request": protocol.request_to_json(request_for(tiny_model, roles=("observed", "future"), **options).request),
-        "frames": [frame, None],
-        "output": str(tmp_path / "out"),
-    }
-
-
-def test_stdout_carries_only_protocol_lines(tiny_model, tmp_path):
-    """Prints, C-level writes and warnings of the engine go to stderr; stdout stays parseable."""
-    generate = generate_command(tiny_model, tmp_path)
-    prelude = "print('a stray print')\nimport os\nos.write(1, b'a C-level write\\n')"
-    stdout, stderr = worker_lines(tiny_model, tmp_path, [generate, {"command": "nonsense", "id": 2}], prelude)
-
-    events = [json.loads(line) for line in stdout]
-    assert [e["event"] for e in events] == ["ready", "progress", "progress", "progress", "result", "error"]
-    assert "a stray print" in stderr and "a C-level write" in stderr
-    assert events[-2]["loads"] == 1 and np.load(events[-2]["mean"]["1"], allow_pickle=False).shape == (6, 12, 10)
-    assert events[-1]["type"] == "ProtocolError"
-
-
-def test_bad_roles_on_the_wire_get_the_engines_message(tiny_model, tmp_path):
-    generate = {"command": "generate", "id": 1, "model": tiny_model, "request": {"roles": ["missing"]}, "frames": []}
-    stdout, _ = worker_lines(tiny_model, tmp_path, [generate])
-    error = json.loads(stdout[-1])
-    with pytest.raises(InvalidRolesError) as engine:
-        GenerationRequest(("missing",))
-    assert error == {"event": "error", "id": 1, "type": "InvalidRolesError", "message": str(engine.value)}
-
-
 # --- behind PythonSlicer (slicerharness/launcher.py models CTK's launcher) -------------------------
 
 
@@ -264,40 +211,6 @@ def test_a_cancel_sent_during_a_cold_start_stops_the_run(tmp_path, tiny_model):
         assert after.outcome == "done" and worker.starts == 1
     finally:
         worker.shutdown(wait=True)
-
-
-def test_a_cancel_read_before_its_generate_is_taken_cancels_it():
-    """Defect 2, deterministic: the reader thread has read both lines before the main thread takes the
-    generate command."""
-    from sadm.serving import worker as worker_module
-
-    channel = io.StringIO()
-    served = worker_module.Worker(channel)
-    generate = {"command": "generate", "id": 7, "model": "never-loaded", "request": {}, "frames": [], "output": ""}
-    served.read_commands(io.StringIO(protocol.encode(generate) + protocol.encode({"command": "cancel", "id": 7})))
-    assert served.serve() == 0
-    events = [json.loads(line) for line in channel.getvalue().splitlines()]
-    assert [e["event"] for e in events] == ["ready", "cancelled"] and events[1]["id"] == 7
-
-
-def test_the_end_of_stdin_cancels_the_running_request(tiny_model, tmp_path):
-    """Defect 3: Slicer gone (its end of the pipe closed) queued a shutdown behind the running request,
-    so an orphan worker finished its whole run."""
-    generate = generate_command(tiny_model, tmp_path, steps=100_000)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sadm.serving"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        process.stdin.write(protocol.encode(generate))
-        process.stdin.flush()
-        while json.loads(process.stdout.readline())["event"] != "progress":
-            pass
-        process.stdin.close()  # Slicer ended
-        assert process.wait(60) == 0
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_the_worker_writes_utf8_whatever_the_console_code_page(tmp_path, tiny_model):

@@ -16,7 +16,7 @@ from sadm.config import TrainConfig
 from sadm.errors import ConfigError
 from sadm.storage.checkpoint import load_model
 from sadm.training.experiment import build_trainer
-from sadm.training.trainer import learning_rate
+from sadm.training.schedule import learning_rate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,11 +76,11 @@ def test_a_disk_full_during_checkpointing_leaves_the_previous_checkpoint_to_resu
 ):
     import errno
 
-    import sadm.training.trainer
+    import sadm.training.checkpoints
 
     out = tmp_path / "run"
     trainer = build_trainer(tiny_experiment, blob_dataset, out, show_progress=False)
-    real_save = sadm.training.trainer.save_tensors
+    real_save = sadm.training.checkpoints.save_tensors
 
     def full_disk_at_step_6(path, tensors):
         if trainer.step == 6:
@@ -88,11 +88,11 @@ def test_a_disk_full_during_checkpointing_leaves_the_previous_checkpoint_to_resu
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(path, tensors)
 
-    monkeypatch.setattr(sadm.training.trainer, "save_tensors", full_disk_at_step_6)
+    monkeypatch.setattr(sadm.training.checkpoints, "save_tensors", full_disk_at_step_6)
     with pytest.raises(OSError, match="No space left"):
         trainer.run()
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000003"]  # no half-written step 6
-    monkeypatch.setattr(sadm.training.trainer, "save_tensors", real_save)
+    monkeypatch.setattr(sadm.training.checkpoints, "save_tensors", real_save)
     resumed = build_trainer(tiny_experiment, blob_dataset, out, resume=True, show_progress=False)
     assert resumed.step == 3
     resumed.run()

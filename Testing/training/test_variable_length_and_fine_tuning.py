@@ -21,7 +21,12 @@ from sadm.training.partitions import sample_partition
 
 def context_lengths(truncate_probability: float, draws: int = 200) -> set[int]:
     sequences = torch.rand(draws, 6, 2, 4, 4) + 1.0
-    batch = make_batch(sequences, None, None, torch.Generator().manual_seed(0), "bidirectional", truncate_probability)
+    batch = make_batch(
+        sequences,
+        generator=torch.Generator().manual_seed(0),
+        context="bidirectional",
+        truncate_probability=truncate_probability,
+    )
     lengths = batch["context_mask"].sum(1)
     # a truncated sequence never has its target or any context slot beyond its new length
     assert all(int(t) < int(n) + 1 for t, n in zip(batch["target_index"], lengths))
@@ -39,7 +44,13 @@ def test_truncation_trains_on_every_prefix_length_from_two_frames():
 def test_a_truncated_prefix_keeps_the_frames_and_positions_of_the_sequence():
     sequences = torch.rand(50, 6, 2, 4, 4) + 1.0
     times = torch.arange(6, dtype=torch.float32).expand(50, 6) * 3.0
-    batch = make_batch(sequences, None, times, torch.Generator().manual_seed(1), "bidirectional", 1.0)
+    batch = make_batch(
+        sequences,
+        times=times,
+        generator=torch.Generator().manual_seed(1),
+        context="bidirectional",
+        truncate_probability=1.0,
+    )
     for b in range(50):
         n = int(batch["context_mask"][b].sum())
         target = int(batch["target_index"][b])

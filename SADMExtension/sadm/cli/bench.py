@@ -10,12 +10,12 @@ import platform
 import sys
 from pathlib import Path
 
-from sadm.cli.options import OptionError, int_list
-from sadm.defaults import DEFAULT_STEPS
+from sadm.cli.options import OptionError, add_sampler_option, choice_list, int_list
+from sadm.diffusion.catalogue import sampler_names, sampler_spec
 from sadm.evaluation.bench import BenchCase, bench_cases, fastest_within, markdown, run_bench
 from sadm.evaluation.held_out import SPLIT_SEEDS, load_held_out, synthetic_held_out
 from sadm.evaluation.runner import HeldOutSequence
-from sadm.generation.request import SamplingOptions
+from sadm.generation.request import SamplingOptions, parse_sampler_options
 from sadm.storage.atomic import atomic_folder
 
 
@@ -53,6 +53,7 @@ def add_parser(commands) -> None:
         help="comma-separated guidance weights w to compare, e.g. 0.1,0 (default: the model's; w = 0 "
         "skips the unconditional pass, half the UNet work); the reference keeps the model's",
     )
+    add_sampler_option(p)
     p.add_argument("--reference-sampler", default="ancestral")
     p.add_argument("--reference-steps", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of the one-frame latency (median)")
@@ -66,12 +67,19 @@ def add_parser(commands) -> None:
     p.set_defaults(run=run_bench_command)
 
 
-def _samplers(text: str) -> list[str]:
-    names = [item.strip() for item in text.split(",") if item.strip()]
-    unknown = [name for name in names if name not in DEFAULT_STEPS]
-    if unknown or not names:
-        raise OptionError(f"--samplers {text!r}: choose from {', '.join(sorted(DEFAULT_STEPS))}")
-    return names
+def _sampler_options(texts: list[str], samplers: list[str]) -> dict[str, float]:
+    """--sampler-option: each applies to the compared samplers that have the setting (checked by
+    SamplingOptions, the request's own rule); one that none of them has is refused."""
+    given = parse_sampler_options(texts)
+    checked: dict[str, float] = {}
+    for sampler in samplers:
+        names = {setting.name for setting in sampler_spec(sampler).settings}
+        own = {name: value for name, value in given.items() if name in names}
+        checked.update(SamplingOptions(sampler=sampler, sampler_options=own).sampler_options)
+    unused = sorted(set(given) - set(checked))
+    if unused:
+        raise OptionError(f"--sampler-option {', '.join(unused)}: no sampler of --samplers {','.join(samplers)} has it")
+    return checked
 
 
 def _guidances(text: str) -> list[float]:
@@ -91,13 +99,11 @@ def _guidances(text: str) -> list[float]:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
-    samplers = _samplers(args.samplers)
+    samplers = choice_list(args.samplers, sampler_names(), "--samplers")
+    options = _sampler_options(args.sampler_option, samplers)
+    choice_list(args.reference_sampler, sampler_names(), "--reference-sampler")
     steps = int_list(args.steps, "--steps")
     guidances = [None] if args.guidance is None else _guidances(args.guidance)
-    if args.reference_sampler not in DEFAULT_STEPS:
-        raise OptionError(
-            f"--reference-sampler {args.reference_sampler!r}: choose from {', '.join(sorted(DEFAULT_STEPS))}"
-        )
     if args.subjects < 1 or args.repeats < 1 or args.reference_steps < 1:
         raise OptionError("--subjects, --repeats and --reference-steps must be at least 1")
     if args.frames is not None and args.frames < 2:
@@ -114,7 +120,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if args.frames is not None:
         sequences = [HeldOutSequence(s.subject, s.frames[: args.frames], s.times[: args.frames]) for s in sequences]
     reference = BenchCase(args.reference_sampler, args.reference_steps)
-    cases = bench_cases(samplers, steps, reference, guidances)
+    cases = bench_cases(samplers, steps, reference, guidances, options)
 
     from tqdm import tqdm
 

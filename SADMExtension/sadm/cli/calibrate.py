@@ -9,8 +9,13 @@ import json
 import sys
 from pathlib import Path
 
-from sadm.cli.options import OptionError, add_native_option, check_out_folder, choice_list
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, steps_or_default
+from sadm.cli.options import (
+    OptionError,
+    add_sampling_options,
+    check_out_folder,
+    choice_list,
+    sampling_options,
+)
 from sadm.evaluation.calibration import FitSet, fit_calibration, save_calibration
 from sadm.evaluation.held_out import HELD_OUT_SEED, load_held_out
 from sadm.evaluation.settings import SETTINGS
@@ -42,10 +47,7 @@ def add_parser(commands) -> None:
     p.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated subset of single,missing,full")
     p.add_argument("--samples", type=int, default=8, help="draws per sequence (the N a user will ask for)")
     p.add_argument("--missing-rate", type=float, default=0.5)
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
-    p.add_argument("--steps", type=int)
-    p.add_argument("--guidance", type=float)
-    add_native_option(p)
+    add_sampling_options(p, settings=False)  # fit_calibration takes no sampler settings yet
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--apply", action="store_true", help="store the calibration in the model folder's config.json")
@@ -70,6 +72,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from sadm import Engine
 
     settings = choice_list(args.settings, SETTINGS, "--settings")
+    steps = sampling_options(args).steps
     if args.samples < 2:
         raise OptionError(
             f"--samples must be at least 2 (the spread between draws is one of its parts); got {args.samples}"
@@ -92,7 +95,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
         refuse_test_split(data)
         check_out_folder(out, args.overwrite, [data])
         engine = Engine.load(args.model, device=args.device)
-        steps = steps_or_default(args.sampler, args.steps)
         sequences = load_held_out(args.data, engine, None, args.subjects)
         with tqdm(
             total=len(sequences) * len(settings), desc="sadm calibrate", disable=args.no_progress, file=sys.stderr

@@ -5,18 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sadm.cli.options import add_native_option
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from sadm.cli.options import add_sampling_options
 
 
 def add_parser(commands) -> None:
     p = commands.add_parser("demo", help="generate missing/future frames of a held-out synthetic sequence")
     p.add_argument("--out", default="sadm-demo", help="output folder (default: sadm-demo)")
     p.add_argument("--model", default="cardiac-demo")
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
-    p.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's, sadm.defaults)")
-    p.add_argument("--guidance", type=float)
-    add_native_option(p)
+    add_sampling_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument(
@@ -42,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         args.samples,
         args.native,
+        args.sampler_option,
     )
     return 0

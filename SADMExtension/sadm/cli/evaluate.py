@@ -13,18 +13,32 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sadm.cli.options import OptionError, add_native_option, check_out_folder, choice_list
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, steps_or_default
+from sadm.cli.options import (
+    OptionError,
+    add_sampling_options,
+    check_out_folder,
+    choice_list,
+    sampling_options,
+)
 from sadm.evaluation.baselines import BASELINES
 from sadm.evaluation.calibration import reliability_diagram, spread_summary, spread_table
 from sadm.evaluation.held_out import load_held_out
+from sadm.evaluation.naming import method_names
+from sadm.evaluation.reuse import (
+    DIGEST_SCHEME,
+    RECORD_FILE,
+    ROWS_FILE,
+    SCORING,
+    resolved_sampling,
+    reusable_rows,
+    weights_digest,
+)
 from sadm.evaluation.runner import BaselineMethod, ModelMethod, evaluate
 from sadm.evaluation.settings import SETTINGS
 from sadm.evaluation.tables import METRICS, markdown_table, paper_units_table, summarize, to_csv
 from sadm.storage.atomic import atomic_folder
 
-VARIANT_LABELS = {"sadm": "SADM", "diffusion-only": "diffusion-only", "attention-only": "attention-only"}
-TABLE_FILE, SUMMARY_FILE, ROWS_FILE, RECORD_FILE = "table.md", "summary.csv", "per_frame.csv", "evaluation.json"
+TABLE_FILE, SUMMARY_FILE = "table.md", "summary.csv"
 SPREAD_FILE, RELIABILITY_FILE = "spread_per_frame.csv", "reliability.png"
 
 
@@ -58,10 +72,7 @@ def add_parser(commands) -> None:
     p.add_argument(
         "--missing-rate", type=float, default=0.5, help="probability that a frame is missing (missing setting)"
     )
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=sorted(DEFAULT_STEPS))
-    p.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's, sadm.defaults)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: each model's)")
-    add_native_option(p)
+    add_sampling_options(p)
     p.add_argument(
         "--samples",
         type=int,
@@ -95,52 +106,16 @@ def load_methods(args: argparse.Namespace) -> list[ModelMethod]:
     if len(grids) > 1:
         listing = ", ".join(f"{m}: {tuple(e.config.grid)}" for m, e in zip(args.model, engines))
         raise OptionError(f"the models work on different grids ({listing}); evaluate them separately")
-    names = [model_name(engine.config) for engine in engines]
-    names = [f"{name} ({_detail(engine)})" if names.count(name) > 1 else name for name, engine in zip(names, engines)]
-    if len(set(names)) < len(names):
-        names = [f"{name} [{Path(engine.source).name}]" for name, engine in zip(names, engines)]
-    names = _numbered(names)  # checkpoints of the same step from two runs share even their folder name
     methods = []
-    for name, engine in zip(names, engines):
+    for name, engine in zip(method_names(engines), engines):
         samples = args.samples if engine.model.is_diffusion else 1  # a regressor gives the same frame every time
         label = f"{name} (mean of {samples} samples)" if samples > 1 else name
-        methods.append(ModelMethod(label, engine, args.sampler, args.steps, args.guidance, samples, args.native))
+        methods.append(
+            ModelMethod(
+                label, engine, args.sampler, args.steps, args.guidance, samples, args.native, args.sampler_options
+            )
+        )
     return methods
-
-
-def _numbered(names: list[str]) -> list[str]:
-    """Names made unique by numbering repeats (#2, #3, ...): rows, digests and reuse are keyed by name."""
-    seen: dict[str, int] = {}
-    unique = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
-    return unique
-
-
-def model_name(config) -> str:
-    """The variant's name in tables; a model whose X̃ also holds the frames after the target, a SADM
-    whose c also regressed the frame, or whose UNet diffused the residual against c, says so (none is
-    the paper's)."""
-    name = VARIANT_LABELS.get(config.variant, config.variant)
-    if config.attention.context == "bidirectional":
-        name += " (bidirectional context)"  # the paper's X̃ holds only the frames before the target
-    d = config.diffusion
-    if config.variant == "sadm" and d.conditioning_loss > 0:
-        name += f" + L2 on c (w={d.conditioning_loss:g})"  # ASCII: method names reach CSVs and consoles
-    if config.variant == "sadm" and d.residual_scale > 0:
-        name += f", residual (s={d.residual_scale:g})"
-    return name
-
-
-def _detail(engine) -> str:
-    from sadm.storage.checkpoint import steps_before
-
-    steps = engine.config.provenance.get("steps")
-    before = steps_before(engine.config.provenance)
-    if not steps:
-        return Path(engine.source).name
-    return f"{before} + {steps} steps fine-tuning" if before else f"{steps} steps"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -156,7 +131,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     check_out_folder(out, args.overwrite, [Path(args.data)])
 
-    args.steps = steps_or_default(args.sampler, args.steps)
+    sampling = sampling_options(args)
+    args.steps, args.sampler_options = sampling.steps, sampling.sampler_options
     models = load_methods(args)
     sequences = load_held_out(args.data, models[0].engine, args.frames, args.subjects)
     protocol = {
@@ -165,6 +141,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "frames": len(sequences[0].frames),
         "sampler": args.sampler,
         "steps": args.steps,
+        "sampler_options": args.sampler_options,
         "guidance": args.guidance,
         "seed": args.seed,
         "missing_rate": args.missing_rate,
@@ -174,7 +151,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     }
     weights = {m.name: weights_digest(m.engine.source) for m in models}
     sources = {m.name: m.engine.source for m in models}
-    sampling = {m.name: resolved_sampling(m.engine.config, args) for m in models}
+    sampling = {m.name: resolved_sampling(m.engine.config, args.guidance, args.native) for m in models}
     reused, reused_from = {}, {}
     for previous in args.reuse:
         left = {name: digest for name, digest in weights.items() if name not in reused}
@@ -258,112 +235,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"({record['seconds']:.0f} s)"
     )
     return 0
-
-
-SCORING = "native and model grid, change correlation"
-"""Recorded in the protocol: records scored otherwise (model grid only, before this) are not reused."""
-DIGEST_SCHEME = "safetensors-sorted-header"  # how evaluation.json's "weights" were hashed
-
-
-def weights_digest(model_folder: str) -> str:
-    """sha256 of a model folder's weights: what identifies a model across moves and renames. The
-    header is hashed with its keys sorted, because safetensors writes its metadata in no fixed order:
-    the same weights saved twice (a run's last checkpoint and its model/) give one digest."""
-    import hashlib
-    import struct
-
-    digest = hashlib.sha256()
-    with open(Path(model_folder) / "model.safetensors", "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        digest.update(json.dumps(json.loads(handle.read(length)), sort_keys=True).encode("utf-8"))
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_digest(model_folder: str) -> str:
-    """sha256 of the weights file as it is: the digest of records written before DIGEST_SCHEME."""
-    import hashlib
-
-    with open(Path(model_folder) / "model.safetensors", "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def resolved_sampling(config, args) -> dict:
-    """What a model was sampled with where the command left it to the model (its config.json): a
-    model's own native path and guidance are part of what its rows mean."""
-    guidance = config.diffusion.guidance if args.guidance is None else args.guidance
-    return {"native": args.native or config.native, "guidance": guidance}
-
-
-def reusable_rows(
-    previous: Path,
-    weights: dict[str, str],
-    sources: dict[str, str],
-    protocol: dict,
-    settings: Sequence[str],
-    sampling: dict[str, dict] | None = None,
-) -> dict[str, list[dict]]:
-    """{current model name: its per-frame rows} for the models (`weights`: {name: weights_digest},
-    `sources`: {name: folder}, to hash the file itself for older records) that `previous` already
-    scored with the same weights, protocol and resolved sampling (`sampling`: {name: see
-    `resolved_sampling`}; older records: what their protocol named); says on stderr why nothing could
-    be reused where that is so."""
-    import csv
-
-    record_path, rows_path = previous / RECORD_FILE, previous / ROWS_FILE
-    if not record_path.is_file() or not rows_path.is_file():
-        raise OptionError(f"--reuse {previous}: not a `sadm evaluate` output (no {RECORD_FILE} and {ROWS_FILE})")
-    record = json.loads(record_path.read_text(encoding="utf-8"))
-    earlier = dict(record.get("protocol") or {})
-    earlier.setdefault("data", str(Path(record.get("data", "")).expanduser().resolve()))
-    earlier.setdefault("samples", record.get("samples", 1))  # records before --samples scored one sample
-    for key in protocol:
-        earlier.setdefault(key, record.get(key))
-    different = [key for key in protocol if earlier.get(key) != protocol[key]]
-    missing_settings = sorted(set(settings) - set(record.get("settings", [])))
-    if different or missing_settings:
-        why = ", ".join(different + [f"settings {missing_settings}"] * bool(missing_settings))
-        print(
-            f"sadm evaluate: --reuse {previous}: nothing reused ({why} differ{'s' if len(different) + bool(missing_settings) == 1 else ''})",
-            file=sys.stderr,
-        )
-        return {}
-    by_digest = {digest: name for name, digest in (record.get("weights") or {}).items()}
-    if record.get("weights_digest") == DIGEST_SCHEME:
-        current = weights
-    else:
-        current = {name: file_digest(folder) for name, folder in sources.items()}
-    matches = {name: by_digest[digest] for name, digest in current.items() if digest in by_digest}
-    for name, earlier_name in list(matches.items()):
-        then = (record.get("sampling") or {}).get(earlier_name) or {
-            key: earlier[key] for key in ("native", "guidance") if earlier.get(key) is not None
-        }
-        now = (sampling or {}).get(name, {})
-        changed = [key for key in then if key in now and then[key] != now[key]]
-        if changed:
-            print(
-                f"sadm evaluate: --reuse {previous}: {name} not reused (its {', '.join(changed)} differ{'s' * (len(changed) == 1)})",
-                file=sys.stderr,
-            )
-            del matches[name]
-    with open(rows_path, encoding="utf-8", newline="") as handle:
-        stored = list(csv.DictReader(handle))
-    reused = {}
-    for name, earlier_name in matches.items():
-        reused[name] = [
-            {
-                "method": name,
-                "setting": row["setting"],
-                "grid": row.get("grid") or "model",
-                "subject": row["subject"],
-                "frame": int(row["frame"]),
-                **{metric: float(row[metric]) for metric in METRICS if row.get(metric) not in (None, "")},
-            }
-            for row in stored
-            if row["method"] == earlier_name and row["setting"] in settings
-        ]
-    return reused
 
 
 def report(record: dict, summary: list[dict], names: list[str], settings: list[str], rows: Sequence[dict] = ()) -> str:

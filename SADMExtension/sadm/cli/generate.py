@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sadm.cli.options import add_native_option, check_out_folder, device_option
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from sadm.cli.options import add_sampling_options, check_out_folder, device_option, sampling_options
 from sadm.errors import GenerationCancelled, InvalidRequestError
-from sadm.generation.request import GenerationRequest, SamplingOptions, build_request, parse_times
+from sadm.generation.request import GenerationRequest, build_request, parse_times
 from sadm.storage.atomic import atomic_folder
 
 if TYPE_CHECKING:
@@ -91,16 +90,7 @@ def add_parser(commands) -> None:
         metavar="T,T,...",
         help="the time of every frame, input and future (replaces the input's own times)",
     )
-    p.add_argument(
-        "--sampler", default=DEFAULT_SAMPLER, help=f"default {DEFAULT_SAMPLER}; ancestral is the paper's (1000 steps)"
-    )
-    p.add_argument(
-        "--steps",
-        type=int,
-        help="denoising steps per frame (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")",
-    )
-    p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default: the model's)")
-    add_native_option(p)
+    add_sampling_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same frames")
     p.add_argument(
         "--samples",
@@ -132,14 +122,8 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     inputs = [Path(p).expanduser() for p in args.input]
     check_out_folder(out, args.overwrite, inputs)
-    sampling = SamplingOptions(
-        sampler=args.sampler,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.seed,
-        samples=args.samples,
-        native=args.native,
-    )
+    # Checked (request.py's rules) before the input is read: a typo costs no read.
+    sampling = sampling_options(args, seed=args.seed, samples=args.samples)
     device = device_option(args.device)
 
     from sadm.io.readers import read_input
@@ -198,6 +182,7 @@ def generation_record(args: argparse.Namespace, engine, prepared: GenerationInpu
         "future": args.future,
         "sampler": sampling.sampler,
         "steps": sampling.steps,
+        "sampler_settings": sampling.sampler_settings,
         "guidance": engine.config.diffusion.guidance if sampling.guidance is None else sampling.guidance,
         "seed": sampling.seed,
         "samples": sampling.samples,

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sadm.defaults import NATIVE_PATHS
+from sadm.defaults import DEFAULT_SAMPLER, NATIVE_PATHS
 from sadm.devices import resolve_device
+from sadm.diffusion.catalogue import catalogue_text, sampler_names
 from sadm.errors import SADMError
+from sadm.generation.request import SamplingOptions
 
 
 def add_native_option(parser) -> None:
@@ -21,6 +23,48 @@ def add_native_option(parser) -> None:
         "keeping native detail), resample (the model's frame resampled up, the paper's) or register (where two "
         "observed frames give the motion, their registration scaled to the target's time; else warp); "
         'default: the model\'s own (config.json "native"; register for both bundled models)',
+    )
+
+
+def add_sampling_options(parser, settings: bool = True) -> None:
+    """--sampler (the catalogue's names), --steps, --sampler-option (the sampler's settings; not with
+    `settings` False), --guidance and --native: one definition for every command that draws frames;
+    `sampling_options` checks them with the request's own rules."""
+    parser.add_argument(
+        "--sampler",
+        default=DEFAULT_SAMPLER,
+        metavar="{" + ",".join(sampler_names()) + "}",  # checked by SamplingOptions: one message everywhere
+        help="the sampler of every frame; " + catalogue_text().replace("%", "%%").replace("\n", "; "),
+    )
+    parser.add_argument("--steps", type=int, help="denoising steps per frame (default: the sampler's)")
+    if settings:
+        add_sampler_option(parser)
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance weight w (default: the model's)")
+    add_native_option(parser)
+
+
+def add_sampler_option(parser) -> None:
+    """--sampler-option NAME=VALUE, repeatable: a setting of the sampler (sadm.diffusion.catalogue)."""
+    parser.add_argument(
+        "--sampler-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the sampler, e.g. eta=0.5 for dpm++2m or v=0.5 for ancestral (repeat for several; "
+        "see --sampler for each one's settings and defaults)",
+    )
+
+
+def sampling_options(args, **fields) -> SamplingOptions:
+    """The options of `add_sampling_options` (and `fields`, e.g. seed and samples) as the request's
+    SamplingOptions: checked before anything is read or loaded, with the engine's messages."""
+    return SamplingOptions(
+        sampler=args.sampler,
+        steps=args.steps,
+        sampler_options=getattr(args, "sampler_option", []),
+        guidance=args.guidance,
+        native=args.native,
+        **fields,
     )
 
 

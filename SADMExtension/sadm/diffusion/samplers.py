@@ -1,10 +1,14 @@
 """Samplers: pure functions over an ε-predictor and a logSNR grid (k-diffusion's shape).
 
 Every sampler has one signature: `sampler(eps_fn, z, log_snrs, *, clip_denoised, generator, callback,
-**its own keywords)` — `eps_fn(z, λ) -> ε̂`, the initial noise z (B, ...), a decreasing-noise grid of
+**its own settings)` — `eps_fn(z, λ) -> ε̂`, the initial noise z (B, ...), a decreasing-noise grid of
 logSNRs (t = 1 → 0, see `diffusion.log_snr_steps`), the seeded CPU generator its fresh noise comes from
 (unused by deterministic samplers) and an optional `callback(info)` called after every step with
 {"i", "total", "z", "denoised", "log_snr"}; a callback may raise to stop the run.
+
+Each is registered in the torch-free `sadm.diffusion.catalogue` (default steps, grid, settings with
+their defaults and ranges); its settings are keyword-only here, without defaults, so the catalogue's
+are the only ones.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from typing import Any, Callable
 
 import torch
 
-from sadm.defaults import DEFAULT_STEPS
 from sadm.diffusion.gaussian import EpsFn, alpha_sigma, posterior, predict_x
 
 Callback = Callable[[dict[str, Any]], None]
@@ -37,7 +40,7 @@ def sample_ancestral(
     clip_denoised: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
-    v: float = 0.3,
+    v: float,
 ) -> torch.Tensor:
     """Ancestral sampling of the paper (Eq. 3): z_s = μ̃(z_t, x̂) + sqrt((σ̃²)^{1−v} (σ²_{t|s})^v) ε."""
     total = len(log_snrs) - 1
@@ -96,7 +99,7 @@ def sample_dpmpp_2m(
     clip_denoised: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
-    eta: float = 0.0,
+    eta: float,
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022), the multistep second-order solver of the diffusion ODE in
     its data-prediction form, which stays stable under classifier-free guidance.
@@ -134,10 +137,3 @@ def sample_dpmpp_2m(
         if callback is not None:
             callback({"i": i, "total": total, "z": z, "denoised": x, "log_snr": log_snr_t})
     return z
-
-
-SAMPLERS = {"ancestral": sample_ancestral, "ddim": sample_ddim, "dpm++2m": sample_dpmpp_2m}
-GRIDS = {"ancestral": "cosine", "ddim": "cosine", "dpm++2m": "log-snr"}
-"""Each sampler's logSNR grid (see `diffusion.sampling_grid`): the paper's samplers walk the training
-schedule; DPM-Solver++ spends its few steps uniformly in logSNR."""
-assert set(SAMPLERS) == set(DEFAULT_STEPS) == set(GRIDS), "every sampler needs a default step count in sadm.defaults"

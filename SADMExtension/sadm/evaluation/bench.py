@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 
+from sadm.diffusion.catalogue import sampler_spec
 from sadm.evaluation.memory import track_peak_memory
 from sadm.evaluation.runner import HeldOutSequence, ModelMethod, evaluate
 from sadm.evaluation.tables import summarize
@@ -29,10 +30,12 @@ class BenchCase:
     sampler: str
     steps: int
     guidance: float | None = None
+    options: tuple[tuple[str, float], ...] = ()  # the sampler's settings that differ from its defaults
 
     @property
     def label(self) -> str:
-        return f"{self.sampler} {self.steps}" + ("" if self.guidance is None else f" w={self.guidance:g}")
+        settings = "".join(f" {name}={value:g}" for name, value in self.options)
+        return f"{self.sampler} {self.steps}{settings}" + ("" if self.guidance is None else f" w={self.guidance:g}")
 
 
 def bench_cases(
@@ -40,13 +43,17 @@ def bench_cases(
     steps: Sequence[int],
     reference: BenchCase,
     guidances: Sequence[float | None] = (None,),
+    options: Mapping[str, float] | None = None,
 ) -> list[BenchCase]:
-    """The reference first (every gap is measured to it), then every sampler × steps × guidance."""
+    """The reference first (every gap is measured to it), then every sampler × steps × guidance; each
+    sampler with those of `options` that are its own settings (sadm.diffusion.catalogue)."""
     cases = [reference]
     for sampler in samplers:
+        names = {setting.name for setting in sampler_spec(sampler).settings}
+        own = tuple(sorted((name, value) for name, value in (options or {}).items() if name in names))
         for count in steps:
             for guidance in guidances:
-                case = BenchCase(sampler, count, guidance)
+                case = BenchCase(sampler, count, guidance, own)
                 if case not in cases:
                     cases.append(case)
     return cases
@@ -63,7 +70,9 @@ def measure_case(
     engine, case: BenchCase, sequences: Sequence[HeldOutSequence], repeats: int, seed: int
 ) -> tuple[dict, list[dict]]:
     """Timings and memory of one case, and its per-frame score rows (single setting)."""
-    method = ModelMethod(case.label, engine, case.sampler, case.steps, case.guidance)
+    method = ModelMethod(
+        case.label, engine, case.sampler, case.steps, case.guidance, sampler_options=dict(case.options)
+    )
     first = sequences[0]
     one_frame_roles = ["observed"] * (len(first.frames) - 1) + ["future"]
     with track_peak_memory(engine.device) as peak:
@@ -94,6 +103,7 @@ def measure_case(
     record = {
         "sampler": case.sampler,
         "steps": case.steps,
+        "sampler_options": dict(case.options),
         "guidance": engine.config.diffusion.guidance if case.guidance is None else case.guidance,
         "frame_seconds": statistics.median(latencies),
         "sequence_seconds": statistics.median(sequence_seconds),

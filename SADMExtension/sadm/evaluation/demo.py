@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -63,15 +64,22 @@ def run_demo(
     device: str = "auto",
     samples: int = 1,
     native: str | None = None,
+    sampler_options: Mapping[str, float] | None = None,
 ) -> dict:
     """Generate, score and write everything into `out` at once (replacing an earlier demo whole).
-    steps None: the sampler's default (sadm.defaults, chosen by `sadm bench`)."""
-    steps = SamplingOptions(
-        sampler=sampler, steps=steps, guidance=guidance, seed=seed, samples=samples, native=native
-    ).steps  # refuse bad options first
+    steps None: the sampler's default (sadm.diffusion.catalogue; the default sampler chosen by `sadm bench`)."""
+    sampling = SamplingOptions(
+        sampler=sampler,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        samples=samples,
+        native=native,
+        sampler_options=sampler_options or {},
+    )  # refuse bad options first
     out = Path(out)
     with atomic_folder(out) as staging:
-        summary = _run(staging, out, model, sampler, steps, guidance, seed, device, samples, native)
+        summary = _run(staging, out, model, sampling, device)
     print(f"wrote {out}/: {', '.join(summary['files'])}")
     return summary
 
@@ -80,13 +88,8 @@ def _run(
     staging: Path,
     out: Path,
     model: str,
-    sampler: str,
-    steps: int,
-    guidance: float | None,
-    seed: int,
+    sampling: SamplingOptions,
     device: str,
-    samples: int,
-    native: str | None,
 ) -> dict:
     engine, trained = load_demo_engine(model, device, staging)
     if not trained:
@@ -97,16 +100,8 @@ def _run(
     frames, geometry = held_out_cardiac_sequence(engine.config.max_frames)
     roles = demo_roles(len(frames))
     inputs = [f if r == "observed" else None for f, r in zip(frames, roles)]
-    request = build_request(
-        roles,
-        len(frames),
-        sampler=sampler,
-        steps=steps,
-        guidance=guidance,
-        seed=seed,
-        samples=samples,
-        native=native,
-    )
+    request = build_request(roles, len(frames), sampling=sampling)
+    samples = sampling.samples
     generated = request.targets
     total = len(generated) * (request.sampling.steps if engine.model.is_diffusion else 1)
     print(f"model: {engine.source} on {engine.describe_device()}")
@@ -144,9 +139,10 @@ def _run(
     summary = {
         "model": engine.source,
         "trained_model": trained,
-        "sampler": sampler,
-        "steps": steps,
-        "seed": seed,
+        "sampler": sampling.sampler,
+        "steps": sampling.steps,
+        "sampler_settings": sampling.sampler_settings,
+        "seed": sampling.seed,
         "samples": samples,
         "native": generation.request.sampling.native,
         "registered_frames": sorted(generation.registered),

@@ -5,7 +5,7 @@ the model's grid when one is given (what the model itself resolves)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -84,6 +84,7 @@ class ModelMethod:
     guidance: float | None = None
     samples: int = 1
     native: str | None = None  # None: the model's
+    sampler_options: Mapping[str, float] = field(default_factory=dict)  # the sampler's settings (catalogue)
 
     def generation(self, frames, roles, times, seed):
         """The engine's `Generation` of the non-observed frames of `roles` with this method's settings."""
@@ -98,6 +99,7 @@ class ModelMethod:
             seed=seed,
             samples=self.samples,
             native=self.native,
+            sampler_options=self.sampler_options,
         )
         return self.engine.generate(inputs, request)
 

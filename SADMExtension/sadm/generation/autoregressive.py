@@ -9,8 +9,8 @@ from typing import Callable
 import torch
 
 from sadm.devices import autocast
+from sadm.diffusion.catalogue import sampler_spec
 from sadm.diffusion.gaussian import guided_eps_fn, sampling_grid
-from sadm.diffusion.samplers import GRIDS, SAMPLERS
 from sadm.generation.context import context_indices
 from sadm.generation.request import OBSERVED, SamplingOptions
 from sadm.networks.sadm import SADM
@@ -52,13 +52,14 @@ def autoregressive_generate(
     for index, role in enumerate(roles):
         if role != OBSERVED:
             filled[:, index] = 0.0  # not yet generated: a zero volume that keeps its position
-    sample_fn = SAMPLERS[sampling.sampler]
+    sampler = sampler_spec(sampling.sampler)
+    sample_fn, settings = sampler.load(), sampling.sampler_settings
     config = model.config
     guidance = config.diffusion.guidance if sampling.guidance is None else sampling.guidance
     # On the device once: the step loop then never copies between host and device (noise for the
     # stochastic samplers excepted: it comes from the seeded CPU generator so seeds mean the same everywhere).
     log_snrs = sampling_grid(
-        sampling.steps, GRIDS[sampling.sampler], config.diffusion.log_snr_min, config.diffusion.log_snr_max
+        sampling.steps, sampler.grid, config.diffusion.log_snr_min, config.diffusion.log_snr_max
     ).to(device)
     positions = positions.to(device=device, dtype=torch.float32)
     for index, role in enumerate(roles):
@@ -88,7 +89,7 @@ def autoregressive_generate(
         if redrawn:
             noise = noise.repeat(1 + len(redrawn), 1, 1, 1, 1)  # the same noise: draws differ by their conditioning
         callback = None if on_step is None else (lambda info, index=index: on_step(index, info["i"]))
-        x = sample_fn(eps_fn, noise, log_snrs, generator=generator, callback=callback)
+        x = sample_fn(eps_fn, noise, log_snrs, generator=generator, callback=callback, **settings)
         frame = ((model.frame_from_diffused(x, conditioning)[:, 0] + 1.0) / 2.0).clamp(0.0, 1.0)
         filled[:, index] = frame[:draws]
         if redrawn:

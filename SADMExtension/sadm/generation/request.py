@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from sadm.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, NATIVE_PATHS
+from sadm.defaults import DEFAULT_SAMPLER, NATIVE_PATHS
+from sadm.diffusion.catalogue import sampler_spec
 from sadm.errors import InvalidRequestError, InvalidRolesError
 
 OBSERVED, MISSING, FUTURE = "observed", "missing", "future"
@@ -189,10 +190,33 @@ def future_count(future: int, future_times: Sequence[float] | None) -> int:
 # --- sampling ---------------------------------------------------------------------------------
 
 
+def parse_sampler_options(options: Mapping[str, object] | str | Sequence[str] | None) -> dict[str, object]:
+    """A sampler's settings as a person writes them: a mapping, or `name=value` items (a list, as
+    repeated `--sampler-option` gives, or one text separated by commas or spaces, the panel's field).
+    Only the form is checked here; the names and values are the sampler's (`SamplingOptions`)."""
+    if options is None:
+        return {}
+    if isinstance(options, Mapping):
+        return dict(options)
+    items = re.split(r"[,;\s]+", options.strip()) if isinstance(options, str) else list(options)
+    parsed: dict[str, object] = {}
+    for item in (str(item).strip() for item in items):
+        if not item:
+            continue
+        name, equals, value = item.partition("=")
+        if not (equals and name.strip() and value.strip()):
+            raise InvalidRequestError(
+                f"sampler option {item!r} is not name=value; write e.g. eta=0.5 (see the sampler's settings)"
+            )
+        parsed[name.strip()] = value.strip()
+    return parsed
+
+
 @dataclass(frozen=True)
 class SamplingOptions:
     """How each frame is drawn. `steps` None: the sampler's default; `guidance` None: the model's w;
-    `native` None: the model's native path (its config.json)."""
+    `native` None: the model's native path (its config.json); `sampler_options`: the sampler's own
+    settings that differ from its defaults (sadm.diffusion.catalogue), as a mapping or name=value items."""
 
     sampler: str = DEFAULT_SAMPLER
     steps: int | None = None
@@ -201,17 +225,16 @@ class SamplingOptions:
     samples: int = 1
     batch_guidance: bool = True
     native: str | None = None  # how a frame reaches the input grid: "warp", "resample" (the paper) or "register"
+    sampler_options: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.native is not None and self.native not in NATIVE_PATHS:
             raise InvalidRequestError(
                 f"native path {self.native!r} is unknown; choose one of {', '.join(NATIVE_PATHS)}"
             )
-        if self.sampler not in DEFAULT_STEPS:
-            raise InvalidRequestError(
-                f"sampler {self.sampler!r} is unknown; choose one of {', '.join(sorted(DEFAULT_STEPS))}"
-            )
-        steps = DEFAULT_STEPS[self.sampler] if self.steps is None else _whole(self.steps, "steps")
+        spec = sampler_spec(self.sampler)
+        object.__setattr__(self, "sampler_options", spec.check_settings(parse_sampler_options(self.sampler_options)))
+        steps = spec.default_steps if self.steps is None else _whole(self.steps, "steps")
         if steps < 1:
             raise InvalidRequestError(f"steps must be at least 1; got {steps}")
         object.__setattr__(self, "steps", steps)
@@ -231,6 +254,15 @@ class SamplingOptions:
             raise InvalidRequestError(f"samples must be at least 1; got {self.samples}")
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "batch_guidance", bool(self.batch_guidance))
+
+    def __hash__(self) -> int:  # hashable as before sampler_options: the mapping hashed as sorted pairs
+        fields = {**vars(self), "sampler_options": tuple(sorted(self.sampler_options.items()))}
+        return hash(tuple(fields.values()))
+
+    @property
+    def sampler_settings(self) -> dict[str, float]:
+        """Every setting of the sampler: the options given, else the catalogue's defaults."""
+        return sampler_spec(self.sampler).with_defaults(self.sampler_options)
 
 
 def _whole(value, what: str) -> int:

@@ -1,2 +1,3 @@
-"""Algorithm 1: index partitions (`partitions`), batches (`batches`), the Trainer with its EMA,
-checkpoints and DDP (`trainer`, `ema`), and the experiment files that build one (`experiment`)."""
+"""Algorithm 1: index partitions (`partitions`), batches (`batches`), the Trainer's loop and validation
+(`trainer`) with its EMA (`ema`), schedule (`schedule`), checkpoints and exact resume (`checkpoints`)
+and DDP (`distributed`), and the experiment files that build one (`experiment`)."""

@@ -1,4 +1,4 @@
-"""Algorithm 1: turn sequences into (X̃, target) training examples and take gradient steps."""
+"""Algorithm 1: turn sequences into (X̃, target) training examples (the trainer takes the steps)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import torch
 from sadm.data.normalize import renormalize_to_observed
 from sadm.generation.context import context_indices, context_mask
 from sadm.generation.request import MISSING, OBSERVED
-from sadm.networks.sadm import SADM
 from sadm.training.partitions import sample_partition, sample_target
 
 
 def make_batch(
     sequences: torch.Tensor,
+    *,
     lengths: Sequence[int] | None = None,
     times: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -45,6 +45,7 @@ def make_batch(
     `frame_ranges` (B, L, 2) (`collate_sequences`): when given, each example is renormalised to the
     window of its observed frames, as generation normalises a request (it never sees the targets);
     without it the example keeps the cache's window over all frames (the paper's per-subject min–max).
+    Every option is a keyword (the trainer passes its TrainConfig's by name).
     Returns context (B, Lc, D, H, W), context_mask (B, Lc), positions (B, Lc),
     target_position (B,), target (B, 1, D, H, W) in [−1, 1], target_index (B,) (the frame asked for).
     """
@@ -118,24 +119,3 @@ def anchor_indices(roles: Sequence[str], target: int, members: Sequence[int]) ->
         after = [k for k in range(target + 1, len(roles)) if roles[k] == OBSERVED and k in members]
         anchors += after[:1]
     return anchors
-
-
-def train_step(
-    model: SADM,
-    optimizer: torch.optim.Optimizer,
-    sequences: torch.Tensor,
-    lengths: Sequence[int] | None = None,
-    times: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    max_grad_norm: float | None = 1.0,
-) -> float:
-    """One gradient step of Alg. 1 on a batch of sequences; returns the loss."""
-    model.train()
-    batch = make_batch(sequences, lengths, times, generator, model.config.attention.context)
-    loss = model.loss(batch, generator)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    return float(loss.detach())

@@ -20,8 +20,10 @@ from sadm.devices import resolve_device
 from sadm.errors import ConfigError
 from sadm.storage.checkpoint import read_config, total_steps
 from sadm.storage.registry import resolve_model
+from sadm.training.checkpoints import latest_checkpoint
 from sadm.training.dataset import SequenceDataset, load_training_data, split_subjects
-from sadm.training.trainer import Distributed, Trainer, latest_checkpoint
+from sadm.training.distributed import Distributed
+from sadm.training.trainer import Trainer
 
 
 def model_config_from(spec: str | dict[str, Any]) -> ModelConfig:

@@ -1,100 +1,45 @@
-"""The Alg. 1 training run: AdamW with warm-up + cosine LR, gradient clipping and accumulation,
-EMA weights, bf16 autocast on CUDA, periodic validation, atomic checkpoints with exact resume, and
-DistributedDataParallel under torchrun (rank 0 writes logs and checkpoints)."""
+"""The Alg. 1 training run: the loop (AdamW with warm-up + cosine LR, gradient clipping and
+accumulation, EMA weights, bf16 autocast on CUDA) and periodic validation. Its other jobs have their
+own modules: `schedule` (learning rate, micro-batches), `checkpoints` (atomic checkpoints, exact
+resume) and `distributed` (DistributedDataParallel under torchrun; rank 0 writes logs and checkpoints)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
-import os
-import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 from sadm.config import ModelConfig, TrainConfig
 from sadm.data.normalize import renormalize_to_observed
 from sadm.devices import autocast, resolve_device
-from sadm.errors import CheckpointError, ConfigError
+from sadm.errors import CheckpointError
 from sadm.generation.autoregressive import autoregressive_generate
 from sadm.generation.request import SamplingOptions
 from sadm.networks.sadm import SADM
-from sadm.storage.atomic import atomic_folder, atomic_write_bytes
-from sadm.storage.checkpoint import initial_weights, load_tensors, save_model, save_tensors, write_model_files
+from sadm.storage.checkpoint import initial_weights, save_model
+from sadm.training import distributed
 from sadm.training.batches import make_batch
+from sadm.training.checkpoints import (
+    checkpoint_folder,
+    latest_checkpoint,
+    optimizer_state,
+    prune_checkpoints,
+    read_checkpoint,
+    truncate_log,
+    write_checkpoint,
+)
 from sadm.training.dataset import collate_sequences
+from sadm.training.distributed import Distributed
 from sadm.training.ema import EMA
-
-STATE_TENSORS = "training_state.safetensors"
-STATE_JSON = "training_state.json"
-
-
-def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warm-up to `lr`, then cosine decay to `lr × min_lr_ratio` at the last step."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
-
-
-@dataclass
-class Distributed:
-    """Where this process stands in a torchrun job (rank 0 of 1 when run alone)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_environment(cls, device: torch.device) -> Distributed:
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size <= 1:
-            return cls()
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-class BatchSchedule:
-    """Which sequences each micro-batch holds, as a pure function of (seed, step, micro-batch, rank):
-    every rank sees a disjoint slice of one shuffled epoch (a DistributedSampler without state), and
-    a resumed run sees exactly the batches an uninterrupted one would."""
-
-    def __init__(self, dataset_size: int, config: TrainConfig, world: Distributed) -> None:
-        if dataset_size < 1:
-            raise ConfigError("the training set is empty; check --data and the validation split")
-        self.size = dataset_size
-        self.config = config
-        self.world = world
-        self._epoch, self._order = -1, None
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(self.config.seed * 100003 + epoch)
-            self._epoch, self._order = epoch, torch.randperm(self.size, generator=generator)
-        return self._order
-
-    def indices(self, step: int, micro: int) -> list[int]:
-        c = self.config
-        per_step = c.batch_size * c.grad_accumulation * self.world.world_size
-        start = step * per_step + (micro * self.world.world_size + self.world.rank) * c.batch_size
-        out = []
-        for position in range(start, start + c.batch_size):
-            out.append(int(self._permutation(position // self.size)[position % self.size]))
-        return out
+from sadm.training.schedule import BatchSchedule, learning_rate
 
 
 class Trainer:
@@ -204,24 +149,25 @@ class Trainer:
         self.ema.update(self.model)
         if self.world.world_size > 1:
             loss_tensor = torch.tensor([total], device=self.device)
-            dist.all_reduce(loss_tensor)
+            torch.distributed.all_reduce(loss_tensor)
             total = float(loss_tensor) / self.world.world_size
         return total, grad_norm
 
     def _example(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Alg. 1 on a collated batch with this run's context and sampling settings (training and
         validation draw from the same distribution)."""
+        c = self.config
         return make_batch(
             batch["frames"].to(self.device),
-            batch["lengths"].tolist(),
-            self._positions(batch["times"]),
-            generator,
-            self.model_config.attention.context,
-            self.config.truncate_probability,
-            self.config.missing_rate,
-            self.config.previous_observed_probability,
-            self.config.anchor_target_probability,
-            batch["frame_ranges"] if self.config.normalize_by_observed else None,
+            lengths=batch["lengths"].tolist(),
+            times=self._positions(batch["times"]),
+            generator=generator,
+            context=self.model_config.attention.context,
+            truncate_probability=c.truncate_probability,
+            missing_rate=c.missing_rate,
+            previous_observed_probability=c.previous_observed_probability,
+            anchor_target_probability=c.anchor_target_probability,
+            frame_ranges=batch["frame_ranges"] if c.normalize_by_observed else None,
         )
 
     def _positions(self, times: torch.Tensor) -> torch.Tensor:
@@ -278,80 +224,34 @@ class Trainer:
         local = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             local["cuda"] = torch.cuda.get_rng_state(self.device)
-        if self.world.world_size == 1:
-            return {f"rng.{name}.rank0": state for name, state in local.items()}
-        gathered = {}
-        for name, state in local.items():
-            parts = [torch.empty_like(state) for _ in range(self.world.world_size)]
-            dist.all_gather(parts, state) if self.device.type != "cuda" else _gather_bytes(parts, state, self.device)
-            gathered.update({f"rng.{name}.rank{r}": part for r, part in enumerate(parts)})
-        return gathered
+        return distributed.gather_states(local, self.world, self.device)
 
     def save_checkpoint(self) -> Path | None:
         rng = self._rng_states()  # every rank takes part in the gather
         if not self.world.is_main:
             return None
-        folder = self.out / "checkpoints" / f"step-{self.step:08d}"
         self.ema.copy_to(self.ema_model)
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        optimizer_state = self.optimizer.state_dict()
-        for index, values in optimizer_state["state"].items():
-            for name, value in values.items():
-                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
-        tensors.update(rng)
         state = {
             "step": self.step,
             "ema_updates": self.ema.updates,
             "wall_seconds": self.wall_seconds,
             "world_size": self.world.world_size,
-            "param_groups": optimizer_state["param_groups"],
             "training": asdict(self.config),
         }
-        with atomic_folder(folder) as staging:
-            write_model_files(staging, self._stamped(self.ema_model))
-            save_tensors(staging / STATE_TENSORS, tensors)
-            atomic_write_bytes(staging / STATE_JSON, json.dumps(state, indent=2).encode())
-        self._prune_checkpoints()
+        folder = checkpoint_folder(self.out, self.step)
+        write_checkpoint(folder, self._stamped(self.ema_model), self.model, self.optimizer, rng, state)
+        prune_checkpoints(self.out, self.config.keep_last, self.config.keep_every)
         return folder
-
-    def _prune_checkpoints(self) -> None:
-        folders = sorted((self.out / "checkpoints").glob("step-*"))
-        every = self.config.keep_every
-        for old in folders[: -self.config.keep_last]:
-            if every is not None and int(old.name.split("-")[1]) % every == 0:
-                continue
-            shutil.rmtree(old, ignore_errors=True)
 
     def resume(self, folder: Path | str | None = None) -> int:
         """Continue from a checkpoint folder (default: the latest under out/checkpoints)."""
         folder = Path(folder) if folder is not None else latest_checkpoint(self.out)
         if folder is None:
             raise CheckpointError(f"no checkpoint to resume under {self.out / 'checkpoints'}")
-        from sadm.storage.checkpoint import architecture_differences, read_config
-
-        saved_config = read_config(folder)
-        differences = architecture_differences(self.model_config.architecture(), saved_config.architecture())
-        if differences:
-            raise CheckpointError(f"cannot resume from {folder}: the model differs: " + "; ".join(differences))
-        state = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
-        if state["world_size"] != self.world.world_size:
-            raise CheckpointError(
-                f"{folder} was written by {state['world_size']} processes; resume with the same number "
-                f"(now {self.world.world_size}) so that every rank continues its own random stream"
-            )
-        tensors = load_tensors(folder / STATE_TENSORS)
+        state, tensors, ema_weights = read_checkpoint(folder, self.model_config, self.world.world_size)
         self.model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
-        from sadm.storage.checkpoint import WEIGHTS_FILE
-
-        self.ema.load_state_dict(load_tensors(folder / WEIGHTS_FILE), state["ema_updates"])
-        optimizer_state: dict[str, Any] = {"state": {}, "param_groups": state["param_groups"]}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, index, name = key.split(".", 2)
-                optimizer_state["state"].setdefault(int(index), {})[name] = (
-                    value.to(self.device) if name != "step" else value
-                )
-        self.optimizer.load_state_dict(optimizer_state)
+        self.ema.load_state_dict(ema_weights, state["ema_updates"])
+        self.optimizer.load_state_dict(optimizer_state(tensors, state, self.device))
         rank = self.world.rank
         self.generator.set_state(tensors[f"rng.generator.rank{rank}"])
         torch.set_rng_state(tensors[f"rng.torch.rank{rank}"])
@@ -360,7 +260,7 @@ class Trainer:
         self.step = int(state["step"])
         self.wall_seconds = float(state.get("wall_seconds", 0.0))
         if self.world.is_main:
-            _truncate_log(self.out / "log.jsonl", self.step)
+            truncate_log(self.out / "log.jsonl", self.step)
         return self.step
 
     def export_model(self, folder: Path | str) -> Path:
@@ -386,19 +286,15 @@ class Trainer:
         process group down once no rank is still inside a collective. A single process does nothing."""
         if self.world.world_size == 1:
             return
-        local = torch.tensor([self.weights_checksum()], dtype=torch.float64)
-        parts = [torch.zeros_like(local) for _ in range(self.world.world_size)]
-        dist.all_gather(parts, local)
-        checksums = [float(part) for part in parts]
+        checksums = distributed.weight_checksums(self.model, self.world)
         self._log(
             {"step": self.step, "rank_weight_checksums": checksums, "ddp_weights_identical": len(set(checksums)) == 1}
         )
-        dist.barrier()
-        dist.destroy_process_group()
+        distributed.shut_down()
 
     def weights_checksum(self) -> float:
         """A cheap fingerprint of the live weights, to check that all ranks agree."""
-        return float(sum(p.detach().double().sum() for p in self.model.parameters()))
+        return distributed.weights_checksum(self.model)
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.world.is_main:
@@ -406,29 +302,3 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.out / "log.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-
-
-def latest_checkpoint(out: Path | str) -> Path | None:
-    folders = sorted((Path(out) / "checkpoints").glob("step-*"))
-    complete = [f for f in folders if (f / STATE_JSON).is_file()]
-    return complete[-1] if complete else None
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines of steps after the checkpoint, which the resumed run will write again."""
-    if not path.is_file():
-        return
-    kept = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
-    atomic_write_bytes(path, ("\n".join(kept) + "\n" if kept else "").encode())
-
-
-def _gather_bytes(parts: list[torch.Tensor], state: torch.Tensor, device: torch.device) -> None:
-    """all_gather for CPU byte tensors on the NCCL backend (which only moves CUDA tensors)."""
-    on_device = [torch.empty_like(p, device=device) for p in parts]
-    dist.all_gather(on_device, state.to(device))
-    for part, gathered in zip(parts, on_device):
-        part.copy_(gathered.cpu())

@@ -19,8 +19,6 @@ from sadm.io.images import read_volume
 from sadm.io.readers import read_sequence
 from sadm.io.sequence import Geometry
 from sadm.io.writers import write_sequence
-from sadm.networks.sadm import SADM
-from sadm.storage.checkpoint import save_model
 
 SHAPE = (6, 10, 12)  # (k, j, i): not the tiny model's grid, so the engine resamples both ways
 
@@ -31,12 +29,6 @@ def rotation_about_k(angle_rad: float) -> tuple[float, ...]:
 
 
 OBLIQUE = Geometry(spacing=(0.8, 1.25, 3.0), origin=(12.5, -30.0, 7.25), direction=rotation_about_k(0.3))
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """An untrained tiny model folder: the command's plumbing, not image quality, is under test."""
-    return save_model(tmp_path_factory.mktemp("models") / "tiny", SADM(preset("tiny")))
 
 
 def blob_frames(count: int, shape=SHAPE) -> list[np.ndarray]:
