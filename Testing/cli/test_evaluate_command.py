@@ -480,7 +480,7 @@ def test_calibrate_fits_on_validation_data_stores_it_and_evaluate_reports_the_ca
     assert main(["calibrate", "--model", str(model), *common, "--out", str(fitted), "--apply"]) == 0
     stored = json.loads((model / "config.json").read_text(encoding="utf-8"))["uncertainty"]
     assert stored == json.loads((fitted / "calibration.json").read_text(encoding="utf-8"))
-    assert stored["samples"] == 2 and "all" in stored["buckets"] and "one-1" in stored["buckets"]
+    assert stored["samples"] == 2 and "all" in stored["buckets"] and "one" in stored["buckets"]
     refitted = tmp_path / "refit"  # from the saved validation voxels, without generating again
     assert main(["calibrate", "--model", str(model), "--refit", str(fitted), "--out", str(refitted)]) == 0
     assert json.loads((refitted / "calibration.json").read_text(encoding="utf-8")) == stored

@@ -47,7 +47,7 @@ def add_parser(commands) -> None:
     p.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated subset of single,missing,full")
     p.add_argument("--samples", type=int, default=8, help="draws per sequence (the N a user will ask for)")
     p.add_argument("--missing-rate", type=float, default=0.5)
-    add_sampling_options(p, settings=False)  # fit_calibration takes no sampler settings yet
+    add_sampling_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--apply", action="store_true", help="store the calibration in the model folder's config.json")
@@ -72,7 +72,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from sadm import Engine
 
     settings = choice_list(args.settings, SETTINGS, "--settings")
-    steps = sampling_options(args).steps
+    sampling = sampling_options(args)
+    steps = sampling.steps
     if args.samples < 2:
         raise OptionError(
             f"--samples must be at least 2 (the spread between draws is one of its parts); got {args.samples}"
@@ -108,6 +109,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
                 steps=steps,
                 guidance=args.guidance,
                 native=args.native,
+                sampler_options=sampling.sampler_options,
                 seed=args.seed,
                 missing_rate=args.missing_rate,
                 fitted_on=f"{len(sequences)} sequences of {args.data} ({', '.join(settings)}), "

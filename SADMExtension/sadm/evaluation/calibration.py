@@ -4,7 +4,7 @@ truth: the tables and the reliability diagram of `sadm evaluate` and `sadm calib
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +97,8 @@ def fit_bucket(error2: np.ndarray, features_: np.ndarray, moved: np.ndarray | No
     from scipy.optimize import minimize
 
     count = len(features_)
-    present = [n for n in range(count) if np.any(features_[n] > 0)]
+    # a part that is 0 up to rounding (the draws' variance of a registered frame) cannot be told apart
+    present = [n for n in range(count) if float(np.max(features_[n], initial=0.0)) > 1e-9 * float(np.mean(error2))]
     floor = max(float(np.mean(error2)) * 1e-6, 1e-20)
     moved = np.zeros(error2.shape, bool) if moved is None else np.asarray(moved, bool)
     balanced = MIN_MOVED <= moved.sum() < moved.size
@@ -152,6 +153,7 @@ def fit_calibration(
     steps: int | None,
     guidance: float | None,
     native: str | None,
+    sampler_options: Mapping[str, float] | None = None,
     seed: int = 0,
     missing_rate: float = 0.5,
     fitted_on: str = "",
@@ -161,7 +163,7 @@ def fit_calibration(
     `sadm evaluate` draws them (the same role draws and seeds), `samples` draws each; with the voxels."""
     fit = FitSet(seed=seed)
     native = native or engine.config.native
-    method = ModelMethod("calibrate", engine, sampler, steps, guidance, samples, native)
+    method = ModelMethod("calibrate", engine, sampler, steps, guidance, samples, native, dict(sampler_options or {}))
     for number, sequence in enumerate(sequences):
         for setting in settings:
             for roles, run_seed in seeded_runs(setting, len(sequence.frames), number, seed, missing_rate):

@@ -22,10 +22,12 @@ modelled, per voxel, as
 - s: a conformal scale, so that ±1.96σ holds the truth at 95 % of voxels and ±2σ at `MOVED_LEVEL` of the
   moved ones (never beyond what puts 97.5 % of all voxels inside ±2σ).
 
-α, β, γ and s are fitted on validation subjects (never on test subjects; `sadm.evaluation.calibration`)
-per *bucket* — how the frame is made (between two observed frames, beyond the last two, or from one
-observed frame) and its distance in frames from the nearest observed one — and stored in the model
-folder's config.json ("uncertainty"). Applying them needs numpy and SimpleITK only.
+α, β, γ, δ and s are fitted on validation subjects (never on test subjects;
+`sadm.evaluation.calibration`) per *bucket* — how the frame is made: between two observed frames,
+beyond the last two, or from one observed frame — and stored in the model folder's config.json
+("uncertainty"). The distance from the observed frames is left to the parts (the draws spread and the
+change grows with it): one fit per distance, each on a few frames per subject, held worse on unseen
+subjects. Applying them needs numpy (and SimpleITK for the noise estimate) only.
 """
 
 from __future__ import annotations
@@ -40,12 +42,10 @@ import SimpleITK as sitk
 from sadm.errors import ConfigError
 from sadm.generation.native import anchors_of
 from sadm.generation.registration import span_of
-from sadm.generation.request import OBSERVED
 
 LEVEL = 0.95  # the band the conformal scale calibrates
 Z_95 = 1.959964
-MAX_DISTANCE = 5  # frames; farther targets share the last bucket
-MIN_VOXELS = 1000  # a bucket fitted on fewer voxels falls back to its kind's, then to "all"
+MIN_VOXELS = 1000  # a bucket fitted on fewer voxels falls back to "all"
 MOVED_LEVEL = 0.90  # the share of moved validation voxels the scale puts inside ±2σ
 MOVED_CAP = 0.975  # ... but never a scale that puts more than this share of all voxels inside ±2σ
 
@@ -76,13 +76,10 @@ def noise_sigma(volume: np.ndarray) -> float:
 
 
 def bucket_of(roles: Sequence[str], target: int, times: Sequence[float] | None = None) -> str:
-    """How a target is made and how far it lies from what was observed, e.g. "between-1", "beyond-2",
-    "one-4": the key of its calibration."""
+    """How a target is made — "between" two observed frames, "beyond" the last two, or from "one"
+    observed frame: the key of its calibration."""
     span = span_of(roles, target, times)
-    kind = "one" if span is None else ("between" if span.between else "beyond")
-    observed = [i for i, role in enumerate(roles) if role == OBSERVED and i != target]
-    distance = min(abs(target - i) for i in observed)
-    return f"{kind}-{min(distance, MAX_DISTANCE)}"
+    return "one" if span is None else ("between" if span.between else "beyond")
 
 
 @dataclass(frozen=True)
@@ -157,7 +154,8 @@ class Calibration:
     notes: dict[str, str] = field(default_factory=dict)
 
     def fit_for(self, bucket: str) -> BucketFit:
-        """The bucket's fit, else its kind's farthest fitted one, else the pooled one ("all")."""
+        """The bucket's fit, else (a calibration keyed by kind and distance, "one-3", before they were
+        pooled) its kind's farthest one, else the pooled one ("all")."""
         if bucket in self.buckets:
             return self.buckets[bucket]
         kind = bucket.split("-")[0]
