@@ -14,6 +14,7 @@ from sadm import Engine
 from sadm.config import ModelConfig
 from sadm.errors import ConfigError
 from sadm.evaluation.calibration import FitSet
+from sadm.evaluation.coverage import changed_voxels, coverage_row, moved_voxels
 from sadm.generation.uncertainty import (
     MOVED_CAP,
     Z_95,
@@ -21,11 +22,8 @@ from sadm.generation.uncertainty import (
     Calibration,
     Features,
     bucket_of,
-    changed_voxels,
-    coverage_row,
     features,
     in_plane_maximum,
-    moved_voxels,
     noise_sigma,
 )
 from sadm.networks.sadm import SADM

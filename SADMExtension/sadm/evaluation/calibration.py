@@ -11,18 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from sadm.evaluation.baselines import reference_index
+from sadm.evaluation.coverage import RELIABILITY_LEVELS, moved_voxels
 from sadm.evaluation.runner import HeldOutSequence, ModelMethod, seeded_runs
 from sadm.generation.uncertainty import (
     LEVEL,
     MIN_VOXELS,
     MOVED_CAP,
     MOVED_LEVEL,
-    RELIABILITY_LEVELS,
     Z_95,
     BucketFit,
     Calibration,
     Features,
-    moved_voxels,
 )
 
 FEATURES = ("noise_var", "draw_var", "gradient2", "change2")  # in the order of BucketFit's weights

@@ -15,10 +15,11 @@ from sadm.data.resample import resample_to_shape
 from sadm.defaults import DEFAULT_SAMPLER
 from sadm.evaluation.baselines import Baseline, reference_index
 from sadm.evaluation.blood_pool import BloodPoolRule
+from sadm.evaluation.coverage import changed_voxels, coverage_row, moved_voxels
 from sadm.evaluation.metrics import score
 from sadm.evaluation.settings import setting_runs
 from sadm.generation.request import OBSERVED, build_request
-from sadm.generation.uncertainty import bucket_of, changed_voxels, coverage_row, moved_voxels
+from sadm.generation.uncertainty import bucket_of
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class EvaluationResult:
     """{method: wall seconds of its predictions}, all runs together: what each answer costs."""
     spread_rows: list[dict] = field(default_factory=list)
     """One row per (method, setting, subject, frame) whose prediction came with a σ map: how well the
-    map covers the truth (`sadm.generation.uncertainty.coverage_row`), native grid."""
+    map covers the truth (`sadm.evaluation.coverage.coverage_row`), native grid."""
 
 
 def seeded_runs(setting: str, length: int, number: int, seed: int, missing_rate: float) -> list[tuple[list[str], int]]:
