@@ -27,10 +27,13 @@ DEFAULT_VIEWS_OUT = REPOSITORY / "Resources" / "Screenshots" / "SADMModule-slice
 VIEW_PIXELS = 360
 
 
-def settle(qapp, qt, rounds: int = 3) -> None:
+def settle(rounds: int = 3) -> None:
+    """A few passes of the event loop through the harness's `process_events` (PySide6 6.12's own
+    processEvents drops references to None: a long run ends in "Fatal Python error: none_dealloc")."""
+    from slicerharness.eventloop import process_events
+
     for _ in range(rounds):
-        qapp.processEvents()
-        qapp.sendPostedEvents(None, qt.QEvent.DeferredDelete)
+        process_events()
 
 
 def render(
@@ -47,7 +50,6 @@ def render(
     import slicerharness
 
     slicerharness.install()
-    import qt
     import SampleData
     import slicer
 
@@ -63,12 +65,11 @@ def render(
         for item in reversed(range(frames, heart.GetNumberOfDataNodes())):
             heart.RemoveDataNodeAtValue(heart.GetNthIndexValue(item))
     widget = SADMModule.SADMModuleWidget()
-    qapp = slicer.app.qapp
     widget.parent.resize(430, 960)
-    settle(qapp, qt)
+    settle()
     ui = widget.ui
     ui.inputSequenceSelector.setCurrentNode(heart)
-    settle(qapp, qt)
+    settle()
     ui.timepointTable.cellWidget(2, 2).setCurrentIndex(ui.timepointTable.cellWidget(2, 2).findText(MISSING))
     ui.futureCountSpinBox.setValue(2)
     index = ui.modelSelector.findText(model)
@@ -82,7 +83,7 @@ def render(
     if steps is not None:
         ui.stepsSpinBox.setValue(steps)
     ui.samplesSpinBox.setValue(samples)
-    settle(qapp, qt)
+    settle()
     roles = [ui.timepointTable.cellWidget(r, 2).currentText() for r in range(ui.timepointTable.rowCount())]
     assert roles.count(FUTURE) == 2 and roles.count(MISSING) == 1, roles
 
@@ -91,13 +92,13 @@ def render(
     while widget._run is not None:
         if time.monotonic() > deadline:
             raise SystemExit(f"the generation did not finish in {timeout_s:.0f} s")
-        settle(qapp, qt, 1)
+        settle(1)
         time.sleep(0.02)
-    settle(qapp, qt)
+    settle()
     if widget.lastOutputs is None:
         raise SystemExit(f"the generation failed: {ui.statusLabel.text()}")
     widget.parent.resize(430, widget.parent.sizeHint().height())
-    settle(qapp, qt)
+    settle()
     out.parent.mkdir(parents=True, exist_ok=True)
     if not widget.parent.grab().save(str(out)):
         raise SystemExit(f"could not write {out}")
