@@ -147,15 +147,12 @@ def test_a_real_colour_ultrasound_cine_is_refused_saying_what_to_do():
 
 def test_a_real_ultrasound_cine_made_greyscale_keeps_its_times_and_spacing(tmp_path):
     """pydicom's real ultrasound cine, its luminance written back as MONOCHROME2 with every other tag kept."""
-    pydicom = pytest.importorskip("pydicom")
+    import pydicom
     from pydicom.pixels import convert_color_space
     from pydicom.uid import ExplicitVRLittleEndian
 
     ds = pydicom.dcmread(real_file("examples_ybr_color.dcm"))
-    try:
-        luminance = convert_color_space(ds.pixel_array, "YBR_FULL_422", "YBR_FULL")[..., 0]
-    except Exception as error:  # no JPEG decoder in this environment
-        pytest.skip(f"pydicom cannot decode the file here ({error})")
+    luminance = convert_color_space(ds.pixel_array, "YBR_FULL_422", "YBR_FULL")[..., 0]
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.BitsAllocated, ds.BitsStored, ds.HighBit = (
         1,
