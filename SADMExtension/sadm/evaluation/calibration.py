@@ -71,11 +71,16 @@ class FitSet:
     def load(cls, path: Path) -> FitSet:
         with np.load(path, allow_pickle=False) as data:
             keys = sorted({name.split("/")[0] for name in data.files})
-            return cls(parts={key: [tuple(data[f"{key}/{name}"] for name in PARTS)] for key in keys})
+
+            def part(key: str, name: str) -> np.ndarray:
+                # a set saved before the change part and the moved mark: zeros, so it refits as it was fitted
+                found = f"{key}/{name}" in data.files
+                return data[f"{key}/{name}"] if found else np.zeros_like(data[f"{key}/error2"])
+
+            return cls(parts={key: [tuple(part(key, name) for name in PARTS)] for key in keys})
 
     def fit(self, native: str, samples: int, fitted_on: str) -> Calibration:
-        """Per bucket with enough voxels, and pooled ("all"): α, β, γ by the Gaussian likelihood, then s
-        as the conformal quantile of |error| / σ at `LEVEL`."""
+        """Per bucket with enough voxels, and pooled ("all"): α, β, γ, δ and s (`fit_bucket`)."""
         groups: dict[str, list[str]] = {"all": sorted(self.parts)}  # sorted: a saved set refits identically
         for key in sorted(self.parts):
             groups.setdefault(key, [key])
@@ -158,7 +163,7 @@ def fit_calibration(
     fitted_on: str = "",
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Calibration, FitSet]:
-    """α, β, γ and s per bucket from every generated frame of `sequences` in `settings`, drawn as
+    """α, β, γ, δ and s per bucket from every generated frame of `sequences` in `settings`, drawn as
     `sadm evaluate` draws them (the same role draws and seeds), `samples` draws each; with the voxels."""
     fit = FitSet(seed=seed)
     native = native or engine.config.native
