@@ -15,36 +15,19 @@ model's frame count, which is why interpolating between observed frames is often
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-import sadm.phantoms.cardiac as cardiac
-from sadm.cli import main as sadm_main
 from sadm.data.preprocess import preprocess_sequence
 from sadm.evaluation.held_out import held_out_params
 from sadm.evaluation.metrics import score
 from sadm.generation.engine import Engine
 from sadm.io.readers import discover_sequences
-
-
-@contextlib.contextmanager
-def noise_free_rendering():
-    """Phantoms rendered without noise but with the same random draws (so the rest is identical)."""
-    noisy = cardiac.rician
-
-    def noise_free(rng: np.random.Generator, magnitude: np.ndarray, sigma: float) -> np.ndarray:
-        noisy(rng, magnitude, sigma)  # consume the draws
-        return magnitude
-
-    cardiac.rician = noise_free
-    try:
-        yield
-    finally:
-        cardiac.rician = noisy
+from sadm.phantoms import cardiac_subject, make_synthetic
 
 
 def main() -> int:
@@ -55,27 +38,12 @@ def main() -> int:
     config = Engine.load(args.model, device="cpu").config
     params = held_out_params(config)
     with tempfile.TemporaryDirectory() as work:
-        for name, context in (("noisy", contextlib.nullcontext()), ("clean", noise_free_rendering())):
-            with context:
-                sadm_main(
-                    [
-                        "data",
-                        "make-synthetic",
-                        "--kind",
-                        "cardiac",
-                        "--subjects",
-                        str(args.subjects),
-                        "--seed",
-                        "1000",
-                        "--out",
-                        str(Path(work) / name),
-                    ]
-                )
+        data = make_synthetic("cardiac", Path(work) / "cardiac", subjects=args.subjects, seed=1000)
         sampler, native = [], []
-        for noisy_source, clean_source in zip(
-            discover_sequences(Path(work) / "noisy"), discover_sequences(Path(work) / "clean")
-        ):
-            noisy_sequence, clean_sequence = noisy_source.read(), clean_source.read()
+        for index, source in enumerate(discover_sequences(data)):
+            noisy_sequence = source.read()
+            twin = cardiac_subject(1000, index, noisy=False).frames  # the same subject without its noise
+            clean_sequence = replace(noisy_sequence, frames=[twin[t] for t in range(len(noisy_sequence.frames))])
             native.append(len(noisy_sequence.frames))
             prepared = preprocess_sequence(noisy_sequence, params)
             noisy = prepared.frames

@@ -57,6 +57,22 @@ def test_a_known_displacement_is_interpolated_halfway():
     assert rmse(made, truth) < 0.5 * rmse(linear, truth)  # a moved blob, not two half-bright ones
 
 
+def test_the_same_motion_moves_other_frames_without_registering_again():
+    noisy = {0: blob(28.0), 2: blob(36.0)}
+    rng = np.random.default_rng(0)
+    for volume in noisy.values():
+        volume += rng.normal(0.0, 0.02, volume.shape).astype(np.float32)
+    pairs = PairFields(noisy)
+    span = span_of(["observed", "missing", "observed"], 1)
+    made = pairs.frame_at(span)
+    fields = dict(pairs._fields)
+    shifted = pairs.applied_to({index: volume + 1.0 for index, volume in noisy.items()})
+    np.testing.assert_allclose(shifted.frame_at(span), made + 1.0, atol=1e-5)  # warping is linear, the fields shared
+    assert shifted._fields.keys() == fields.keys() and all(shifted._fields[k] is fields[k] for k in fields)
+    with pytest.raises(ValueError, match="registered positions"):
+        pairs.applied_to({0: noisy[0]})
+
+
 def test_one_observed_frame_gives_copy_last():
     frames = np.stack([blob(30.0), blob(33.0), blob(36.0)])
     roles = ["observed", "future", "future"]

@@ -116,3 +116,17 @@ def test_any_number_of_ed_to_es_phases_is_rendered_directly_not_blended():
     middle, neighbours = phases.frames[2].astype(float), (phases.frames[1] + phases.frames[3].astype(float)) / 2
     assert np.abs(middle - neighbours).mean() > 0.1 * np.abs(phases.frames[3] - phases.frames[1].astype(float)).mean()
     assert systole_contractions(3).tolist() == pytest.approx([0.0, 0.5, 1.0])
+
+
+def test_the_noise_free_twin_is_the_same_subject_without_its_rician_noise():
+    noisy = cardiac_subject(3, 0, CardiacOptions(**SMALL))
+    clean = cardiac_subject(3, 0, CardiacOptions(**SMALL), noisy=False)
+    np.testing.assert_array_equal(clean.labels, noisy.labels)
+    np.testing.assert_array_equal(clean.lv_cavity_ml, noisy.lv_cavity_ml)
+    sigma = noisy.subject.noise * noisy.subject.peak
+    for t in (0, len(noisy.frames) - 1):
+        difference = noisy.frames[t].astype(np.float64) - clean.frames[t]
+        bright = clean.frames[t] > 0.5 * clean.frames[t].max()  # Rician ≈ Gaussian where the signal is high
+        assert bright.sum() > 1000
+        assert difference[bright].std() == pytest.approx(sigma, rel=0.15)
+        assert abs(difference[bright].mean()) < 0.2 * sigma

@@ -133,6 +133,13 @@ class PairFields:
             self._fields[start, end] = register(self.frames[end], self.frames[start], self.settings)
         return self._fields[start, end]
 
+    def applied_to(self, frames: dict[int, np.ndarray]) -> PairFields:
+        """The same registrations moving other frames at the same positions (e.g. the noise-free twins
+        of the observed frames): what the motion alone does, apart from the frames' noise."""
+        if set(frames) != set(self.frames):
+            raise ValueError(f"frames at {sorted(frames)} are not the registered positions {sorted(self.frames)}")
+        return PairFields(frames, self.settings, self._fields)
+
     def frame_at(self, span: Span, fraction: float | None = None) -> np.ndarray:
         """The frame at `fraction` of the span (default: its time's, the linear profile): between the
         pair, both ends moved towards it and blended; after it, the end moved on."""

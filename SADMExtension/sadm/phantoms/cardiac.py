@@ -468,10 +468,12 @@ def render_cardiac(
     options: CardiacOptions,
     noise_rng: np.random.Generator,
     contractions: np.ndarray | None = None,
+    noisy: bool = True,
 ) -> CardiacPhantom:
     """Render every frame of the cycle: anatomy, partial volume, bias field, Rician noise. With
     `contractions` (see `systole_contractions`), render exactly those phases instead — each frame
-    drawn from the anatomy at its phase, never a blend of two rendered frames."""
+    drawn from the anatomy at its phase, never a blend of two rendered frames. `noisy=False` renders
+    the noise-free twin: the noise is drawn and dropped, so everything else is the noisy render's."""
     x, y, z = _grid(subject, options)
     slices, rows, columns = options.shape
     sub = options.sub_slices
@@ -519,7 +521,8 @@ def render_cardiac(
         for name, fraction in canvas.fractions.items():
             fraction[region] = heart.fractions[name]
         image = _thick_slices(canvas.intensity, sub) * bias
-        image = rician(noise_rng, image, subject.noise) * subject.peak
+        magnitude = rician(noise_rng, image, subject.noise)
+        image = (magnitude if noisy else image) * subject.peak
         frames[t] = np.clip(np.round(image), 0, np.iinfo(np.int16).max).astype(np.int16)
         parts = {name: _thick_slices(f, sub) for name, f in canvas.fractions.items()}
         lv_ml[t] = (parts["lv"] + parts["papillary"]).sum() * voxel_ml
@@ -544,10 +547,15 @@ def render_cardiac(
 
 
 def cardiac_subject(
-    seed: int, index: int, options: CardiacOptions | None = None, contractions: np.ndarray | None = None
+    seed: int,
+    index: int,
+    options: CardiacOptions | None = None,
+    contractions: np.ndarray | None = None,
+    noisy: bool = True,
 ) -> CardiacPhantom:
     """Subject `index` of the data set made with `seed`: depends on (seed, index, options) only (the
-    anatomy does not depend on `contractions`, the phases rendered; see `render_cardiac`)."""
+    anatomy does not depend on `contractions`, the phases rendered; see `render_cardiac`, also for
+    `noisy`)."""
     options = options or CardiacOptions()
     anatomy_rng, noise_rng = subject_rngs(seed, index)
-    return render_cardiac(sample_cardiac_subject(anatomy_rng, options), options, noise_rng, contractions)
+    return render_cardiac(sample_cardiac_subject(anatomy_rng, options), options, noise_rng, contractions, noisy)
