@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
-"""How close can a generative model get to the cardiac test frames? The ceiling the model card quotes.
+"""How close can a generative model get to the cardiac test frames on its own grid?
 
-Renders the held-out cardiac phantoms (seed 1000) twice, with and without their Rician noise (the
-same random draws, so anatomy and motion are identical), prepares both on a model's grid with the
-noisy sequence's intensity range, and scores, as `sadm evaluate` does, a perfect sampler against the
-noisy truth: the noise-free frame plus the noise of a frame half the sequence away (a fresh draw of
-the same kind, as a sampler that knew the anatomy exactly would produce). It also prints how many
-native frames each subject has from ED to ES: the evaluation resamples them linearly in time to the
-model's frame count, which is why interpolating between observed frames is often exact.
+Renders the held-out cardiac phantoms (seed 1000) and their noise-free twins
+(`cardiac_subject(..., noisy=False)`: the same subject without its Rician noise), prepares both on a
+model's grid with the noisy sequence's intensity range, frames as acquired, and scores, as `sadm
+evaluate` does, a perfect sampler against the noisy truth: the noise-free frame plus the noise of a
+frame half the sequence away (a fresh draw of the same kind, as a sampler that knew the anatomy
+exactly would produce). It also prints how many frames each subject has from ED to ES.
 
     .venv/bin/python scripts/cardiac_noise_floor.py [--model cardiac-demo] [--subjects 8]
 """
@@ -54,8 +53,8 @@ def main() -> int:
                 np.mean([score(noisy[i], clean[i] + noisy[j] - clean[j])["psnr"] for i, j in zip(later, far)])
             )
     print(
-        f"{len(sampler)} held-out cardiac subjects ({min(native)}-{max(native)} native frames ED->ES, resampled to "
-        f"{params.num_frames}) on the {tuple(config.grid)} grid: a perfect sampler scores PSNR "
+        f"{len(sampler)} held-out cardiac subjects ({min(native)}-{max(native)} native frames ED->ES) "
+        f"on the {tuple(config.grid)} grid: a perfect sampler scores PSNR "
         f"{np.mean(sampler):.2f} ± {np.std(sampler):.2f} dB against the noisy truth (mean ± std over subjects)"
     )
     return 0
