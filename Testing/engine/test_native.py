@@ -197,3 +197,20 @@ def test_a_request_without_a_native_path_takes_the_models(tiny_engine, monkeypat
     made = tiny_engine.generate(frames, roles, steps=1)
     assert made.request.sampling.native == "register" and set(made.registered) == {1}
     assert tiny_engine.generate(frames, roles, steps=1, native="warp").registered == {}
+
+
+@pytest.mark.parametrize("native", ["warp", "register"])
+def test_the_same_draws_and_motions_move_other_observed_frames(tiny_engine, native):
+    """`Generation.moving` (what scripts/uncertainty_bound.py splits an error with): every frame is a
+    blend of observed frames moved by fixed motions, so observed frames 50 brighter give frames 50
+    brighter, drawn or registered, without drawing again."""
+    frames = [blob(28.0 + 2 * t) * 100 for t in range(4)]
+    roles = ["observed", "missing", "observed", "future"]
+    made = tiny_engine.generate(frames, roles, steps=1, samples=2, seed=3, native=native)
+    assert set(made.registered) == ({1, 3} if native == "register" else set())
+    brighter = made.moving({index: frames[index] + 50.0 for index in (0, 2)})
+    assert brighter.on_model_grid is made.on_model_grid
+    for index in (1, 3):
+        np.testing.assert_allclose(brighter.mean[index], made.mean[index] + 50.0, atol=1e-3)
+    with pytest.raises(ValueError, match="registered positions"):
+        made.moving({0: frames[0]})

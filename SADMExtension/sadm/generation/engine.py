@@ -22,7 +22,7 @@ from sadm.generation.autoregressive import autoregressive_generate
 from sadm.generation.context import padded_length
 from sadm.generation.frames import validate_frames
 from sadm.generation.native import native_draws, progress_plan, redrawn_positions, registered_spans
-from sadm.generation.registration import PairFields
+from sadm.generation.registration import PairFields, span_of
 from sadm.generation.request import FUTURE, GenerationRequest, SamplingOptions, extend_times
 from sadm.generation.uncertainty import Calibration, Features, bucket_of, features, observed_noise_var
 from sadm.networks.sadm import SADM
@@ -143,6 +143,24 @@ class Generation(Mapping):
         if self.request.sampling.samples == 1:
             return None
         return self.spread if self.calibrated else self.draw_std
+
+    def moving(self, observed: Mapping[int, np.ndarray]) -> Generation:
+        """The same draws and motions moving other observed frames (e.g. noise-free twins of the ones
+        given): what the motion alone makes of them, apart from their noise. Nothing is drawn or
+        registered again."""
+        pairs = self.pairs.applied_to({index: np.asarray(frame, np.float32) for index, frame in observed.items()})
+        roles, times = self.request.roles, self.request.times
+        registered = {index: pairs.frame_at(span_of(roles, index, times)) for index in self.registered}
+        return Generation(
+            self.request,
+            self.on_model_grid,
+            self.native_shape,
+            pairs,
+            self._intensity,
+            self.redraws,
+            registered,
+            self.calibration,
+        )
 
     def __getitem__(self, index: int) -> np.ndarray:
         return self.mean[index]
