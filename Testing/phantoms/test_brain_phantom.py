@@ -121,6 +121,7 @@ def test_the_template_variety_renders_the_subjects_the_first_brain_stages_traine
     """Stages 1-4 of brain-demo trained on the phantom before it varied anatomy and ageing per
     subject; `variety="template"` must still make those subjects (their volumes as recorded then)."""
     old = brain_subject(seed=0, index=0, options=BrainOptions(voxel_mm=4.0, variety="template"))
+    assert old.subject.variety == "template"
     assert old.subject.ventricle_base_mm == old.subject.atrophy_warp_mm == old.subject.coarse_warp_mm == 0.0
     assert old.ventricle_ml == pytest.approx([19.49, 22.23, 27.09, 31.84, 40.17], abs=0.05)
     assert old.gm_ml == pytest.approx([927.3, 901.3, 857.9, 816.0, 750.7], abs=0.2)

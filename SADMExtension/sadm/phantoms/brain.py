@@ -158,6 +158,7 @@ class BrainSubject:
     scale: float  # int16 value of white matter
     noise: float  # relative to white matter
     bias: float  # amplitude of the smooth multiplicative field
+    variety: str = "template"  # BrainOptions.variety it was drawn for: "subject" renders the fields below
     # per-subject anatomy and ageing pattern (variety "subject"; the neutral values give "template")
     ventricle_base_mm: float = 0.0  # the young ventricles pushed wider (> 0) or narrower (< 0)
     cortex_base_mm: float = 0.0  # cortex thinner than the template's from the start
@@ -193,6 +194,7 @@ def sample_brain_subject(rng: np.random.Generator, options: BrainOptions) -> Bra
     return BrainSubject(
         ages=ages,
         **template_variety,
+        variety="subject",
         ventricle_base_mm=float(rng.uniform(-2.0, 3.0)),
         cortex_base_mm=float(rng.uniform(0.0, 1.2)),
         coarse_warp_mm=float(rng.uniform(1.5, 4.0)),
@@ -304,7 +306,7 @@ def render_brain(
         output_mm,
     )  # where the cortex thins faster; the coil's smooth shading
     bias = 1.0 + subject.bias * bias
-    varied = subject.coarse_warp_mm > 0.0  # the subject variety; the template variety draws no more fields
+    varied = subject.variety == "subject"  # the template variety draws no more fields
     if varied:
         base = base + subject.coarse_warp_mm * _smooth_field(grid, field_rng, 40.0)
         subject_ventricles = _warp(template.ventricles, grid.points_mm + base, template.spacing_mm)
