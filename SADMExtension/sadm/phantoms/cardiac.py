@@ -473,7 +473,8 @@ def render_cardiac(
     """Render every frame of the cycle: anatomy, partial volume, bias field, Rician noise. With
     `contractions` (see `systole_contractions`), render exactly those phases instead — each frame
     drawn from the anatomy at its phase, never a blend of two rendered frames. `noisy=False` renders
-    the noise-free twin: the noise is drawn and dropped, so everything else is the noisy render's."""
+    the noise-free twin: every draw before the noise is the same, so everything else is the noisy
+    render's."""
     x, y, z = _grid(subject, options)
     slices, rows, columns = options.shape
     sub = options.sub_slices
@@ -521,8 +522,9 @@ def render_cardiac(
         for name, fraction in canvas.fractions.items():
             fraction[region] = heart.fractions[name]
         image = _thick_slices(canvas.intensity, sub) * bias
-        magnitude = rician(noise_rng, image, subject.noise)
-        image = (magnitude if noisy else image) * subject.peak
+        if noisy:  # the last draws from noise_rng: the noise-free twin skips them and keeps the rest
+            image = rician(noise_rng, image, subject.noise)
+        image = image * subject.peak
         frames[t] = np.clip(np.round(image), 0, np.iinfo(np.int16).max).astype(np.int16)
         parts = {name: _thick_slices(f, sub) for name, f in canvas.fractions.items()}
         lv_ml[t] = (parts["lv"] + parts["papillary"]).sum() * voxel_ml
