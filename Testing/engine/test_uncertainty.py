@@ -3,6 +3,7 @@ from a known predictive distribution, its round trip through config.json and its
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -15,12 +16,14 @@ from sadm.config import ModelConfig
 from sadm.errors import ConfigError
 from sadm.evaluation.calibration import FitSet
 from sadm.evaluation.coverage import changed_voxels, coverage_row, moved_voxels
+from sadm.generation.registration import PairFields, span_of
 from sadm.generation.uncertainty import (
     MOVED_CAP,
     Z_95,
     BucketFit,
     Calibration,
     Features,
+    NoiseProfile,
     bucket_of,
     features,
     in_plane_maximum,
@@ -89,7 +92,7 @@ def test_on_a_toy_case_drawn_from_the_predicted_distribution_the_fit_finds_the_w
 def test_a_map_ten_times_too_small_covers_far_less_and_the_fit_repairs_it():
     """What issue 28 found (the draws' std alone, a tenth of the error): the fitted weights make up for it."""
     _, held = toy_fit_set(noise_weight=1.0, motion=0.0, noise=0.05, rng=np.random.default_rng(3))
-    shrunk = [(t, m, Features(p.noise_var / 100.0, p.draw_var, p.gradient2)) for t, m, p in held]
+    shrunk = [(t, m, Features(p.noise / 100.0, p.draws, p.motion)) for t, m, p in held]
     truth, mean, parts = shrunk[0]
     assert coverage_row(truth, mean, np.sqrt(parts.variance()), np.ones(truth.shape, bool))["cover_95"] < 0.2
     refit = FitSet()
@@ -105,9 +108,16 @@ def test_the_validation_voxels_are_saved_and_refit_to_the_same_calibration(tmp_p
     fit, _ = toy_fit_set(noise_weight=1.5, motion=0.3, noise=0.02, rng=np.random.default_rng(4), frames=2)
     fit.save(tmp_path / "voxels.npz")
     assert FitSet.load(tmp_path / "voxels.npz").fit("warp", 8, "toy") == fit.fit("warp", 8, "toy")
-    # a set saved before the change part and the moved mark (four arrays a bucket) refits the same
+    # a set saved before the change part, the moved mark and the later parts, under the names its
+    # parts had then (four arrays a bucket), refits the same: the toy's later parts are all zero
+    earlier = {"error2": "error2", "noise": "noise_var", "draws": "draw_var", "motion": "gradient2"}
     with np.load(tmp_path / "voxels.npz") as data:
-        older = {name: data[name] for name in data.files if name.split("/")[1] not in ("change2", "moved")}
+        older = {
+            f"{name.split('/')[0]}/{earlier[name.split('/')[1]]}": data[name]
+            for name in data.files
+            if name.split("/")[1] in earlier
+        }
+    assert len(older) == 4
     np.savez_compressed(tmp_path / "older.npz", **older)
     assert FitSet.load(tmp_path / "older.npz").fit("warp", 8, "toy") == fit.fit("warp", 8, "toy")
 
@@ -202,10 +212,10 @@ def test_the_change_part_is_the_largest_squared_change_from_the_nearest_observed
     mean = np.zeros((2, 5, 5))
     mean[1, 2, 2] = 0.5
     roles = ["observed", "missing", "missing", "observed"]
-    near_start = features(mean[None], 0.0, roles, 1, observed=observed).change2  # weights 2/3, 1/3: frame 0
+    near_start = features(mean[None], 0.0, roles, 1, observed=observed).change  # weights 2/3, 1/3: frame 0
     assert near_start[1, 1:4, 1:4] == pytest.approx(np.full((3, 3), 0.25))
     assert near_start[0].max() == 0.0 and near_start[1, 0].max() == 0.0
-    near_end = features(mean[None], 0.0, roles, 2, observed=observed).change2  # frame 3 is nearer
+    near_end = features(mean[None], 0.0, roles, 2, observed=observed).change  # frame 3 is nearer
     assert near_end[0, 0, 0] == 1.0 and near_end[1, 2, 2] == 1.0
     columns = np.arange(4.0)[None, None].repeat(3, axis=1)  # (1, 3, 4): 0 1 2 3 in every row
     assert np.array_equal(in_plane_maximum(columns)[0, 1], [1.0, 2.0, 3.0, 3.0])
@@ -224,6 +234,9 @@ def motion_fit_set(rng: np.random.Generator, frames: int) -> tuple[FitSet, FitSe
         predicted[:, 10:13, :] = True
         mean = reference + 0.1 * predicted
         parts = features(mean[None], 0.02**2, ["observed", "future"], 1, observed={0: reference})
+        # the smoothed change reaches the three missed rows beside the predicted ones; without it no
+        # part can tell the missed rows from the static ones, and only the weighting lifts their cover
+        parts = dataclasses.replace(parts, change_spread=0.0)
         spread = np.where(predicted, 0.06, 0.02 * np.sqrt(2.0))
         truth = reference + 0.1 * moved + spread * rng.standard_normal(mean.shape)
         plain.add("one-1", truth, mean, parts)
@@ -271,6 +284,34 @@ def test_the_engine_writes_the_calibrated_spread_for_its_path_and_the_draws_std_
     assert one.std is None
 
 
+def test_the_engine_gives_registered_frames_the_parts_of_their_motion_and_drawn_frames_none(tmp_path, tiny_config):
+    """On the `register` path a frame between or beyond two observed frames is registered: its σ counts
+    the motion it travelled and the registration's residual; a frame the model drew from one observed
+    frame has neither, and the noise read by intensity reaches both."""
+    torch.manual_seed(0)
+    weights = {"travel": 1.0, "residual": 1.0, "intensity_noise": 1.0}
+    calibration = Calibration({"all": BucketFit(0.0, 0.0, 0.0, 1.0, 9000, **weights)}, "register", 2, "toy")
+    engine = Engine.load(
+        save_model(tmp_path / "m", SADM(tiny_config.updated({"uncertainty": calibration.to_dict()})).eval()),
+        device="cpu",
+    )
+    frames = moving_blob_sequence(4, (8, 16, 16))
+    roles = ["observed", "missing", "observed", "future"]
+    registered = engine.generate([frames[0], None, frames[2], None], roles, steps=2, samples=2, native="register")
+    assert set(registered.registered) == {1, 3}
+    for index in (1, 3):
+        parts = registered.spread_parts[index][1]
+        assert np.max(parts.travel) > 0 and np.max(parts.intensity_noise) > 0
+        expected = np.sqrt(parts.travel + parts.residual + parts.intensity_noise)
+        assert np.allclose(registered.std[index], expected, rtol=1e-5)
+    drawn = engine.generate([frames[0], None], ["observed", "future"], steps=2, samples=2, native="register")
+    parts = drawn.spread_parts[1][1]
+    assert np.max(parts.travel) == 0.0 and np.max(parts.residual) == 0.0 and np.max(parts.intensity_noise) > 0
+    # on the warp path the model draws the frame between two observed ones: no registered motion in it
+    warped = engine.generate([frames[0], None, frames[2]], roles[:3], steps=2, samples=2, native="warp")
+    assert not warped.registered and np.max(warped.spread_parts[1][1].travel) == 0.0
+
+
 def test_a_model_with_a_broken_calibration_fails_to_load_naming_it(tmp_path, tiny_config):
     folder = save_model(tmp_path / "broken", SADM(tiny_config).eval())
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -284,3 +325,58 @@ def test_the_conformal_constant_is_the_two_sided_95_percent_normal_quantile():
     from statistics import NormalDist
 
     assert pytest.approx(NormalDist().inv_cdf(0.975), abs=1e-6) == Z_95
+
+
+def test_the_noise_profile_gives_dark_and_bright_tissue_each_its_own_noise_level():
+    """Magnitude noise is weaker in air than in tissue: one σ per frame is wrong in both."""
+    rng = np.random.default_rng(9)
+    clean = np.full((8, 64, 64), 0.1)
+    clean[:, :, 32:] = 0.8
+    sigma = np.where(clean > 0.5, 0.04, 0.01)
+    noisy = clean + sigma * rng.standard_normal(clean.shape)
+    noisy[:, :6, :] = 0.0  # a masked background: exact zeros are not noise, and leave no empty bin
+    profile = NoiseProfile.of([noisy])
+    assert np.all(np.isfinite(profile.sigmas)) and np.all(np.diff(profile.levels) >= 0)
+    variance = profile.variance_at(clean)
+    assert np.sqrt(variance[:, 20, 5]) == pytest.approx(np.full(8, 0.01), rel=0.15)
+    assert np.sqrt(variance[:, 20, 60]) == pytest.approx(np.full(8, 0.04), rel=0.15)
+    one_sigma = noise_sigma(noisy)  # what the `noise` part assumes everywhere: wrong in one of them
+    assert max(one_sigma / 0.01, 0.01 / one_sigma) > 1.5 or max(one_sigma / 0.04, 0.04 / one_sigma) > 1.5
+
+
+def test_a_registered_frame_carries_the_motion_it_travelled_and_what_the_registration_left_unexplained():
+    """Two observed frames: a square moves 3 voxels and, apart from any motion, a disc brightens. The
+    target half-way is registered: its travel part lies on the square's moving edges, its residual on
+    the disc (no motion explains a change of brightness), both 0 far from either; a target the model
+    drew has neither."""
+    start = np.full((4, 64, 64), 0.2)
+    start[:, 10:26, 10:26] = 0.9
+    end = np.full_like(start, 0.2)
+    end[:, 13:29, 10:26] = 0.9
+    rows, columns = np.mgrid[:64, :64]
+    disc = (rows - 46) ** 2 + (columns - 46) ** 2 < 36
+    start[:, disc] = 0.4
+    end[:, disc] = 0.8
+    pairs = PairFields({0: start, 2: end})
+    roles = ["observed", "missing", "observed"]
+    mean = pairs.frame_at(span_of(roles, 1))
+    registered = features(mean[None], 0.0, roles, 1, observed=pairs.frames, pairs=pairs)
+    drawn = features(mean[None], 0.0, roles, 1, observed=pairs.frames)
+    assert np.max(drawn.travel) == 0.0 and np.max(drawn.residual) == 0.0
+    far = np.zeros(start.shape, bool)
+    far[:, 2:6, 40:60] = True  # static background, away from the square and the disc
+    assert registered.travel[:, 24:30, 12:24].max() > 1e-4  # its lower edge moved 3 voxels
+    assert registered.travel[far].max() < 1e-3 * registered.travel.max()
+    assert registered.residual[:, 46, 46].min() > 0.5 * 0.4**2  # brightened by 0.4, unexplained
+    assert registered.residual[far].max() < 1e-3 * registered.residual.max()
+
+
+def test_a_calibration_fitted_before_the_later_parts_loads_with_them_weighing_nothing():
+    earlier = {"noise": 1.5, "draws": 0.5, "motion": 1.0, "scale": 2.0, "voxels": 9000, "change": 0.3}
+    calibration = Calibration.from_dict({"buckets": {"all": earlier}, "native": "register", "samples": 8})
+    fit = calibration.fit_for("all")
+    assert fit.intensity_noise == fit.change_spread == fit.travel == fit.residual == 0.0
+    parts = Features(0.01, np.full((2, 3, 3), 0.02), np.full((2, 3, 3), 0.5), 0.1, 7.0, 7.0, 7.0, 7.0)
+    assert np.allclose(calibration.sigma("one", parts), 2.0 * np.sqrt(1.5 * 0.01 + 0.5 * 0.02 + 0.5 + 0.3 * 0.1))
+    later = Calibration({"all": BucketFit(1.0, 1.0, 0.2, 1.5, 9000, 0.1, 0.4, 0.5, 0.6, 0.7)}, "register", 8)
+    assert Calibration.from_dict(json.loads(json.dumps(later.to_dict()))) == later

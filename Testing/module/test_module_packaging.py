@@ -132,7 +132,9 @@ def test_the_panel_offers_exactly_the_engine_samplers():
 
 def test_requirements_cover_the_engine_generation_path():
     """Every third-party import reachable from sadm.generation.engine is bundled with Slicer, comes with the
-    PyTorch extension, or is listed in Resources/requirements.txt."""
+    PyTorch extension, or is listed in Resources/requirements.txt. Slicer bundles numpy, SimpleITK and
+    SciPy (Slicer's CMakeLists.txt: `Slicer_USE_SCIPY "Build Slicer with SciPy" ON` since 47deb76d75, 2020;
+    SuperBuild/External_python-scipy.cmake pins scipy==1.17.1 at 583e9b37d5)."""
     engine = REPOSITORY / "SADMExtension"
     seen, queue, third_party = set(), ["sadm.generation.engine"], set()
     while queue:
@@ -159,7 +161,8 @@ def test_requirements_cover_the_engine_generation_path():
         for line in (MODULE_DIR / "Resources" / "requirements.txt").read_text(encoding="utf-8").splitlines()
         if line and not line.startswith("#")
     ]
-    assert third_party <= {"torch", "numpy", "SimpleITK"} | set(requirements), third_party - set(requirements)
+    bundled = {"torch", "numpy", "SimpleITK", "scipy"}
+    assert third_party <= bundled | set(requirements), third_party - bundled - set(requirements)
     assert SADMModule.SADMModuleLogic._requirementsFor(["einops"]) == ["einops>=0.7"]
 
 

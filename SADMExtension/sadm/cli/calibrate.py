@@ -29,8 +29,9 @@ def add_parser(commands) -> None:
         "calibrate",
         help="fit the σ map's calibration of a model on validation sequences",
         description="Generate every frame of each validation sequence in the single / missing / full settings "
-        "with N draws, as `sadm evaluate` does, and fit per kind of frame the weights of the noise, draws, "
-        "motion and change parts and the conformal scale s of the predictive spread (sadm.generation.uncertainty); write calibration.json, "
+        "with N draws, as `sadm evaluate` does, and fit per kind of frame the weights of the parts of the "
+        "predictive spread (noise, draws, motion, change; sadm.generation.uncertainty) and its conformal "
+        "scale s; write calibration.json, "
         "and with --apply store it in the model folder's config.json. Fit on validation subjects only: "
         "test subjects are scored with the result, never fitted on.",
     )
@@ -120,9 +121,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     with atomic_folder(out) as staging:
         save_calibration(staging, calibration, fit)
     lines = [
-        f"{name}: noise ×{b.noise:.3g}, draws ×{b.draws:.3g}, motion error {b.motion**0.5:.3g} voxels, "
-        f"change ×{b.change:.3g}, "
-        f"s {b.scale:.3f} ({b.voxels} voxels)"
+        f"{name}: "
+        + ", ".join(f"{part} ×{weight:.3g}" for part, weight in b.weights.items())
+        + f"; s {b.scale:.3f} ({b.voxels} voxels)"
         for name, b in calibration.buckets.items()
     ]
     print("\n".join(sorted(lines)))

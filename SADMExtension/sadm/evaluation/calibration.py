@@ -18,14 +18,16 @@ from sadm.generation.uncertainty import (
     MIN_VOXELS,
     MOVED_CAP,
     MOVED_LEVEL,
+    PARTS,
     Z_95,
     BucketFit,
     Calibration,
     Features,
 )
 
-FEATURES = ("noise_var", "draw_var", "gradient2", "change2")  # in the order of BucketFit's weights
-PARTS = ("error2", *FEATURES, "moved")
+ARRAYS = ("error2", *PARTS, "moved")  # what a fit set holds per bucket
+EARLIER_NAMES = {"noise": "noise_var", "draws": "draw_var", "motion": "gradient2", "change": "change2"}
+"""The names a fit set saved before the parts were named as `BucketFit`'s weights gave them."""
 MIN_MOVED = 200  # fewer moved voxels than this in a bucket: plain likelihood and scale
 
 
@@ -50,21 +52,18 @@ class FitSet:
         moved = np.zeros(error2.shape) if reference is None else moved_voxels(truth, reference)
         sample = (
             error2.ravel()[take],
-            np.full(take.size, parts.noise_var),
-            np.broadcast_to(parts.draw_var, error2.shape).ravel()[take],
-            np.asarray(parts.gradient2).ravel()[take],
-            np.broadcast_to(parts.change2, error2.shape).ravel()[take],
+            *(np.broadcast_to(getattr(parts, name), error2.shape).ravel()[take] for name in PARTS),
             np.asarray(moved, np.float64).ravel()[take],
         )
         self.parts.setdefault(bucket, []).append(tuple(np.asarray(a, np.float64) for a in sample))
 
     def arrays(self, keys: Sequence[str]) -> tuple[np.ndarray, ...]:
         chunks = [chunk for key in keys for chunk in self.parts[key]]
-        return tuple(np.concatenate([chunk[n] for chunk in chunks]) for n in range(len(PARTS)))
+        return tuple(np.concatenate([chunk[n] for chunk in chunks]) for n in range(len(ARRAYS)))
 
     def save(self, path: Path) -> None:
-        """One .npz (no pickle): each bucket's arrays, one per `PARTS`."""
-        arrays = {f"{key}/{name}": a for key in self.parts for name, a in zip(PARTS, self.arrays([key]))}
+        """One .npz (no pickle): each bucket's arrays, one per `ARRAYS`."""
+        arrays = {f"{key}/{name}": a for key in self.parts for name, a in zip(ARRAYS, self.arrays([key]))}
         np.savez_compressed(path, **arrays)
 
     @classmethod
@@ -73,14 +72,16 @@ class FitSet:
             keys = sorted({name.split("/")[0] for name in data.files})
 
             def part(key: str, name: str) -> np.ndarray:
-                # a set saved before the change part and the moved mark: zeros, so it refits as it was fitted
-                found = f"{key}/{name}" in data.files
-                return data[f"{key}/{name}"] if found else np.zeros_like(data[f"{key}/error2"])
+                # a part or the moved mark a set was saved without: zeros, so it refits as it was fitted
+                for stored in (name, EARLIER_NAMES.get(name)):
+                    if f"{key}/{stored}" in data.files:
+                        return data[f"{key}/{stored}"]
+                return np.zeros_like(data[f"{key}/error2"])
 
-            return cls(parts={key: [tuple(part(key, name) for name in PARTS)] for key in keys})
+            return cls(parts={key: [tuple(part(key, name) for name in ARRAYS)] for key in keys})
 
     def fit(self, native: str, samples: int, fitted_on: str) -> Calibration:
-        """Per bucket with enough voxels, and pooled ("all"): α, β, γ, δ and s (`fit_bucket`)."""
+        """Per bucket with enough voxels, and pooled ("all"): the part weights and s (`fit_bucket`)."""
         groups: dict[str, list[str]] = {"all": sorted(self.parts)}  # sorted: a saved set refits identically
         for key in sorted(self.parts):
             groups.setdefault(key, [key])
@@ -94,7 +95,7 @@ class FitSet:
 
 
 def fit_bucket(error2: np.ndarray, features_: np.ndarray, moved: np.ndarray | None = None) -> BucketFit:
-    """Weights α, β, γ, δ ≥ 0 of the variance parts (`features_`, one row per `FEATURES`) that maximise
+    """Weights ≥ 0 of the variance parts (`features_`, one row per `PARTS`) that maximise
     the Gaussian likelihood of the errors (in log space, L-BFGS), a part that is zero everywhere kept at
     1 (it cannot be told apart), then s. With enough `moved` voxels, they weigh as much as all the
     others together, and s also puts `MOVED_LEVEL` of them inside ±2σ (capped by `MOVED_CAP`)."""
@@ -137,8 +138,9 @@ def fit_bucket(error2: np.ndarray, features_: np.ndarray, moved: np.ndarray | No
     if balanced:
         for_moved = float(np.quantile(ratio[moved], MOVED_LEVEL)) / 2.0
         scale = max(scale, min(for_moved, float(np.quantile(ratio, MOVED_CAP)) / 2.0))
-    noise, draws, motion, change = (float(w) for w in weights)
-    return BucketFit(noise, draws, motion, max(scale, 1e-6), int(error2.size), change)
+    return BucketFit(
+        scale=max(scale, 1e-6), voxels=int(error2.size), **{name: float(w) for name, w in zip(PARTS, weights)}
+    )
 
 
 def save_calibration(out: Path, calibration: Calibration, fit: FitSet) -> None:
@@ -163,7 +165,7 @@ def fit_calibration(
     fitted_on: str = "",
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Calibration, FitSet]:
-    """α, β, γ, δ and s per bucket from every generated frame of `sequences` in `settings`, drawn as
+    """The part weights and s per bucket from every generated frame of `sequences` in `settings`, drawn as
     `sadm evaluate` draws them (the same role draws and seeds), `samples` draws each; with the voxels."""
     fit = FitSet(seed=seed)
     native = native or engine.config.native

@@ -24,7 +24,7 @@ from sadm.generation.frames import validate_frames
 from sadm.generation.native import native_draws, progress_plan, redrawn_positions, registered_spans
 from sadm.generation.registration import PairFields, span_of
 from sadm.generation.request import FUTURE, GenerationRequest, SamplingOptions, extend_times
-from sadm.generation.uncertainty import Calibration, Features, bucket_of, features, observed_noise_var
+from sadm.generation.uncertainty import Calibration, Features, NoiseProfile, bucket_of, features, observed_noise_var
 from sadm.networks.sadm import SADM
 from sadm.storage.checkpoint import load_model
 from sadm.storage.registry import resolve_model
@@ -117,11 +117,21 @@ class Generation(Mapping):
         """{index: (its calibration bucket, the parts of its predictive variance)}: what `spread` scales
         and what `sadm calibrate` fits (sadm.generation.uncertainty)."""
         noise_var = observed_noise_var(self.pairs.frames)
+        profile = NoiseProfile.of(list(self.pairs.frames.values()))
         roles, times = self.request.roles, self.request.times
         return {
             index: (
                 bucket_of(roles, index, times),
-                features(volumes, noise_var, roles, index, times, self.pairs.frames),
+                features(
+                    volumes,
+                    noise_var,
+                    roles,
+                    index,
+                    times,
+                    self.pairs.frames,
+                    noise_profile=profile,
+                    pairs=self.pairs if index in self.registered else None,
+                ),
             )
             for index, volumes in self.draws.items()
         }
