@@ -127,11 +127,20 @@ class PairFields:
     frames: dict[int, np.ndarray]
     settings: RegistrationSettings = field(default_factory=RegistrationSettings)
     _fields: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _residuals: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
     def motion(self, start: int, end: int) -> np.ndarray:
         if (start, end) not in self._fields:
             self._fields[start, end] = register(self.frames[end], self.frames[start], self.settings)
         return self._fields[start, end]
+
+    def residual(self, start: int, end: int) -> np.ndarray:
+        """(frame_start moved by motion(start, end) − frame_end)², float64: what the registration left
+        unexplained, once per pair however many targets lie on its span."""
+        if (start, end) not in self._residuals:
+            moved = warp_by(self.frames[start], self.motion(start, end)).astype(np.float64)
+            self._residuals[start, end] = (moved - np.asarray(self.frames[end], np.float64)) ** 2
+        return self._residuals[start, end]
 
     def applied_to(self, frames: dict[int, np.ndarray]) -> PairFields:
         """The same registrations moving other frames at the same positions (e.g. the noise-free twins

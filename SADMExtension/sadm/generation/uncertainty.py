@@ -49,7 +49,7 @@ from scipy.ndimage import gaussian_filter
 
 from sadm.errors import ConfigError
 from sadm.generation.native import anchors_of
-from sadm.generation.registration import PairFields, span_of, warp_by
+from sadm.generation.registration import PairFields, span_of
 
 LEVEL = 0.95  # the band the conformal scale calibrates
 Z_95 = 1.959964
@@ -219,8 +219,7 @@ def features(
         displacement = pairs.motion(span.start, span.end)
         share = min(span.fraction, 1.0 - span.fraction) if span.between else span.fraction - 1.0
         parts["travel"] = gradient2 * np.sum(displacement**2, axis=-1) * share**2
-        start, end = (np.asarray(pairs.frames[i], np.float64) for i in (span.start, span.end))
-        unexplained = gaussian_filter((warp_by(start, displacement) - end) ** 2, _in_plane(end, 1.0))
+        unexplained = gaussian_filter(pairs.residual(span.start, span.end), _in_plane(mean, 1.0))
         parts["residual"] = np.maximum(unexplained - 2.0 * noise_var_observed, 0.0)
     return Features(noise_var_observed * moved_in, draw_var, gradient2, **parts)
 
