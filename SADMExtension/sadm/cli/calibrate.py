@@ -19,6 +19,7 @@ from sadm.cli.options import (
 from sadm.evaluation.calibration import FitSet, fit_calibration, save_calibration
 from sadm.evaluation.held_out import HELD_OUT_SEED, load_held_out
 from sadm.evaluation.settings import SETTINGS
+from sadm.generation.uncertainty import PARTS
 from sadm.storage.atomic import atomic_folder, atomic_write_bytes
 
 CALIBRATION_FILE = "calibration.json"
@@ -30,7 +31,7 @@ def add_parser(commands) -> None:
         help="fit the σ map's calibration of a model on validation sequences",
         description="Generate every frame of each validation sequence in the single / missing / full settings "
         "with N draws, as `sadm evaluate` does, and fit per kind of frame the weights of the parts of the "
-        "predictive spread (noise, draws, motion, change; sadm.generation.uncertainty) and its conformal "
+        f"predictive spread ({', '.join(PARTS)}; sadm.generation.uncertainty) and its conformal "
         "scale s; write calibration.json, "
         "and with --apply store it in the model folder's config.json. Fit on validation subjects only: "
         "test subjects are scored with the result, never fitted on.",
