@@ -286,10 +286,10 @@ def test_the_engine_writes_the_calibrated_spread_for_its_path_and_the_draws_std_
 
 def test_the_engine_gives_registered_frames_the_parts_of_their_motion_and_drawn_frames_none(tmp_path, tiny_config):
     """On the `register` path a frame between or beyond two observed frames is registered: its σ counts
-    the motion it travelled and the registration's residual; a frame the model drew from one observed
-    frame has neither, and the noise read by intensity reaches both."""
+    the motion it travelled, the registration's residual and its overshoot; a frame the model drew from
+    one observed frame has none of them, and the noise read by intensity reaches both."""
     torch.manual_seed(0)
-    weights = {"travel": 1.0, "residual": 1.0, "intensity_noise": 1.0}
+    weights = {"travel": 1.0, "residual": 1.0, "intensity_noise": 1.0, "overshoot": 1.0}
     calibration = Calibration({"all": BucketFit(0.0, 0.0, 0.0, 1.0, 9000, **weights)}, "register", 2, "toy")
     engine = Engine.load(
         save_model(tmp_path / "m", SADM(tiny_config.updated({"uncertainty": calibration.to_dict()})).eval()),
@@ -301,12 +301,13 @@ def test_the_engine_gives_registered_frames_the_parts_of_their_motion_and_drawn_
     assert set(registered.registered) == {1, 3}
     for index in (1, 3):
         parts = registered.spread_parts[index][1]
-        assert np.max(parts.travel) > 0 and np.max(parts.intensity_noise) > 0
-        expected = np.sqrt(parts.travel + parts.residual + parts.intensity_noise)
+        assert np.max(parts.travel) > 0 and np.max(parts.intensity_noise) > 0 and np.max(parts.overshoot) > 0
+        expected = np.sqrt(parts.travel + parts.residual + parts.intensity_noise + parts.overshoot)
         assert np.allclose(registered.std[index], expected, rtol=1e-5)
     drawn = engine.generate([frames[0], None], ["observed", "future"], steps=2, samples=2, native="register")
     parts = drawn.spread_parts[1][1]
     assert np.max(parts.travel) == 0.0 and np.max(parts.residual) == 0.0 and np.max(parts.intensity_noise) > 0
+    assert np.max(parts.overshoot) == 0.0
     # on the warp path the model draws the frame between two observed ones: no registered motion in it
     warped = engine.generate([frames[0], None, frames[2]], roles[:3], steps=2, samples=2, native="warp")
     assert not warped.registered and np.max(warped.spread_parts[1][1].travel) == 0.0
@@ -344,9 +345,9 @@ def test_the_noise_profile_gives_dark_and_bright_tissue_each_its_own_noise_level
 
 def test_a_registered_frame_carries_the_motion_it_travelled_and_what_the_registration_left_unexplained():
     """Two observed frames: a square moves 3 voxels and, apart from any motion, a disc brightens. The
-    target half-way is registered: its travel part lies on the square's moving edges, its residual on
-    the disc (no motion explains a change of brightness), both 0 far from either; a target the model
-    drew has neither."""
+    target half-way is registered: its travel and overshoot parts lie on the square's moving edges,
+    its residual on the disc (no motion explains a change of brightness), all 0 far from either; a
+    target the model drew has none."""
     start = np.full((4, 64, 64), 0.2)
     start[:, 10:26, 10:26] = 0.9
     end = np.full_like(start, 0.2)
@@ -360,11 +361,14 @@ def test_a_registered_frame_carries_the_motion_it_travelled_and_what_the_registr
     mean = pairs.frame_at(span_of(roles, 1))
     registered = features(mean[None], 0.0, roles, 1, observed=pairs.frames, pairs=pairs)
     drawn = features(mean[None], 0.0, roles, 1, observed=pairs.frames)
-    assert np.max(drawn.travel) == 0.0 and np.max(drawn.residual) == 0.0
+    assert np.max(drawn.travel) == 0.0 and np.max(drawn.residual) == 0.0 and np.max(drawn.overshoot) == 0.0
     far = np.zeros(start.shape, bool)
     far[:, 2:6, 40:60] = True  # static background, away from the square and the disc
     assert registered.travel[:, 24:30, 12:24].max() > 1e-4  # its lower edge moved 3 voxels
     assert registered.travel[far].max() < 1e-3 * registered.travel.max()
+    # moved back by half its 3-voxel motion, the square's lower edge (contrast 0.7) leaves its rows
+    assert registered.overshoot[:, 25:29, 12:24].max() > 0.25 * 0.7**2
+    assert registered.overshoot[far].max() < 1e-3 * registered.overshoot.max()
     assert registered.residual[:, 46, 46].min() > 0.5 * 0.4**2  # brightened by 0.4, unexplained
     assert registered.residual[far].max() < 1e-3 * registered.residual.max()
 
@@ -373,8 +377,8 @@ def test_a_calibration_fitted_before_the_later_parts_loads_with_them_weighing_no
     earlier = {"noise": 1.5, "draws": 0.5, "motion": 1.0, "scale": 2.0, "voxels": 9000, "change": 0.3}
     calibration = Calibration.from_dict({"buckets": {"all": earlier}, "native": "register", "samples": 8})
     fit = calibration.fit_for("all")
-    assert fit.intensity_noise == fit.change_spread == fit.travel == fit.residual == 0.0
-    parts = Features(0.01, np.full((2, 3, 3), 0.02), np.full((2, 3, 3), 0.5), 0.1, 7.0, 7.0, 7.0, 7.0)
+    assert fit.intensity_noise == fit.change_spread == fit.travel == fit.residual == fit.overshoot == 0.0
+    parts = Features(0.01, np.full((2, 3, 3), 0.02), np.full((2, 3, 3), 0.5), 0.1, 7.0, 7.0, 7.0, 7.0, 7.0)
     assert np.allclose(calibration.sigma("one", parts), 2.0 * np.sqrt(1.5 * 0.01 + 0.5 * 0.02 + 0.5 + 0.3 * 0.1))
-    later = Calibration({"all": BucketFit(1.0, 1.0, 0.2, 1.5, 9000, 0.1, 0.4, 0.5, 0.6, 0.7)}, "register", 8)
+    later = Calibration({"all": BucketFit(1.0, 1.0, 0.2, 1.5, 9000, 0.1, 0.4, 0.5, 0.6, 0.7, 0.8)}, "register", 8)
     assert Calibration.from_dict(json.loads(json.dumps(later.to_dict()))) == later

@@ -17,6 +17,10 @@ modelled, per voxel, as a weighted sum of parts (`PARTS`), s² · Σ_p w_p · f_
 - residual: what the registration left unexplained between its two observed frames, less their noise,
   smoothed in-plane: where the span's own motion is not matched, the target's is not either
   (registered frames only);
+- overshoot, (μ(x + τ·u) − μ(x))²: how much the frame changes if shifted by τ·u, back towards where
+  the span's motion started — a timing error of the motion measured at each edge's own sharpness
+  (travel is its linear guess), e.g. a constant speed continued past a slowing heart (registered
+  frames only);
 - change, Δ²: the change the frame makes from its nearest observed frame, (μ − x_a)², its largest over
   each voxel's 3 × 3 in-plane neighbours: where the anatomy is predicted to move, a share √w of that
   motion may be wrong, and a misplaced edge lands beside where it was predicted;
@@ -49,14 +53,24 @@ from scipy.ndimage import gaussian_filter
 
 from sadm.errors import ConfigError
 from sadm.generation.native import anchors_of
-from sadm.generation.registration import PairFields, span_of
+from sadm.generation.registration import PairFields, span_of, warp_by
 
 LEVEL = 0.95  # the band the conformal scale calibrates
 Z_95 = 1.959964
 MIN_VOXELS = 1000  # a bucket fitted on fewer voxels falls back to "all"
 MOVED_LEVEL = 0.90  # the share of moved validation voxels the scale puts inside ±2σ
 MOVED_CAP = 0.975  # ... but never a scale that puts more than this share of all voxels inside ±2σ
-PARTS = ("noise", "draws", "motion", "change", "intensity_noise", "change_spread", "travel", "residual")
+PARTS = (
+    "noise",
+    "draws",
+    "motion",
+    "change",
+    "intensity_noise",
+    "change_spread",
+    "travel",
+    "residual",
+    "overshoot",
+)
 """The variance parts: each a field of `Features` and a weight of `BucketFit` of the same name."""
 REQUIRED_PARTS = ("noise", "draws", "motion")  # every calibration names these; the rest default to 0
 CHANGE_SPREAD_SIGMA = 2.0  # voxels in-plane: how far a misplaced edge may land from its prediction
@@ -163,6 +177,7 @@ class Features:
     change_spread: np.ndarray | float = 0.0  # Δ², smoothed in-plane
     travel: np.ndarray | float = 0.0  # |∇μ|² · |u|² · τ², registered frames
     residual: np.ndarray | float = 0.0  # the span's unexplained registration residual, registered frames
+    overshoot: np.ndarray | float = 0.0  # (μ moved back by τ·u − μ)², registered frames
 
     def variance(
         self, noise: float = 1.0, draws: float = 1.0, motion: float = 0.0, change: float = 0.0, **others: float
@@ -198,8 +213,8 @@ def features(
 ) -> Features:
     """The features of a target from its draws (samples, k, j, i), the observed frames' mean noise
     variance and the observed native frames (without them, no change parts); with `noise_profile`
-    the noise by intensity, and with `pairs` (a target registration made, not the model) the travel
-    and residual parts of its span's motion."""
+    the noise by intensity, and with `pairs` (a target registration made, not the model) the travel,
+    residual and overshoot parts of its span's motion."""
     draws = np.asarray(draws, dtype=np.float64)
     mean = draws.mean(axis=0)
     draw_var = draws.var(axis=0) if len(draws) > 1 else np.zeros_like(mean)
@@ -221,6 +236,7 @@ def features(
         parts["travel"] = gradient2 * np.sum(displacement**2, axis=-1) * share**2
         unexplained = gaussian_filter(pairs.residual(span.start, span.end), _in_plane(mean, 1.0))
         parts["residual"] = np.maximum(unexplained - 2.0 * noise_var_observed, 0.0)
+        parts["overshoot"] = (warp_by(mean, share * displacement).astype(np.float64) - mean) ** 2
     return Features(noise_var_observed * moved_in, draw_var, gradient2, **parts)
 
 
@@ -239,6 +255,7 @@ class BucketFit:
     change_spread: float = 0.0
     travel: float = 0.0
     residual: float = 0.0
+    overshoot: float = 0.0
 
     @property
     def weights(self) -> dict[str, float]:
