@@ -19,6 +19,7 @@ from sadm.evaluation.coverage import changed_voxels, coverage_row, moved_voxels
 from sadm.generation.registration import PairFields, span_of
 from sadm.generation.uncertainty import (
     MOVED_CAP,
+    PARTS,
     Z_95,
     BucketFit,
     Calibration,
@@ -377,8 +378,9 @@ def test_a_calibration_fitted_before_the_later_parts_loads_with_them_weighing_no
     earlier = {"noise": 1.5, "draws": 0.5, "motion": 1.0, "scale": 2.0, "voxels": 9000, "change": 0.3}
     calibration = Calibration.from_dict({"buckets": {"all": earlier}, "native": "register", "samples": 8})
     fit = calibration.fit_for("all")
-    assert fit.intensity_noise == fit.change_spread == fit.travel == fit.residual == fit.overshoot == 0.0
-    parts = Features(0.01, np.full((2, 3, 3), 0.02), np.full((2, 3, 3), 0.5), 0.1, 7.0, 7.0, 7.0, 7.0, 7.0)
+    later_parts = [name for name in PARTS if name not in earlier]
+    assert later_parts and all(fit.weights[name] == 0.0 for name in later_parts)
+    parts = Features(0.01, np.full((2, 3, 3), 0.02), np.full((2, 3, 3), 0.5), 0.1, **dict.fromkeys(later_parts, 7.0))
     assert np.allclose(calibration.sigma("one", parts), 2.0 * np.sqrt(1.5 * 0.01 + 0.5 * 0.02 + 0.5 + 0.3 * 0.1))
     later = Calibration({"all": BucketFit(1.0, 1.0, 0.2, 1.5, 9000, 0.1, 0.4, 0.5, 0.6, 0.7, 0.8)}, "register", 8)
     assert Calibration.from_dict(json.loads(json.dumps(later.to_dict()))) == later
